@@ -1,0 +1,168 @@
+// Package cli is the `app` command line: one function per subcommand.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/rs/zerolog"
+
+	"app/internal/buildinfo"
+	"app/internal/config"
+	"app/internal/logging"
+)
+
+// Exit statuses. 2 is what systemd units list in RestartPreventExitStatus=,
+// so a bad setting stops the unit instead of looping.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
+type command struct {
+	name    string
+	summary string
+	usage   string // what it does, for --help
+	env     bool   // reads the configuration (list the variables in --help)
+	run     func(ctx context.Context, cfg config.Config, stderr io.Writer) error
+}
+
+var commands = []command{
+	{name: "run", summary: "run the whole suite on this machine without systemd (development, QA)", env: true, run: runCluster,
+		usage: "Opens APP_LISTEN once and hands the socket to CLUSTER_WORKERS `app worker` processes, starts one\n" +
+			"`app primary` and, when MONGO_URI is empty, the embedded database first. Children that die are\n" +
+			"restarted with back-off; SIGINT/SIGTERM stops them all gracefully."},
+	{name: "worker", summary: "serve the HTTP API on the socket systemd hands over", env: true, run: runWorker,
+		usage: "Takes its listening socket from systemd (LISTEN_FDS/LISTEN_PID); without one it binds APP_LISTEN\n" +
+			"only when APP_LISTEN is set. Its number comes from APP_WORKER_ID (systemd's %i)."},
+	{name: "primary", summary: "hold the primary lease and run the background work", env: true, run: runPrimary,
+		usage: "Connects to MongoDB, creates the indexes, takes the primary lease (or waits as standby while\n" +
+			"another process holds it) and records its heartbeat."},
+	{name: "serve", summary: "one process doing worker and primary work (and the embedded database)", env: true, run: runServe,
+		usage: "The single-process mode: the HTTP API on the handed-over socket or APP_LISTEN, the primary\n" +
+			"work, and the embedded database in the same process when MONGO_URI is empty."},
+	{name: "db", summary: "run the embedded MongoDB-compatible database on a Unix socket", env: true, run: runDB,
+		usage: "FerretDB with its SQLite backend, files under APP_STATE_DIR/db, served on APP_DB_SOCKET until\n" +
+			"stopped. For trials, development and tests; set MONGO_URI to use MongoDB in production."},
+	{name: "version", summary: "print version, commit and Go version",
+		usage: "Prints the version and commit set at build time and the Go version.",
+		run: func(_ context.Context, _ config.Config, _ io.Writer) error {
+			fmt.Println(buildinfo.String())
+			return nil
+		}},
+}
+
+// Main runs the command line and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 {
+		usage(stderr)
+		return exitConfig
+	}
+	name := args[1]
+	if name == "help" || name == "-h" || name == "--help" {
+		usage(stdout)
+		return exitOK
+	}
+	if name == "--version" {
+		name = "version"
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.main(args[2:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "app: unknown command %q\n\n", name)
+	usage(stderr)
+	return exitConfig
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "app: the WhatsApp messaging backend\n\nUsage: app <command> [--help]\n\nCommands:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nConfiguration comes from the environment (/etc/app/app.env under systemd); `app <command> --help` lists it.")
+}
+
+func (c command) main(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("app "+c.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: app %s\n\n%s\n\n%s\n", c.name, strings.ToUpper(c.summary[:1])+c.summary[1:]+".", c.usage)
+		if c.env {
+			fmt.Fprintln(w, "\nEnvironment:")
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			for _, v := range config.Variables() {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, v.Default, v.Doc)
+			}
+			_ = tw.Flush()
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK
+		}
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "app %s: unexpected argument %q\n", c.name, fs.Arg(0))
+		return exitConfig
+	}
+	var cfg config.Config
+	if c.env {
+		var err error
+		if cfg, err = config.Load(); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitConfig
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := c.run(ctx, cfg, stderr); err != nil {
+		var ce *config.Error
+		var se setupError
+		if errors.As(err, &ce) || errors.As(err, &se) {
+			fmt.Fprintln(stderr, "app "+c.name+": "+err.Error())
+			return exitConfig
+		}
+		fmt.Fprintln(stderr, "app "+c.name+": "+err.Error())
+		return exitFailed
+	}
+	return exitOK
+}
+
+// setupError is an error the process cannot recover from by restarting
+// (exit status 2), such as a worker started without a socket.
+type setupError struct{ error }
+
+func (e setupError) Unwrap() error { return e.error }
+
+func newLogger(cfg config.Config, role, worker string) zerolog.Logger {
+	log := logging.New(cfg, role, worker)
+	zerolog.DefaultContextLogger = &log
+	return log
+}
+
+// Sorted names, for tests that check every command has --help.
+func commandNames() []string {
+	var out []string
+	for _, c := range commands {
+		out = append(out, c.name)
+	}
+	sort.Strings(out)
+	return out
+}

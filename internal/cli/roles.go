@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"app/internal/cluster"
+	"app/internal/config"
+	"app/internal/embeddb"
+	"app/internal/primary"
+	"app/internal/proc"
+	"app/internal/store"
+	"app/internal/systemd"
+	"app/internal/worker"
+)
+
+func runWorker(ctx context.Context, cfg config.Config, _ io.Writer) error {
+	log := newLogger(cfg, "worker", cfg.WorkerID)
+	ln, err := worker.Listen(cfg, false)
+	if errors.Is(err, worker.ErrNoSocket) {
+		return setupError{err}
+	}
+	if err != nil {
+		return err
+	}
+	st, err := store.Connect(cfg, "app-worker-"+cfg.WorkerID, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st)
+	log.Info().Str("listen", ln.Addr().String()).Msg(fmt.Sprintf("worker %s started (pid %d)", cfg.WorkerID, os.Getpid()))
+	w := &worker.Worker{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("worker", cfg.WorkerID), Listener: ln}
+	return w.Run(ctx)
+}
+
+func runPrimary(ctx context.Context, cfg config.Config, _ io.Writer) error {
+	log := newLogger(cfg, "primary", "")
+	st, err := store.Connect(cfg, "app-primary", log)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st)
+	log.Info().Msg(fmt.Sprintf("primary started (pid %d)", os.Getpid()))
+	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), NotifyReady: true}
+	return p.Run(ctx)
+}
+
+func runDB(ctx context.Context, cfg config.Config, _ io.Writer) error {
+	log := newLogger(cfg, "db", "")
+	warnEmbedded(cfg, log)
+	db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
+	if errors.Is(err, embeddb.ErrLocked) {
+		// Restarting would meet the same lock: treat it like a setup error.
+		return setupError{err}
+	}
+	if err != nil {
+		return err
+	}
+	log.Info().Str("socket", cfg.DBSocket).Str("data", cfg.DBDataDir()).
+		Msg(fmt.Sprintf("database started (pid %d)", os.Getpid()))
+	var n systemd.Notifier
+	n.Ready("serving the embedded database on " + cfg.DBSocket)
+	select {
+	case <-ctx.Done():
+	case err = <-db.Done():
+		err = fmt.Errorf("embedded database stopped: %v", err)
+	}
+	n.Stopping()
+	db.Stop()
+	log.Info().Msg("Database stopped.")
+	return err
+}
+
+func runServe(ctx context.Context, cfg config.Config, _ io.Writer) error {
+	log := newLogger(cfg, "serve", "")
+	ln, err := worker.Listen(cfg, true)
+	if err != nil {
+		return err
+	}
+	if cfg.Embedded() {
+		warnEmbedded(cfg, log)
+		db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer db.Stop()
+	}
+	// One process does it all, so its pool needs no share of a budget.
+	cfg.ClusterWorkers = 1
+	st, err := store.Connect(cfg, "app-serve", log)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st)
+	log.Info().Str("listen", ln.Addr().String()).Msg(fmt.Sprintf("normal mode: one process (pid %d)", os.Getpid()))
+
+	w := &worker.Worker{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("worker", "serve"), Listener: ln}
+	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", "")}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errs[0] = w.Run(ctx) }()
+	go func() { defer wg.Done(); errs[1] = p.Run(ctx) }()
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func runCluster(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+	log := newLogger(cfg, "run", "")
+	warnEmbedded(cfg, log)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find the app binary: %w", err)
+	}
+	s := &cluster.Supervisor{Cfg: cfg, Log: log, Exe: exe, Output: stderr}
+	err = s.Run(ctx)
+	if errors.Is(err, cluster.ErrChildConfig) {
+		return setupError{err}
+	}
+	return err
+}
+
+// warnEmbedded says loudly that production runs on the embedded database,
+// which is meant for trials and development (see the README's limits).
+func warnEmbedded(cfg config.Config, log zerolog.Logger) {
+	if !cfg.Embedded() || cfg.Env != config.EnvProduction {
+		return
+	}
+	log.Warn().Str("advice", "set MONGO_URI to a MongoDB server (ideally a replica set)").
+		Msg("WARNING: APP_ENV=production with the embedded database; it is meant for trials and development, not production data.")
+}
+
+func closeStore(st *store.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = st.Close(ctx)
+}

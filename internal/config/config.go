@@ -1,0 +1,207 @@
+// Package config reads the suite's configuration from the environment.
+//
+// Every variable is one row of the table in vars.go: its name, default,
+// parser and validator. The same variables work under systemd
+// (EnvironmentFile=/etc/app/app.env) and under `app run`.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Environment names accepted by APP_ENV.
+const (
+	EnvDevelopment = "development"
+	EnvQA          = "qa"
+	EnvProduction  = "production"
+)
+
+// Config is the loaded configuration. It is passed by value; nothing reads
+// the environment after Load.
+type Config struct {
+	Env string
+
+	ClusterWorkers int // as configured; 0 means one per CPU (see Workers)
+
+	MongoURI               string // empty: use the embedded database
+	MongoDatabase          string
+	MongoMaxPoolSize       int
+	MongoMinPoolSize       int
+	MongoMaxConnecting     int
+	MongoMaxTotalConnected int
+
+	Listen         string // address to bind when no socket is handed over
+	ListenExplicit bool   // APP_LISTEN was set (a worker binds only then)
+	StateDir       string
+	DBSocket       string // the embedded database's Unix socket
+
+	ShutdownTimeout   time.Duration
+	DBWait            time.Duration
+	LeaseTTL          time.Duration
+	HeartbeatInterval time.Duration
+	MaxBodyBytes      int64
+
+	LogLevel  string
+	LogFormat string // json or console
+
+	WorkerID string // APP_WORKER_ID, systemd's %i
+}
+
+// Error is a configuration error: one variable, its value and what is allowed.
+type Error struct {
+	Var     string
+	Value   string
+	Allowed string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("config: %s=%q is invalid: %s", e.Var, e.Value, e.Allowed)
+}
+
+// Lookup returns the value of an environment variable and whether it is set.
+type Lookup func(string) (string, bool)
+
+// Load reads the configuration from the process environment.
+func Load() (Config, error) {
+	return LoadFrom(os.LookupEnv)
+}
+
+// LoadFrom reads the configuration through lookup, which makes it testable
+// without touching the process environment.
+func LoadFrom(lookup Lookup) (Config, error) {
+	var c Config
+	env, err := resolve(lookup, "APP_ENV")
+	if err != nil {
+		return c, err
+	}
+	if !env.set {
+		env.value = EnvProduction
+	}
+	switch env.value {
+	case EnvDevelopment, EnvQA, EnvProduction:
+		c.Env = env.value
+	default:
+		return c, &Error{Var: "APP_ENV", Value: env.value, Allowed: "one of development, qa, production"}
+	}
+	for _, v := range vars {
+		val, err := resolve(lookup, v.name)
+		if err != nil {
+			return c, err
+		}
+		raw := val.value
+		if !val.set || (raw == "" && !v.emptyOK) {
+			raw = v.def(c, lookup)
+		}
+		if err := v.parse(&c, raw); err != nil {
+			return c, &Error{Var: v.name, Value: val.value, Allowed: err.Error()}
+		}
+		if v.name == "APP_LISTEN" {
+			c.ListenExplicit = val.set && val.value != ""
+		}
+	}
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+type resolved struct {
+	value string
+	set   bool
+}
+
+// resolve reads NAME, or for secrets NAME_FILE (the file's content, trimmed).
+func resolve(lookup Lookup, name string) (resolved, error) {
+	v, ok := lookup(name)
+	if !secret[name] {
+		return resolved{v, ok}, nil
+	}
+	path, fok := lookup(name + "_FILE")
+	if !fok || path == "" {
+		return resolved{v, ok}, nil
+	}
+	if ok && v != "" {
+		return resolved{}, &Error{Var: name + "_FILE", Value: path, Allowed: "set either " + name + " or " + name + "_FILE, not both"}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return resolved{}, &Error{Var: name + "_FILE", Value: path, Allowed: "a readable file (" + reason(err) + ")"}
+	}
+	return resolved{strings.TrimSpace(string(b)), true}, nil
+}
+
+func reason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func (c *Config) validate() error {
+	if c.MongoMinPoolSize > c.MongoMaxPoolSize {
+		return &Error{Var: "MONGO_MIN_POOL_SIZE", Value: fmt.Sprint(c.MongoMinPoolSize),
+			Allowed: fmt.Sprintf("at most MONGO_MAX_POOL_SIZE (%d)", c.MongoMaxPoolSize)}
+	}
+	if c.MongoMaxTotalConnected < c.Workers()+1 {
+		return &Error{Var: "MONGO_MAX_TOTAL_CONNECTIONS", Value: fmt.Sprint(c.MongoMaxTotalConnected),
+			Allowed: fmt.Sprintf("at least one connection per process: workers + primary = %d", c.Workers()+1)}
+	}
+	return nil
+}
+
+// Workers is the number of HTTP worker processes: CLUSTER_WORKERS, or one
+// per CPU this process may run on when it is 0.
+func (c Config) Workers() int {
+	if c.ClusterWorkers > 0 {
+		return c.ClusterWorkers
+	}
+	return runtime.NumCPU()
+}
+
+// Embedded reports whether the suite uses the embedded database.
+func (c Config) Embedded() bool { return c.MongoURI == "" }
+
+// DBDataDir is where the embedded database keeps its files.
+func (c Config) DBDataDir() string { return filepath.Join(c.StateDir, "db") }
+
+// EffectiveMongoURI is MONGO_URI, or the embedded database's Unix socket.
+func (c Config) EffectiveMongoURI() string {
+	if c.MongoURI != "" {
+		return c.MongoURI
+	}
+	return SocketURI(c.DBSocket)
+}
+
+// SocketURI is the connection string of a database on a Unix socket: the
+// driver wants the path URL-encoded in the host part.
+func SocketURI(path string) string { return "mongodb://" + url.PathEscape(path) + "/" }
+
+// Pool is the connection pool one process uses.
+type Pool struct {
+	Max, Min, MaxConnecting int
+	Processes               int // processes sharing MONGO_MAX_TOTAL_CONNECTIONS
+	Budget                  int
+}
+
+// Pool caps the configured pool so that (workers + primary) x pool stays
+// within MONGO_MAX_TOTAL_CONNECTIONS.
+func (c Config) Pool() Pool {
+	procs := c.Workers() + 1
+	p := Pool{Max: c.MongoMaxPoolSize, Min: c.MongoMinPoolSize, MaxConnecting: c.MongoMaxConnecting,
+		Processes: procs, Budget: c.MongoMaxTotalConnected}
+	if share := c.MongoMaxTotalConnected / procs; p.Max > share {
+		p.Max = share
+	}
+	p.Min = min(p.Min, p.Max)
+	p.MaxConnecting = min(p.MaxConnecting, p.Max)
+	return p
+}

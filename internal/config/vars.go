@@ -1,0 +1,207 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// variable is one row of the configuration table. def gives the default
+// (it may depend on rows already parsed, which come earlier in the table);
+// parse checks the value and stores it, returning what is allowed when the
+// value is bad.
+type variable struct {
+	name    string
+	doc     string
+	emptyOK bool // an empty value is a value, not "use the default"
+	def     func(c Config, lookup Lookup) string
+	parse   func(c *Config, v string) error
+}
+
+// secret variables also accept NAME_FILE: the path of a file holding the value.
+var secret = map[string]bool{"MONGO_URI": true}
+
+func fixed(s string) func(Config, Lookup) string { return func(Config, Lookup) string { return s } }
+
+var vars = []variable{
+	{name: "CLUSTER_WORKERS", doc: "HTTP worker processes; empty or 0: one per CPU",
+		def: fixed("0"), parse: intVar(0, 1024, func(c *Config, n int) { c.ClusterWorkers = n })},
+	{name: "MONGO_URI", doc: "MongoDB connection string (secret, also MONGO_URI_FILE); empty: the embedded database",
+		emptyOK: true, def: fixed(""), parse: func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
+				return errors.New("a connection string starting with mongodb:// or mongodb+srv://, or empty for the embedded database")
+			}
+			c.MongoURI = v
+			return nil
+		}},
+	{name: "MONGO_DATABASE", doc: "database name", def: fixed("app"), parse: func(c *Config, v string) error {
+		if !dbName.MatchString(v) {
+			return errors.New("1 to 63 letters, digits, '_' or '-'")
+		}
+		c.MongoDatabase = v
+		return nil
+	}},
+	{name: "MONGO_MAX_POOL_SIZE", doc: "connections per process at most (capped by the total budget)",
+		def: fixed("50"), parse: intVar(1, 10000, func(c *Config, n int) { c.MongoMaxPoolSize = n })},
+	{name: "MONGO_MIN_POOL_SIZE", doc: "connections per process kept open",
+		def: fixed("10"), parse: intVar(0, 10000, func(c *Config, n int) { c.MongoMinPoolSize = n })},
+	{name: "MONGO_MAX_CONNECTING", doc: "connections one process opens at once",
+		def: fixed("10"), parse: intVar(1, 10000, func(c *Config, n int) { c.MongoMaxConnecting = n })},
+	{name: "MONGO_MAX_TOTAL_CONNECTIONS", doc: "connection budget over all processes (workers + primary)",
+		def: fixed("800"), parse: intVar(2, 1000000, func(c *Config, n int) { c.MongoMaxTotalConnected = n })},
+	{name: "APP_LISTEN", doc: "host:port to bind when systemd hands over no socket (`app run`, `app serve`; a worker binds only when it is set)",
+		def: fixed("127.0.0.1:8080"), parse: func(c *Config, v string) error {
+			host, port, err := net.SplitHostPort(v)
+			if err != nil {
+				return errors.New("host:port, for example 127.0.0.1:8080 or :8080")
+			}
+			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				return errors.New("host:port with a port from 0 to 65535")
+			}
+			if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+				return errors.New("host:port with an IP address or localhost as host")
+			}
+			c.Listen = v
+			return nil
+		}},
+	{name: "APP_STATE_DIR", doc: "state directory (embedded database, WhatsApp device store); default $STATE_DIRECTORY, /var/lib/app as root, else ~/.local/state/app",
+		def: defaultStateDir, parse: func(c *Config, v string) error {
+			if !filepath.IsAbs(v) {
+				abs, err := filepath.Abs(v)
+				if err != nil {
+					return errors.New("a directory path")
+				}
+				v = abs
+			}
+			c.StateDir = filepath.Clean(v)
+			return nil
+		}},
+	{name: "APP_DB_SOCKET", doc: "Unix socket of the embedded database; default $APP_STATE_DIR/mongodb.sock",
+		def: func(c Config, _ Lookup) string { return filepath.Join(c.StateDir, "mongodb.sock") },
+		parse: func(c *Config, v string) error {
+			if !filepath.IsAbs(v) {
+				return errors.New("an absolute path")
+			}
+			// The kernel limits a socket path to 108 bytes with its NUL.
+			if len(v) > 107 {
+				return errors.New("a path of at most 107 bytes (a Unix socket limit)")
+			}
+			c.DBSocket = v
+			return nil
+		}},
+	{name: "APP_SHUTDOWN_TIMEOUT", doc: "how long a stopping process lets in-flight work finish",
+		def: fixed("10s"), parse: durVar(0, time.Hour, func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
+	{name: "APP_DB_WAIT", doc: "how long a starting process waits for the database before reporting READY as degraded",
+		def: fixed("10s"), parse: durVar(0, time.Hour, func(c *Config, d time.Duration) { c.DBWait = d })},
+	{name: "APP_LEASE_TTL", doc: "primary lease period: a standby takes over within it after the holder dies",
+		def: fixed("15s"), parse: durVar(time.Second, 10*time.Minute, func(c *Config, d time.Duration) { c.LeaseTTL = d })},
+	{name: "APP_HEARTBEAT_INTERVAL", doc: "how often each process records its heartbeat",
+		def: fixed("5s"), parse: durVar(100*time.Millisecond, 10*time.Minute, func(c *Config, d time.Duration) { c.HeartbeatInterval = d })},
+	{name: "APP_MAX_BODY_BYTES", doc: "largest request body accepted",
+		def: fixed("1048576"), parse: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 || n > 1<<30 {
+				return errors.New("a number of bytes from 1024 to 1073741824")
+			}
+			c.MaxBodyBytes = n
+			return nil
+		}},
+	{name: "LOG_LEVEL", doc: "trace, debug, info, warn or error; default debug in development, info otherwise",
+		def: func(c Config, _ Lookup) string {
+			if c.Env == EnvDevelopment {
+				return "debug"
+			}
+			return "info"
+		}, parse: oneOf(func(c *Config, v string) { c.LogLevel = v }, "trace", "debug", "info", "warn", "error")},
+	{name: "LOG_FORMAT", doc: "json or console; default console in development, json otherwise (journald fields under systemd)",
+		def: func(c Config, _ Lookup) string {
+			if c.Env == EnvDevelopment {
+				return "console"
+			}
+			return "json"
+		}, parse: oneOf(func(c *Config, v string) { c.LogFormat = v }, "json", "console")},
+	{name: "APP_WORKER_ID", doc: "worker number, set by systemd (%i) or `app run`",
+		def: fixed("1"), parse: func(c *Config, v string) error {
+			if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1024 {
+				return errors.New("a worker number from 1 to 1024")
+			}
+			c.WorkerID = v
+			return nil
+		}},
+}
+
+var dbName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+
+func intVar(lo, hi int, set func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("an integer from %d to %d", lo, hi)
+		}
+		set(c, n)
+		return nil
+	}
+}
+
+func durVar(lo, hi time.Duration, set func(*Config, time.Duration)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < lo || d > hi {
+			return fmt.Errorf("a duration from %s to %s, for example 10s or 1m30s", lo, hi)
+		}
+		set(c, d)
+		return nil
+	}
+}
+
+func oneOf(set func(*Config, string), allowed ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		for _, a := range allowed {
+			if v == a {
+				set(c, v)
+				return nil
+			}
+		}
+		return fmt.Errorf("one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func defaultStateDir(_ Config, lookup Lookup) string {
+	// systemd's StateDirectory= sets STATE_DIRECTORY (colon-separated when several).
+	if d, ok := lookup("STATE_DIRECTORY"); ok && d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/app"
+	}
+	if d, ok := lookup("XDG_STATE_HOME"); ok && d != "" {
+		return filepath.Join(d, "app")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "app")
+	}
+	return "/var/lib/app"
+}
+
+// Variable describes one configuration variable for documentation.
+type Variable struct{ Name, Default, Doc string }
+
+// Variables lists the table for `--help` and the README.
+func Variables() []Variable {
+	out := []Variable{{Name: "APP_ENV", Default: EnvProduction, Doc: "development, qa or production: selects log defaults; the embedded database warns outside development and qa"}}
+	for _, v := range vars {
+		d := v.def(Config{Env: EnvProduction}, func(string) (string, bool) { return "", false })
+		switch v.name {
+		case "APP_STATE_DIR", "APP_DB_SOCKET", "LOG_LEVEL", "LOG_FORMAT":
+			d = "(see text)"
+		}
+		out = append(out, Variable{Name: v.name, Default: d, Doc: v.doc})
+	}
+	return out
+}

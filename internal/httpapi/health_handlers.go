@@ -1,0 +1,104 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/rs/zerolog"
+
+	"app/internal/store"
+)
+
+// healthz says the process is alive; it never touches the database, so a
+// database outage does not make systemd or a balancer kill healthy workers.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "worker": s.Worker})
+}
+
+// readyz says whether this worker can do useful work: the database answers
+// within a short deadline.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.Backend.Ping(ctx); err != nil {
+		zerolog.Ctx(r.Context()).Debug().Err(err).Msg("Not ready: the database does not answer.")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable", "worker": s.Worker})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": "ok", "worker": s.Worker})
+}
+
+type processView struct {
+	ID        string    `json:"id"`
+	Role      string    `json:"role"`
+	Worker    string    `json:"worker,omitempty"`
+	Host      string    `json:"host"`
+	PID       int       `json:"pid"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	LastSeen  time.Time `json:"last_seen"`
+	Requests  int64     `json:"requests"`
+	State     string    `json:"state"`
+	Alive     bool      `json:"alive"`
+}
+
+type leaseView struct {
+	Holder     string    `json:"holder"`
+	Host       string    `json:"host"`
+	PID        int       `json:"pid"`
+	Epoch      int64     `json:"epoch"`
+	AcquiredAt time.Time `json:"acquired_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Valid      bool      `json:"valid"`
+}
+
+type clusterView struct {
+	Workers   []processView `json:"workers"`
+	Primaries []processView `json:"primaries"`
+	Lease     *leaseView    `json:"lease"`
+}
+
+// cluster lists every process's heartbeat (seen in the last ten intervals)
+// and the lease holder, from MongoDB, so any worker answers for all.
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	now := time.Now()
+	hbs, err := s.Backend.Heartbeats(ctx, now.Add(-10*s.HeartbeatInterval))
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	view := clusterView{Workers: []processView{}, Primaries: []processView{}}
+	for _, hb := range hbs {
+		p := processView{ID: hb.ID, Role: hb.Role, Worker: hb.Worker, Host: hb.Host, PID: hb.PID, Version: hb.Version,
+			StartedAt: hb.StartedAt, LastSeen: hb.LastSeen, Requests: hb.Requests, State: hb.State,
+			Alive: hb.State != "stopped" && now.Sub(hb.LastSeen) < 3*s.HeartbeatInterval}
+		switch hb.Role {
+		case "worker":
+			view.Workers = append(view.Workers, p)
+		case "primary":
+			view.Primaries = append(view.Primaries, p)
+		}
+	}
+	l, err := s.Backend.CurrentLease(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		s.unavailable(w, r, err)
+		return
+	default:
+		view.Lease = &leaseView{Holder: l.Holder, Host: l.Host, PID: l.PID, Epoch: l.Epoch,
+			AcquiredAt: l.AcquiredAt, ExpiresAt: l.ExpiresAt, Valid: now.Before(l.ExpiresAt)}
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	zerolog.Ctx(r.Context()).Warn().Err(err).Msg("The database did not answer.")
+	w.Header().Set("Retry-After", "1")
+	writeError(w, r, http.StatusServiceUnavailable, "database_unavailable", "the database did not answer; try again", "")
+}

@@ -1,0 +1,203 @@
+// Package httpapi is the HTTP API a worker serves: the routes, their
+// middleware (request id, recovery, access log, body limit) and the JSON
+// error shape. It is the only package that imports httprouter.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/rs/zerolog"
+
+	"app/internal/store"
+)
+
+// Backend is what the handlers need from the database.
+type Backend interface {
+	Ping(ctx context.Context) error
+	Heartbeats(ctx context.Context, since time.Time) ([]store.Heartbeat, error)
+	CurrentLease(ctx context.Context) (store.Lease, error)
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	Backend      Backend
+	Log          zerolog.Logger
+	Worker       string // the X-App-Worker value
+	MaxBodyBytes int64
+	// HeartbeatInterval tells /v1/cluster when a process counts as gone.
+	HeartbeatInterval time.Duration
+
+	requests atomic.Int64
+	inFlight atomic.Int64
+}
+
+// Requests is how many requests this process has served.
+func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// Handler is the whole API with its middleware.
+func (s *Server) Handler() http.Handler {
+	r := httprouter.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "not_found", "no route for "+r.URL.Path, "")
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path, "")
+	})
+	r.PanicHandler = s.panicked
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/v1/cluster", s.cluster)
+	return s.middleware(r)
+}
+
+// NewHTTPServer wraps h with the timeouts every listener uses.
+func NewHTTPServer(h http.Handler, log zerolog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+		BaseContext:       func(net.Listener) context.Context { return log.WithContext(context.Background()) },
+	}
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// RequestID returns the request's id.
+func RequestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validRequestID accepts a caller's id when it is short and printable, so a
+// trace can cross services without letting a client inject log lines.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		s.requests.Add(1)
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = newID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		w.Header().Set("X-App-Worker", s.Worker)
+		log := s.Log.With().Str("request_id", id).Logger()
+		ctx := context.WithValue(log.WithContext(r.Context()), requestIDKey, id)
+		r = r.WithContext(ctx)
+		if r.Body != nil && s.MaxBodyBytes > 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+
+		ev := log.Debug()
+		if sw.status >= 500 {
+			ev = log.Warn()
+		}
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			ev = log.Trace()
+		}
+		ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
+			Int64("bytes", sw.bytes).Dur("duration", time.Since(start)).Str("remote", r.RemoteAddr).
+			Msg("Request served.")
+	})
+}
+
+// panicked answers a handler's panic with a 500 carrying an error id that
+// is also in the log line with the stack.
+func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
+	if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+		panic(v)
+	}
+	errID := newID()
+	zerolog.Ctx(r.Context()).Error().Str("error_id", errID).Interface("panic", v).Str("stack", string(debug.Stack())).
+		Msg("Handler panicked.")
+	writeError(w, r, http.StatusInternalServerError, "internal", "internal error (error id "+errID+")", "")
+}
+
+type errorBody struct {
+	Error apiError `json:"error"`
+}
+
+type apiError struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg, field string) {
+	writeJSON(w, status, errorBody{apiError{Code: code, Message: msg, Field: field, RequestID: RequestID(r)}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}

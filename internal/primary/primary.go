@@ -1,0 +1,164 @@
+// Package primary is the background role: it holds the primary lease and,
+// while it holds it, runs the suite's primary work (WhatsApp, outbox,
+// scheduler and webhooks plug in as Tasks; housekeeping runs here now).
+package primary
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"app/internal/config"
+	"app/internal/proc"
+	"app/internal/store"
+	"app/internal/systemd"
+)
+
+// Task is primary work. It runs only while this process holds the lease,
+// gets the fencing epoch, and must return soon after ctx ends.
+type Task struct {
+	Name string
+	Run  func(ctx context.Context, epoch int64) error
+}
+
+// Primary runs the lease and the tasks.
+type Primary struct {
+	Cfg    config.Config
+	Log    zerolog.Logger
+	Store  *store.Store
+	ID     proc.Identity
+	Notify systemd.Notifier
+	// NotifyReady makes Run send READY=1 (false when another part of the
+	// process, as in `app serve`, owns readiness).
+	NotifyReady bool
+	Tasks       []Task
+
+	lease *Lease
+}
+
+// Run prepares the database, then contends for the lease until ctx ends.
+func (p *Primary) Run(ctx context.Context) error {
+	p.lease = &Lease{Store: p.Store, TTL: p.Cfg.LeaseTTL, Holder: p.ID.Instance(), Host: p.ID.Host, PID: p.ID.PID,
+		Log: p.Log}
+	p.lease.tick()
+
+	dbOK := proc.WaitDB(ctx, p.Store, p.Cfg.DBWait)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if p.NotifyReady {
+		status := "standing by for the primary lease"
+		if !dbOK {
+			status = "waiting for the database (degraded)"
+			p.Log.Warn().Dur("waited", p.Cfg.DBWait).Msg("The database does not answer; will keep trying.")
+		}
+		p.Notify.Ready(status)
+	}
+	if !p.prepare(ctx) {
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	hb := &proc.Heartbeat{Store: p.Store, ID: p.ID, Interval: p.Cfg.HeartbeatInterval, Log: p.Log, State: p.state}
+	wg.Add(2)
+	go func() { defer wg.Done(); hb.Run(bgCtx) }()
+	go func() {
+		defer wg.Done()
+		// Healthy while the lease loop turns; it turns at least every TTL/3.
+		proc.Watchdog(bgCtx, p.Notify, func() bool { return time.Since(p.lease.LastTick()) < p.Cfg.LeaseTTL })
+	}()
+
+	p.lease.Run(ctx, p.work)
+	if p.NotifyReady {
+		p.Notify.Stopping()
+	}
+	stopBg()
+	wg.Wait()
+	return nil
+}
+
+// IsHolder reports whether this process holds the lease now.
+func (p *Primary) IsHolder() bool { return p.lease != nil && p.lease.Epoch() != 0 }
+
+func (p *Primary) state() string {
+	if p.IsHolder() {
+		return "holder"
+	}
+	return "standby"
+}
+
+// prepare creates the indexes, retrying until the database answers.
+func (p *Primary) prepare(ctx context.Context) bool {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := p.Store.EnsureIndexes(ictx, p.Log)
+		if err == nil {
+			info, serr := p.Store.Server(ictx)
+			cancel()
+			if serr == nil {
+				ev := p.Log.Info()
+				if info.Kind == "FerretDB" && p.Cfg.Env == config.EnvProduction {
+					ev = p.Log.Warn().Str("advice", "set MONGO_URI to a MongoDB server for production")
+				}
+				ev.Str("server", info.String()).Msg("Connected to the database.")
+			}
+			return true
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return false
+		}
+		p.Log.Warn().Err(err).Dur("retry_in", delay).Msg("Cannot create indexes; will retry.")
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+	}
+}
+
+// work runs while the lease is held: every task, and housekeeping.
+func (p *Primary) work(ctx context.Context, epoch int64) {
+	log := p.Log.With().Int64("epoch", epoch).Logger()
+	log.Info().Int("tasks", len(p.Tasks)).Msg("Primary work started.")
+	p.Notify.Status("primary: holding the lease (epoch " + strconv.FormatInt(epoch, 10) + ")")
+	tasks := append([]Task{{Name: "housekeeping", Run: p.housekeeping}}, p.Tasks...)
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.Run(ctx, epoch); err != nil && ctx.Err() == nil {
+				log.Error().Err(err).Str("task", t.Name).Msg("Primary task failed.")
+			}
+		}()
+	}
+	wg.Wait()
+	log.Info().Msg("Primary work stopped.")
+	p.Notify.Status("primary: standing by for the lease")
+}
+
+// housekeeping prunes records of processes long gone and old lease epochs.
+func (p *Primary) housekeeping(ctx context.Context, epoch int64) error {
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if n, err := p.Store.PruneHeartbeats(hctx, time.Now().Add(-24*time.Hour)); err != nil {
+			p.Log.Warn().Err(err).Msg("Housekeeping: cannot prune heartbeats.")
+		} else if n > 0 {
+			p.Log.Info().Int64("deleted", n).Msg("Housekeeping: pruned heartbeats of processes gone for a day.")
+		}
+		if err := p.Store.PruneLeases(hctx, epoch-10); err != nil {
+			p.Log.Warn().Err(err).Msg("Housekeeping: cannot prune old lease epochs.")
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Hour):
+		}
+	}
+}
