@@ -98,8 +98,7 @@ func usage(w io.Writer) {
 func (c command) main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("app "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		w := fs.Output()
+	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: app %s\n\n%s\n\n%s\n", c.name, strings.ToUpper(c.summary[:1])+c.summary[1:]+".", c.usage)
 		if c.env {
 			fmt.Fprintln(w, "\nEnvironment:")
@@ -110,12 +109,15 @@ func (c command) main(args []string, stdout, stderr io.Writer) int {
 			_ = tw.Flush()
 		}
 	}
+	// The flag package prints the parse error itself; the usage goes to
+	// stdout, once, when asked for.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			help(stdout)
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "see: app %s --help\n", c.name)
 		return exitConfig
 	}
 	if fs.NArg() > 0 {

@@ -101,7 +101,9 @@ func LoadFrom(lookup Lookup) (Config, error) {
 			raw = v.def(c, lookup)
 		}
 		if err := v.parse(&c, raw); err != nil {
-			return c, &Error{Var: v.name, Value: val.value, Allowed: err.Error()}
+			// raw, not val.value: a derived default (APP_DB_SOCKET under a
+			// long APP_STATE_DIR) is the value that is wrong.
+			return c, &Error{Var: v.name, Value: raw, Allowed: err.Error()}
 		}
 		if v.name == "APP_LISTEN" {
 			c.ListenExplicit = val.set && val.value != ""
@@ -182,8 +184,9 @@ func (c Config) EffectiveMongoURI() string {
 }
 
 // SocketURI is the connection string of a database on a Unix socket: the
-// driver wants the path URL-encoded in the host part.
-func SocketURI(path string) string { return "mongodb://" + url.PathEscape(path) + "/" }
+// driver wants the path URL-encoded in the host part and decodes it with
+// url.QueryUnescape, so '@', ':' and '+' must be escaped too.
+func SocketURI(path string) string { return "mongodb://" + url.QueryEscape(path) + "/" }
 
 // Pool is the connection pool one process uses.
 type Pool struct {

@@ -85,8 +85,10 @@ var vars = []variable{
 	{name: "APP_DB_SOCKET", doc: "Unix socket of the embedded database; default $APP_STATE_DIR/mongodb.sock",
 		def: func(c Config, _ Lookup) string { return filepath.Join(c.StateDir, "mongodb.sock") },
 		parse: func(c *Config, v string) error {
-			if !filepath.IsAbs(v) {
-				return errors.New("an absolute path")
+			// The Go driver dials a Unix socket only for a host ending in
+			// "sock", and takes a ':' in it for a port.
+			if !filepath.IsAbs(v) || !strings.HasSuffix(v, ".sock") || strings.Contains(v, ":") {
+				return errors.New("an absolute path ending in .sock, without ':'")
 			}
 			// The kernel limits a socket path to 108 bytes with its NUL.
 			if len(v) > 107 {

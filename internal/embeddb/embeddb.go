@@ -54,7 +54,8 @@ func Start(ctx context.Context, dataDir, socket string, log zerolog.Logger) (*DB
 		_ = lock.Close()
 		return nil, fmt.Errorf("embeddb: remove stale socket: %w", err)
 	}
-	slogger := slog.New(zerolog.NewSlogHandler(log.With().Str("component", "ferretdb").Logger().Level(max(log.GetLevel(), zerolog.WarnLevel))))
+	zl := log.With().Str("component", "ferretdb").Logger().Level(max(log.GetLevel(), zerolog.WarnLevel))
+	slogger := slog.New(quietResponses{zerolog.NewSlogHandler(zl)})
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    slogger,
@@ -73,6 +74,28 @@ func Start(ctx context.Context, dataDir, socket string, log zerolog.Logger) (*DB
 		return nil, err
 	}
 	return db, nil
+}
+
+// quietResponses drops FerretDB's dumps of failed command replies. It logs
+// every reply with ok: 0 (a duplicate key, an unsupported endSessions) as a
+// warning with the whole message; the client already gets that error, and
+// the lease and the stores rely on duplicate keys. Replies that close the
+// connection are logged at error level and kept.
+type quietResponses struct{ slog.Handler }
+
+func (h quietResponses) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError && strings.HasPrefix(r.Message, "Response ") {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietResponses) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietResponses{h.Handler.WithAttrs(attrs)}
+}
+
+func (h quietResponses) WithGroup(name string) slog.Handler {
+	return quietResponses{h.Handler.WithGroup(name)}
 }
 
 // Done yields the database's exit once it has stopped.

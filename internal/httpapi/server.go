@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -45,7 +46,10 @@ type Server struct {
 func (s *Server) Requests() int64 { return s.requests.Load() }
 
 // Handler is the whole API with its middleware.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.handler(nil) }
+
+// handler builds the API; extra adds routes (tests use it).
+func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
@@ -61,6 +65,9 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/v1/cluster", s.cluster)
+	if extra != nil {
+		extra(r)
+	}
 	return s.middleware(r)
 }
 
@@ -148,11 +155,19 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		log := s.Log.With().Str("request_id", id).Logger()
 		ctx := context.WithValue(log.WithContext(r.Context()), requestIDKey, id)
 		r = r.WithContext(ctx)
-		if r.Body != nil && s.MaxBodyBytes > 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
-		}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
+		switch {
+		case s.MaxBodyBytes > 0 && r.ContentLength > s.MaxBodyBytes:
+			// Refused before reading; a body without a length is cut off by
+			// the MaxBytesReader below and the handler answers 413 itself.
+			writeError(sw, r, http.StatusRequestEntityTooLarge, "body_too_large",
+				fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, s.MaxBodyBytes), "body")
+		default:
+			if r.Body != nil && s.MaxBodyBytes > 0 {
+				r.Body = http.MaxBytesReader(sw, r.Body, s.MaxBodyBytes)
+			}
+			next.ServeHTTP(sw, r)
+		}
 
 		ev := log.Debug()
 		if sw.status >= 500 {

@@ -156,7 +156,10 @@ func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
 	info := ServerInfo{Kind: "MongoDB", Version: bi.Version, ReplicaSet: hello.SetName}
 	if bi.FerretDBVersion != "" {
 		info.Kind = "FerretDB"
-		info.Version = bi.FerretDBVersion + " (MongoDB " + bi.Version + " compatible)"
+		info.Version = "(MongoDB " + bi.Version + " compatible)"
+		if bi.FerretDBVersion != "unknown" { // the embedded build carries no version
+			info.Version = bi.FerretDBVersion + " " + info.Version
+		}
 	}
 	return info, nil
 }

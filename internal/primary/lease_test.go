@@ -1,0 +1,177 @@
+package primary_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"app/internal/primary"
+	"app/internal/store"
+	"app/internal/testdb"
+)
+
+// cuttable is a lease store whose link to the database can be cut, as when a
+// primary's machine loses the network: the process lives on but its
+// requests fail.
+type cuttable struct {
+	primary.LeaseStore
+	cut atomic.Bool
+}
+
+var errCut = errors.New("network cut")
+
+func (c *cuttable) CurrentLease(ctx context.Context) (store.Lease, error) {
+	if c.cut.Load() {
+		return store.Lease{}, errCut
+	}
+	return c.LeaseStore.CurrentLease(ctx)
+}
+
+func (c *cuttable) ClaimLease(ctx context.Context, l store.Lease) (bool, error) {
+	if c.cut.Load() {
+		return false, errCut
+	}
+	return c.LeaseStore.ClaimLease(ctx, l)
+}
+
+func (c *cuttable) RenewLease(ctx context.Context, epoch int64, holder string, expires time.Time) (bool, error) {
+	if c.cut.Load() {
+		return false, errCut
+	}
+	return c.LeaseStore.RenewLease(ctx, epoch, holder, expires)
+}
+
+// span is one stretch of primary work.
+type span struct {
+	who        string
+	epoch      int64
+	start, end time.Time
+}
+
+type journal struct {
+	mu    sync.Mutex
+	spans []span
+	began chan span
+}
+
+func (j *journal) work(who string) func(context.Context, int64) {
+	return func(ctx context.Context, epoch int64) {
+		s := span{who: who, epoch: epoch, start: time.Now()}
+		j.began <- s
+		<-ctx.Done()
+		s.end = time.Now()
+		j.mu.Lock()
+		j.spans = append(j.spans, s)
+		j.mu.Unlock()
+	}
+}
+
+func (j *journal) next(t *testing.T, within time.Duration) span {
+	t.Helper()
+	select {
+	case s := <-j.began:
+		return s
+	case <-time.After(within):
+		t.Fatalf("no primary started work within %s", within)
+		return span{}
+	}
+}
+
+const ttl = 900 * time.Millisecond
+
+type contender struct {
+	lease  *primary.Lease
+	store  *cuttable
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func start(t *testing.T, db *testdb.DB, name string, j *journal) *contender {
+	t.Helper()
+	st, err := store.Connect(db.Config(nil), name, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	c := &contender{store: &cuttable{LeaseStore: st}, done: make(chan struct{})}
+	c.lease = &primary.Lease{Store: c.store, TTL: ttl, Holder: name, Host: "test", PID: 1, Log: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go func() {
+		defer close(c.done)
+		c.lease.Run(ctx, j.work(name))
+	}()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *contender) stop() {
+	c.cancel()
+	<-c.done
+}
+
+func TestSecondPrimaryStandsByAndTakesOverWhenTheFirstStops(t *testing.T) {
+	db := testdb.Start(t)
+	j := &journal{began: make(chan span, 4)}
+	a := start(t, db, "a", j)
+	first := j.next(t, 5*time.Second)
+	if first.who != "a" || first.epoch != 1 {
+		t.Fatalf("first holder %s with epoch %d, want a with epoch 1", first.who, first.epoch)
+	}
+	b := start(t, db, "b", j)
+	// b stays standby for several lease periods while a renews.
+	select {
+	case s := <-j.began:
+		t.Fatalf("%s started primary work (epoch %d) while a held the lease", s.who, s.epoch)
+	case <-time.After(3 * ttl):
+	}
+	if b.lease.Epoch() != 0 || a.lease.Epoch() != 1 {
+		t.Fatalf("epochs a=%d b=%d, want a=1 b=0 (standby)", a.lease.Epoch(), b.lease.Epoch())
+	}
+	// A clean stop releases the lease: b need not wait for it to expire.
+	a.stop()
+	second := j.next(t, 2*ttl)
+	if second.who != "b" || second.epoch != 2 {
+		t.Fatalf("took over: %s with epoch %d, want b with epoch 2", second.who, second.epoch)
+	}
+}
+
+// A holder that loses the database stops its work before its lease
+// expires, and only then does the standby take over, with a higher epoch:
+// the two never work at once.
+func TestHolderCutOffStopsBeforeTheStandbyTakesOver(t *testing.T) {
+	db := testdb.Start(t)
+	j := &journal{began: make(chan span, 4)}
+	a := start(t, db, "a", j)
+	if s := j.next(t, 5*time.Second); s.who != "a" {
+		t.Fatalf("first holder %s, want a", s.who)
+	}
+	start(t, db, "b", j)
+	time.Sleep(ttl / 2)
+	cutAt := time.Now()
+	a.store.cut.Store(true)
+	second := j.next(t, 3*ttl)
+	if second.who != "b" || second.epoch != 2 {
+		t.Fatalf("took over: %s with epoch %d, want b with epoch 2", second.who, second.epoch)
+	}
+	j.mu.Lock()
+	spans := append([]span(nil), j.spans...)
+	j.mu.Unlock()
+	if len(spans) != 1 || spans[0].who != "a" {
+		t.Fatalf("finished work spans %+v, want a's only", spans)
+	}
+	if !spans[0].end.Before(second.start) {
+		t.Fatalf("a worked until %s, after b started at %s", spans[0].end.Format(time.StampMilli), second.start.Format(time.StampMilli))
+	}
+	if took := second.start.Sub(cutAt); took > 2*ttl {
+		t.Fatalf("b took over %s after a was cut off; want within the lease period (%s) plus one poll", took, ttl)
+	}
+	if a.lease.Epoch() != 0 {
+		t.Fatalf("a still believes it holds epoch %d", a.lease.Epoch())
+	}
+}

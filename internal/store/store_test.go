@@ -1,0 +1,177 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"app/internal/store"
+	"app/internal/testdb"
+)
+
+func connect(t *testing.T, db *testdb.DB, env map[string]string) *store.Store {
+	t.Helper()
+	st, err := store.Connect(db.Config(env), t.Name(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.WaitReady(ctx); err != nil {
+		t.Fatalf("database never answered: %v", err)
+	}
+	return st
+}
+
+func TestServerKindIsDetected(t *testing.T) {
+	st := connect(t, testdb.Start(t), nil)
+	info, err := st.Server(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Kind != "FerretDB" || info.ReplicaSet != "" {
+		t.Fatalf("embedded database reported as %+v, want FerretDB without replica set", info)
+	}
+	if s := info.String(); s == "" {
+		t.Fatal("empty description")
+	}
+}
+
+// The pool of one process never holds more connections than its share of
+// MONGO_MAX_TOTAL_CONNECTIONS, however many requests want one at once.
+func TestPoolRespectsTheConnectionBudget(t *testing.T) {
+	db := testdb.Start(t)
+	// 2 workers + the primary share 12 connections: 4 each.
+	st := connect(t, db, map[string]string{"CLUSTER_WORKERS": "2", "MONGO_MAX_TOTAL_CONNECTIONS": "12", "MONGO_MIN_POOL_SIZE": "1"})
+	if got := st.Pool().Max; got != 4 {
+		t.Fatalf("pool max = %d, want 4 (12 connections / 3 processes)", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 {
+				hb := store.Heartbeat{ID: fmt.Sprintf("h/%d/%d", g, i), Role: "worker", LastSeen: time.Now()}
+				if err := st.WriteHeartbeat(ctx, hb); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := st.Heartbeats(ctx, time.Now().Add(-time.Minute)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("query under load: %v", err)
+	}
+	if max := st.Stats().MaxOpen(); max > 4 || max < 2 {
+		t.Fatalf("at most %d connections were open at once; want between 2 (the load used the pool) and 4 (the budget)", max)
+	}
+}
+
+func TestHeartbeatsAreListedAndPruned(t *testing.T) {
+	st := connect(t, testdb.Start(t), nil)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, hb := range []store.Heartbeat{
+		{ID: "h/worker-1", Role: "worker", Worker: "1", PID: 10, LastSeen: now, Requests: 7, State: "serving"},
+		{ID: "h/primary", Role: "primary", PID: 11, LastSeen: now.Add(-2 * time.Hour), State: "holder"},
+	} {
+		if err := st.WriteHeartbeat(ctx, hb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second write replaces the first: one document per process.
+	if err := st.WriteHeartbeat(ctx, store.Heartbeat{ID: "h/worker-1", Role: "worker", Worker: "1", PID: 10, LastSeen: now, Requests: 8, State: "serving"}); err != nil {
+		t.Fatal(err)
+	}
+	recent, err := st.Heartbeats(ctx, now.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recent) != 1 || recent[0].ID != "h/worker-1" || recent[0].Requests != 8 {
+		t.Fatalf("recent heartbeats = %+v, want only h/worker-1 with 8 requests", recent)
+	}
+	n, err := st.PruneHeartbeats(ctx, now.Add(-time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want 1", n, err)
+	}
+}
+
+func TestIndexesAreIdempotent(t *testing.T) {
+	st := connect(t, testdb.Start(t), nil)
+	for range 2 {
+		if err := st.EnsureIndexes(context.Background(), zerolog.Nop()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Exactly one contender gets an epoch; renewing needs the holder's name and
+// fails once a higher epoch exists.
+func TestLeaseEpochsAreExclusive(t *testing.T) {
+	db := testdb.Start(t)
+	a, b := connect(t, db, nil), connect(t, db, nil)
+	ctx := context.Background()
+	if _, err := a.CurrentLease(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("lease before any claim: %v, want ErrNotFound", err)
+	}
+	exp := time.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	won := make([]bool, 2)
+	for i, st := range []*store.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := st.ClaimLease(ctx, store.Lease{Epoch: 1, Holder: fmt.Sprint("p", i), ExpiresAt: exp})
+			if err != nil {
+				t.Error(err)
+			}
+			won[i] = ok
+		}()
+	}
+	wg.Wait()
+	if won[0] == won[1] {
+		t.Fatalf("claims of epoch 1: %v, want exactly one winner", won)
+	}
+	holder, loser := "p0", "p1"
+	if won[1] {
+		holder, loser = "p1", "p0"
+	}
+	if ok, err := a.RenewLease(ctx, 1, loser, exp); err != nil || ok {
+		t.Fatalf("the loser renewed epoch 1: %v %v", ok, err)
+	}
+	if ok, err := a.RenewLease(ctx, 1, holder, exp); err != nil || !ok {
+		t.Fatalf("the holder could not renew epoch 1: %v %v", ok, err)
+	}
+	if ok, err := b.ClaimLease(ctx, store.Lease{Epoch: 2, Holder: loser, ExpiresAt: exp}); err != nil || !ok {
+		t.Fatalf("claim epoch 2: %v %v", ok, err)
+	}
+	if ok, err := a.RenewLease(ctx, 1, holder, exp); err != nil || ok {
+		t.Fatalf("epoch 1 renewed after epoch 2 was taken: %v %v", ok, err)
+	}
+	cur, err := a.CurrentLease(ctx)
+	if err != nil || cur.Epoch != 2 || cur.Holder != loser {
+		t.Fatalf("current lease = %+v (%v), want epoch 2 held by %s", cur, err, loser)
+	}
+	if err := a.PruneLeases(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.ClaimLease(ctx, store.Lease{Epoch: 2, Holder: holder}); err != nil || ok {
+		t.Fatalf("epoch 2 claimed twice: %v %v", ok, err)
+	}
+}
