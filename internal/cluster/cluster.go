@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"app/internal/config"
 	"app/internal/embeddb"
@@ -245,7 +246,7 @@ func (c *child) supervise(ctx context.Context, fail func(error)) {
 
 func describe(err error, cmd *exec.Cmd) string {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by " + ws.Signal().String()
+		return "killed by " + unix.SignalName(ws.Signal())
 	}
 	if err != nil {
 		return err.Error()

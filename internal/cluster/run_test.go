@@ -1,0 +1,291 @@
+package cluster_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"app/internal/cli"
+)
+
+// The test binary doubles as the app binary: `app run` starts its children
+// from os.Executable(), so with asApp set they run cli.Main like cmd/app.
+const asApp = "APP_TEST_RUN_AS_APP"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asApp) == "1" {
+		os.Exit(cli.Main(append([]string{"app"}, os.Args[1:]...), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// logLine is one JSON log line of the cluster.
+type logLine map[string]any
+
+func (l logLine) str(k string) string { s, _ := l[k].(string); return s }
+func (l logLine) pid() int            { f, _ := l["pid"].(float64); return int(f) }
+
+// logs collects the cluster's log lines and lets a test wait for one.
+type logs struct {
+	mu    sync.Mutex
+	lines []logLine
+	raw   []string
+	added chan struct{}
+}
+
+func (g *logs) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l logLine
+		_ = json.Unmarshal(sc.Bytes(), &l)
+		g.mu.Lock()
+		g.raw = append(g.raw, sc.Text())
+		if l != nil {
+			g.lines = append(g.lines, l)
+		}
+		g.mu.Unlock()
+		select {
+		case g.added <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (g *logs) find(match func(logLine) bool) (logLine, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, l := range g.lines {
+		if match(l) {
+			return l, true
+		}
+	}
+	return nil, false
+}
+
+func (g *logs) wait(t *testing.T, what string, within time.Duration, match func(logLine) bool) logLine {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		if l, ok := g.find(match); ok {
+			return l
+		}
+		select {
+		case <-g.added:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("no log line %s within %s; the log:\n%s", what, within, g.dump())
+		}
+	}
+}
+
+func (g *logs) dump() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return strings.Join(g.raw, "\n")
+}
+
+func msg(m string) func(logLine) bool { return func(l logLine) bool { return l.str("message") == m } }
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func TestRunTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("app run hands the socket over through /bin/sh, which this machine lacks")
+	}
+	addr := freePort(t)
+	state, err := os.MkdirTemp("", "apprun") // short: the database socket lives here
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+
+	cmd := exec.Command(os.Args[0], "run")
+	cmd.Env = append(os.Environ(), asApp+"=1", "CLUSTER_WORKERS=2", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
+		"APP_ENV=qa", "LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=",
+		"APP_LEASE_TTL=2s", "APP_HEARTBEAT_INTERVAL=500ms", "APP_SHUTDOWN_TIMEOUT=5s")
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	g := &logs{added: make(chan struct{}, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readDone := make(chan struct{})
+	go func() { defer close(readDone); g.read(out) }()
+	exited := make(chan error, 1)
+	go func() { <-readDone; exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	g.wait(t, "cluster mode: 2 workers", 30*time.Second, func(l logLine) bool {
+		return strings.HasPrefix(l.str("message"), "cluster mode: 2 workers (")
+	})
+	for _, m := range []string{"primary started", "worker 1 started", "worker 2 started"} {
+		g.wait(t, m, 30*time.Second, func(l logLine) bool {
+			return l.str("role") != "run" && strings.HasPrefix(l.str("message"), m+" (pid ") && strings.HasSuffix(l.str("message"), fmt.Sprintf("(pid %d)", l.pid()))
+		})
+	}
+	base := "http://" + addr
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(path string) (int, string, error) {
+		res, err := client.Get(base + path)
+		if err != nil {
+			return 0, "", err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, res.Header.Get("X-App-Worker"), nil
+	}
+	// Ready: both workers answered /readyz with the database up.
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(60 * time.Second); len(seen) < 2 && time.Now().Before(deadline); {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if code, w, err := get("/readyz"); err == nil && code == 200 {
+					mu.Lock()
+					seen[w] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if !seen["1"] || !seen["2"] {
+		t.Fatalf("ready answers came from workers %v, want 1 and 2; the log:\n%s", seen, g.dump())
+	}
+
+	// SIGKILL worker 1 while clients keep connecting: the socket stays open
+	// in the supervisor and worker 2 accepts, so nobody is refused.
+	w1 := g.wait(t, "worker 1 accepting", 5*time.Second, func(l logLine) bool {
+		return l.str("worker") == "1" && l.str("message") == "Worker is accepting connections."
+	})
+	// A request the killed worker had already accepted dies with it (its
+	// connection is reset): at most one per client. A refused connection
+	// would mean the socket was not listening, and must never happen.
+	const clients = 4
+	var ok, reset, refused, other atomic.Int64
+	var firstErr atomic.Value
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000 && ctx.Err() == nil; i++ {
+				code, _, err := get("/healthz")
+				switch {
+				case errors.Is(err, syscall.ECONNREFUSED):
+					refused.Add(1)
+				case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+					reset.Add(1)
+				case err != nil || code != 200:
+					other.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("status %d, error %v", code, err))
+				default:
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	killed := time.Now()
+	if err := syscall.Kill(w1.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	back := g.wait(t, "worker 1 accepting again", 10*time.Second, func(l logLine) bool {
+		return l.str("worker") == "1" && l.str("message") == "Worker is accepting connections." && l.pid() != w1.pid()
+	})
+	backAfter := time.Since(killed)
+	wg.Wait()
+	cancel()
+	if refused.Load() != 0 || other.Load() != 0 || reset.Load() > clients {
+		t.Fatalf("while worker 1 was killed: %d refused, %d reset, %d other failures (first: %v), %d served; want none refused, at most %d reset",
+			refused.Load(), reset.Load(), other.Load(), firstErr.Load(), ok.Load(), clients)
+	}
+	if ok.Load() == 0 {
+		t.Fatal("no request was served during the kill")
+	}
+	g.wait(t, "worker 1 died", time.Second, func(l logLine) bool {
+		return l.str("role") == "run" && strings.HasPrefix(l.str("message"), "worker 1 died (killed by SIGKILL)")
+	})
+	t.Logf("worker 1 (pid %d) was killed; its successor (pid %d) accepted connections %s later; %d served, %d in flight reset, 0 refused",
+		w1.pid(), back.pid(), backAfter.Round(time.Millisecond), ok.Load(), reset.Load())
+	if backAfter > time.Second {
+		t.Errorf("worker 1 was back %s after SIGKILL; want within a second", backAfter)
+	}
+
+	// SIGKILL the primary: its successor takes the lease over once it
+	// expires, with a higher epoch.
+	holder := g.wait(t, "primary took the lease", 10*time.Second, msg("Took the primary lease."))
+	if err := syscall.Kill(holder.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	next := g.wait(t, "the new primary took the lease", 15*time.Second, func(l logLine) bool {
+		return l.str("message") == "Took the primary lease." && l.pid() != holder.pid()
+	})
+	if e1, e2 := holder["epoch"].(float64), next["epoch"].(float64); e2 <= e1 {
+		t.Fatalf("epoch went from %v to %v after the primary was killed; want it to grow", e1, e2)
+	}
+
+	// Ctrl-C: everything stops, exit status 0, no process left behind.
+	var pids []int
+	g.mu.Lock()
+	for _, l := range g.lines {
+		if l.pid() != 0 && l.pid() != cmd.Process.Pid {
+			pids = append(pids, l.pid())
+		}
+	}
+	g.mu.Unlock()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) || err != nil {
+			t.Fatalf("app run exited with %v after SIGINT, want status 0; the log:\n%s", err, g.dump())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("app run did not stop within 30s of SIGINT; the log:\n%s", g.dump())
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("process %d outlived app run", pid)
+		}
+	}
+	g.wait(t, "cluster stopped", time.Second, msg("Cluster stopped."))
+}
