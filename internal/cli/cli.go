@@ -33,7 +33,7 @@ type command struct {
 	summary string
 	usage   string // what it does, for --help
 	env     bool   // reads the configuration (list the variables in --help)
-	run     func(ctx context.Context, cfg config.Config, stderr io.Writer) error
+	run     func(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
 }
 
 var commands = []command{
@@ -55,8 +55,8 @@ var commands = []command{
 			"stopped. For trials, development and tests; set MONGO_URI to use MongoDB in production."},
 	{name: "version", summary: "print version, commit and Go version",
 		usage: "Prints the version and commit set at build time and the Go version.",
-		run: func(_ context.Context, _ config.Config, _ io.Writer) error {
-			fmt.Println(buildinfo.String())
+		run: func(_ context.Context, _ config.Config, stdout, _ io.Writer) error {
+			fmt.Fprintln(stdout, buildinfo.String())
 			return nil
 		}},
 }
@@ -134,7 +134,7 @@ func (c command) main(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := c.run(ctx, cfg, stderr); err != nil {
+	if err := c.run(ctx, cfg, stdout, stderr); err != nil {
 		var ce *config.Error
 		var se setupError
 		if errors.As(err, &ce) || errors.As(err, &se) {

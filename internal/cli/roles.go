@@ -21,7 +21,7 @@ import (
 	"app/internal/worker"
 )
 
-func runWorker(ctx context.Context, cfg config.Config, _ io.Writer) error {
+func runWorker(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log := newLogger(cfg, "worker", cfg.WorkerID)
 	ln, err := worker.Listen(cfg, false)
 	if errors.Is(err, worker.ErrNoSocket) {
@@ -40,7 +40,7 @@ func runWorker(ctx context.Context, cfg config.Config, _ io.Writer) error {
 	return w.Run(ctx)
 }
 
-func runPrimary(ctx context.Context, cfg config.Config, _ io.Writer) error {
+func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log := newLogger(cfg, "primary", "")
 	st, err := store.Connect(cfg, "app-primary", log)
 	if err != nil {
@@ -52,7 +52,7 @@ func runPrimary(ctx context.Context, cfg config.Config, _ io.Writer) error {
 	return p.Run(ctx)
 }
 
-func runDB(ctx context.Context, cfg config.Config, _ io.Writer) error {
+func runDB(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log := newLogger(cfg, "db", "")
 	warnEmbedded(cfg, log)
 	db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
@@ -78,7 +78,7 @@ func runDB(ctx context.Context, cfg config.Config, _ io.Writer) error {
 	return err
 }
 
-func runServe(ctx context.Context, cfg config.Config, _ io.Writer) error {
+func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log := newLogger(cfg, "serve", "")
 	ln, err := worker.Listen(cfg, true)
 	if err != nil {
@@ -93,7 +93,8 @@ func runServe(ctx context.Context, cfg config.Config, _ io.Writer) error {
 		}
 		defer db.Stop()
 	}
-	// One process does it all, so its pool needs no share of a budget.
+	// One process does the work of a worker and the primary; it counts as
+	// one of each in the budget, so its pool is sized as in a 1-worker cluster.
 	cfg.ClusterWorkers = 1
 	st, err := store.Connect(cfg, "app-serve", log)
 	if err != nil {
@@ -113,7 +114,7 @@ func runServe(ctx context.Context, cfg config.Config, _ io.Writer) error {
 	return errors.Join(errs...)
 }
 
-func runCluster(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+func runCluster(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	log := newLogger(cfg, "run", "")
 	warnEmbedded(cfg, log)
 	exe, err := os.Executable()

@@ -82,7 +82,7 @@ func LoadFrom(lookup Lookup) (Config, error) {
 	if err != nil {
 		return c, err
 	}
-	if !env.set {
+	if env.value == "" { // unset or empty, like every other variable
 		env.value = EnvProduction
 	}
 	switch env.value {
@@ -103,7 +103,11 @@ func LoadFrom(lookup Lookup) (Config, error) {
 		if err := v.parse(&c, raw); err != nil {
 			// raw, not val.value: a derived default (APP_DB_SOCKET under a
 			// long APP_STATE_DIR) is the value that is wrong.
-			return c, &Error{Var: v.name, Value: raw, Allowed: err.Error()}
+			shown := raw
+			if secret[v.name] {
+				shown = Redact(raw)
+			}
+			return c, &Error{Var: v.name, Value: shown, Allowed: err.Error()}
 		}
 		if v.name == "APP_LISTEN" {
 			c.ListenExplicit = val.set && val.value != ""
@@ -137,7 +141,27 @@ func resolve(lookup Lookup, name string) (resolved, error) {
 	if err != nil {
 		return resolved{}, &Error{Var: name + "_FILE", Value: path, Allowed: "a readable file (" + reason(err) + ")"}
 	}
-	return resolved{strings.TrimSpace(string(b)), true}, nil
+	content := strings.TrimSpace(string(b))
+	if content == "" {
+		// An empty secret file is a mistake, not a request for the default
+		// (for MONGO_URI that would quietly mean the embedded database).
+		return resolved{}, &Error{Var: name + "_FILE", Value: path, Allowed: "a file holding the value (it is empty)"}
+	}
+	return resolved{content, true}, nil
+}
+
+// Redact hides what could be a password in a connection string: everything
+// between its scheme and its last '@'.
+func Redact(v string) string {
+	at := strings.LastIndex(v, "@")
+	if at < 0 {
+		return v
+	}
+	start := 0
+	if i := strings.Index(v, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return v[:start] + "REDACTED" + v[at:]
 }
 
 func reason(err error) string {

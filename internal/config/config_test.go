@@ -120,9 +120,6 @@ func TestEmptyValueMeansDefault(t *testing.T) {
 	t.Parallel()
 	def := mustLoad(t, nil)
 	for _, v := range Variables() {
-		if v.Name == "APP_ENV" {
-			continue // an empty APP_ENV is rejected (see TestInvalidValues)
-		}
 		c := mustLoad(t, map[string]string{v.Name: ""})
 		if c != def {
 			t.Errorf("%s=\"\" gives %+v, want the defaults %+v", v.Name, c, def)
@@ -243,7 +240,6 @@ func TestInvalidValues(t *testing.T) {
 	}{
 		{"APP_ENV", map[string]string{"APP_ENV": "prod"}, "prod"},
 		{"APP_ENV", map[string]string{"APP_ENV": "Production"}, "Production"},
-		{"APP_ENV", map[string]string{"APP_ENV": ""}, ""},
 		{"CLUSTER_WORKERS", map[string]string{"CLUSTER_WORKERS": "abc"}, "abc"},
 		{"CLUSTER_WORKERS", map[string]string{"CLUSTER_WORKERS": "-1"}, "-1"},
 		{"CLUSTER_WORKERS", map[string]string{"CLUSTER_WORKERS": "1025"}, "1025"},
@@ -365,6 +361,28 @@ func TestMongoURIFile(t *testing.T) {
 	}
 	_, err = load(t, map[string]string{"MONGO_URI_FILE": bad})
 	checkConfigError(t, err, "MONGO_URI", "db1:27017")
+
+	// An empty secret file is an error, not the embedded database.
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = load(t, map[string]string{"MONGO_URI_FILE": empty})
+	checkConfigError(t, err, "MONGO_URI_FILE", empty)
+}
+
+// A malformed connection string is reported without its password.
+func TestMongoURIErrorHidesPassword(t *testing.T) {
+	t.Parallel()
+	for _, uri := range []string{"user:s3cret@db1:27017", "mongo://user:s3cret@db1:27017"} {
+		_, err := load(t, map[string]string{"MONGO_URI": uri})
+		if err == nil {
+			t.Fatalf("MONGO_URI=%q accepted", uri)
+		}
+		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "MONGO_URI=") || !strings.Contains(err.Error(), "@db1:27017") {
+			t.Errorf("MONGO_URI=%q: error %q should name the variable and host but not the password", uri, err)
+		}
+	}
 }
 
 func TestPool(t *testing.T) {

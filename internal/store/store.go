@@ -79,6 +79,10 @@ func Connect(cfg config.Config, appName string, log zerolog.Logger) (*Store, err
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).
 		SetPoolMonitor(stats.monitor())
+	if err := opts.Validate(); err != nil {
+		// Options the URI carries are configuration too: exit status 2.
+		return nil, &config.Error{Var: "MONGO_URI", Value: config.Redact(cfg.MongoURI), Allowed: "a valid connection string (" + err.Error() + ")"}
+	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("store: connect: %w", err)

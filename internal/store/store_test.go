@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"app/internal/config"
 	"app/internal/store"
 	"app/internal/testdb"
 )
@@ -173,5 +175,19 @@ func TestLeaseEpochsAreExclusive(t *testing.T) {
 	}
 	if ok, err := a.ClaimLease(ctx, store.Lease{Epoch: 2, Holder: holder}); err != nil || ok {
 		t.Fatalf("epoch 2 claimed twice: %v %v", ok, err)
+	}
+}
+
+// Options in MONGO_URI are checked at start-up, reported as configuration
+// errors (exit status 2) and without the password.
+func TestBadURIOptionsAreAConfigError(t *testing.T) {
+	db := testdb.Start(t)
+	_, err := store.Connect(db.Config(map[string]string{"MONGO_URI": "mongodb://user:s3cret@db1:27017/?maxPoolSize=many"}), "t", zerolog.Nop())
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Var != "MONGO_URI" {
+		t.Fatalf("error %v, want a configuration error naming MONGO_URI", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %q shows the password or spans lines", err)
 	}
 }

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"app/internal/config"
+)
+
+// clearEnv unsets every configuration variable and the systemd socket
+// variables for the test, so what the developer's shell exports does not
+// leak in. Tests that use it must not be parallel.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	names := []string{"MONGO_URI_FILE", "STATE_DIRECTORY", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM"}
+	for _, v := range config.Variables() {
+		names = append(names, v.Name)
+	}
+	for _, n := range names {
+		t.Setenv(n, "") // restores the old value after the test
+		if err := os.Unsetenv(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Keep the defaults away from the developer's real state directory.
+	t.Setenv("APP_STATE_DIR", t.TempDir())
+}
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func lines(s string) []string {
+	return strings.Split(strings.TrimRight(s, "\n"), "\n")
+}
+
+func TestCommandHelp(t *testing.T) {
+	t.Parallel()
+	names := commandNames()
+	if len(names) == 0 {
+		t.Fatal("no commands")
+	}
+	for _, name := range names {
+		var env bool
+		for _, c := range commands {
+			if c.name == name {
+				env = c.env
+			}
+		}
+		for _, flag := range []string{"--help", "-h"} {
+			code, out, errs := run("app", name, flag)
+			if code != 0 {
+				t.Errorf("app %s %s: exit %d, want 0", name, flag, code)
+			}
+			if errs != "" {
+				t.Errorf("app %s %s: stderr %q, want nothing", name, flag, errs)
+			}
+			if !strings.HasPrefix(out, "Usage: app "+name+"\n") {
+				t.Errorf("app %s %s: stdout does not start with the usage line:\n%s", name, flag, out)
+			}
+			for _, v := range config.Variables() {
+				if listed := strings.Contains(out, v.Name); listed != env {
+					t.Errorf("app %s %s: lists %s: %v, want %v", name, flag, v.Name, listed, env)
+				}
+			}
+		}
+	}
+}
+
+func TestTopLevelHelp(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"help", "-h", "--help"} {
+		code, out, errs := run("app", arg)
+		if code != 0 || errs != "" {
+			t.Errorf("app %s: exit %d, stderr %q; want 0 and nothing", arg, code, errs)
+		}
+		for _, name := range commandNames() {
+			if !strings.Contains(out, "\n  "+name+" ") {
+				t.Errorf("app %s: command %s is not listed:\n%s", arg, name, out)
+			}
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args    []string
+		mention string // what stderr must name
+	}{
+		{[]string{"app"}, "Usage: app <command>"},
+		{[]string{"app", "bogus"}, `"bogus"`},
+		{[]string{"app", "Worker"}, `"Worker"`},
+		{[]string{"app", "worker", "extra"}, `"extra"`},
+		{[]string{"app", "worker", "--bogus"}, "-bogus"},
+		{[]string{"app", "version", "--bogus"}, "-bogus"},
+	} {
+		code, out, errs := run(tc.args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.args, code)
+		}
+		if out != "" {
+			t.Errorf("%v: stdout %q, want nothing", tc.args, out)
+		}
+		if !strings.Contains(errs, tc.mention) {
+			t.Errorf("%v: stderr does not mention %s:\n%s", tc.args, tc.mention, errs)
+		}
+	}
+}
+
+// A bad setting stops every command that reads the configuration with exit
+// status 2 and one line naming the variable, before it starts anything.
+func TestInvalidConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cmd, name, value string
+	}{
+		{"worker", "CLUSTER_WORKERS", "abc"},
+		{"worker", "MONGO_MAX_POOL_SIZE", "0"},
+		{"worker", "APP_LEASE_TTL", "soon"},
+		{"worker", "APP_ENV", "prod"},
+		{"primary", "MONGO_URI", "localhost:27017"},
+		{"serve", "APP_LISTEN", "8080"},
+		{"db", "APP_DB_SOCKET", "relative.sock"},
+		{"run", "LOG_LEVEL", "verbose"},
+	} {
+		t.Run(tc.cmd+"/"+tc.name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv(tc.name, tc.value)
+			code, out, errs := run("app", tc.cmd)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+			if l := lines(errs); len(l) != 1 || !strings.Contains(l[0], tc.name+`="`+tc.value+`"`) {
+				t.Errorf("stderr is not one line naming %s=%q:\n%s", tc.name, tc.value, errs)
+			}
+		})
+	}
+}
+
+func TestWorkerWithoutSocket(t *testing.T) {
+	clearEnv(t)
+	code, out, errs := run("app", "worker")
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if out != "" {
+		t.Errorf("stdout %q, want nothing", out)
+	}
+	if l := lines(errs); len(l) != 1 || !strings.HasPrefix(l[0], "app worker: ") ||
+		!strings.Contains(l[0], "APP_LISTEN") || !strings.Contains(l[0], "socket") {
+		t.Errorf("stderr is not one line about the missing socket and APP_LISTEN:\n%s", errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"version", "--version"} {
+		code, out, errs := run("app", arg)
+		if code != 0 || errs != "" {
+			t.Errorf("app %s: exit %d, stderr %q; want 0 and nothing", arg, code, errs)
+		}
+		if l := lines(out); len(l) != 1 || !strings.Contains(l[0], runtime.Version()) {
+			t.Errorf("app %s: stdout is not one line with %s: %q", arg, runtime.Version(), out)
+		}
+	}
+}
