@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 
 func runWorker(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log := newLogger(cfg, "worker", cfg.WorkerID)
+	tuneRuntime(cfg)
 	ln, err := worker.Listen(cfg, false)
 	if errors.Is(err, worker.ErrNoSocket) {
 		return setupError{err}
@@ -38,6 +41,26 @@ func runWorker(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log.Info().Str("listen", ln.Addr().String()).Msg(fmt.Sprintf("worker %s started (pid %d)", cfg.WorkerID, os.Getpid()))
 	w := &worker.Worker{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("worker", cfg.WorkerID), Listener: ln}
 	return w.Run(ctx)
+}
+
+// workerGCPercent is a worker's GOGC unless the environment sets one. A
+// worker's live heap is a few MB, so the default of 100 collects after
+// every few MB of request garbage; 400 lets the heap grow to about five
+// times the live data first.
+const workerGCPercent = 400
+
+// tuneRuntime fits a worker to running beside its siblings, unless GOGC or
+// GOMAXPROCS say otherwise: each worker gets its share of the CPUs (at
+// least one), as the original one-worker-per-CPU cluster did. N workers
+// each scheduling on all N CPUs only add idle spinning and context
+// switches; `make bench` (BenchmarkHealthz) shows the difference.
+func tuneRuntime(cfg config.Config) {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(workerGCPercent)
+	}
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/cfg.Workers()))
+	}
 }
 
 func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {

@@ -23,11 +23,18 @@ import (
 
 // The test binary doubles as the app binary: `app run` starts its children
 // from os.Executable(), so with asApp set they run cli.Main like cmd/app.
-const asApp = "APP_TEST_RUN_AS_APP"
+// With helloEnv set it is the hello-world server the benchmark compares with.
+const (
+	asApp    = "APP_TEST_RUN_AS_APP"
+	helloEnv = "APP_TEST_HELLO_LISTEN"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asApp) == "1" {
 		os.Exit(cli.Main(append([]string{"app"}, os.Args[1:]...), os.Stdout, os.Stderr))
+	}
+	if addr := os.Getenv(helloEnv); addr != "" {
+		os.Exit(helloMain(addr))
 	}
 	os.Exit(m.Run())
 }

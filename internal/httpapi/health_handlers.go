@@ -2,12 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
-	"github.com/rs/zerolog"
 
 	"app/internal/store"
 )
@@ -15,7 +15,14 @@ import (
 // healthz says the process is alive; it never touches the database, so a
 // database outage does not make systemd or a balancer kill healthy workers.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "worker": s.Worker})
+	s.healthzOnce.Do(func() {
+		s.healthzBody, _ = json.Marshal(map[string]string{"status": "ok", "worker": s.Worker})
+		s.healthzBody = append(s.healthzBody, '\n')
+	})
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = noStore
+	_, _ = w.Write(s.healthzBody)
 }
 
 // readyz says whether this worker can do useful work: the database answers
@@ -24,7 +31,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	if err := s.Backend.Ping(ctx); err != nil {
-		zerolog.Ctx(r.Context()).Debug().Err(err).Msg("Not ready: the database does not answer.")
+		s.logFor(r).Debug().Err(err).Msg("Not ready: the database does not answer.")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable", "worker": s.Worker})
 		return
 	}
@@ -98,7 +105,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 }
 
 func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	zerolog.Ctx(r.Context()).Warn().Err(err).Msg("The database did not answer.")
+	s.logFor(r).Warn().Err(err).Msg("The database did not answer.")
 	w.Header().Set("Retry-After", "1")
 	writeError(w, r, http.StatusServiceUnavailable, "database_unavailable", "the database did not answer; try again", "")
 }

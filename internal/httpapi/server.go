@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +42,15 @@ type Server struct {
 
 	requests atomic.Int64
 	inFlight atomic.Int64
+
+	healthzOnce sync.Once
+	healthzBody []byte
 }
+
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+)
 
 // Requests is how many requests this process has served.
 func (s *Server) Requests() int64 { return s.requests.Load() }
@@ -101,6 +111,26 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Request ids are this process's random prefix and a counter: unique across
+// processes and restarts, and cheap on the hot path.
+var (
+	idPrefix = newID()[:16] + "-"
+	idSeq    atomic.Uint64
+)
+
+func nextRequestID() string {
+	b := make([]byte, 0, len(idPrefix)+16)
+	b = append(b, idPrefix...)
+	return string(strconv.AppendUint(b, idSeq.Add(1), 36))
+}
+
+// logFor is the logger of one request: the server's, with its request id.
+// Built only when something is logged, so quiet requests cost nothing.
+func (s *Server) logFor(r *http.Request) *zerolog.Logger {
+	l := s.Log.With().Str("request_id", RequestID(r)).Logger()
+	return &l
+}
+
 // validRequestID accepts a caller's id when it is short and printable, so a
 // trace can cross services without letting a client inject log lines.
 func validRequestID(id string) bool {
@@ -148,13 +178,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
-			id = newID()
+			id = nextRequestID()
 		}
-		w.Header().Set("X-Request-Id", id)
-		w.Header().Set("X-App-Worker", s.Worker)
-		log := s.Log.With().Str("request_id", id).Logger()
-		ctx := context.WithValue(log.WithContext(r.Context()), requestIDKey, id)
-		r = r.WithContext(ctx)
+		h := w.Header()
+		h["X-Request-Id"] = []string{id}
+		h["X-App-Worker"] = []string{s.Worker}
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}
 		switch {
 		case s.MaxBodyBytes > 0 && r.ContentLength > s.MaxBodyBytes:
@@ -169,14 +198,18 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(sw, r)
 		}
 
-		ev := log.Debug()
-		if sw.status >= 500 {
-			ev = log.Warn()
+		level := zerolog.DebugLevel
+		switch {
+		case sw.status >= 500:
+			level = zerolog.WarnLevel
+		case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
+			level = zerolog.TraceLevel
 		}
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
-			ev = log.Trace()
+		ev := s.Log.WithLevel(level)
+		if ev == nil {
+			return
 		}
-		ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
+		ev.Str("request_id", id).Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
 			Int64("bytes", sw.bytes).Dur("duration", time.Since(start)).Str("remote", r.RemoteAddr).
 			Msg("Request served.")
 	})
@@ -189,7 +222,7 @@ func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
 		panic(v)
 	}
 	errID := newID()
-	zerolog.Ctx(r.Context()).Error().Str("error_id", errID).Interface("panic", v).Str("stack", string(debug.Stack())).
+	s.logFor(r).Error().Str("error_id", errID).Interface("panic", v).Str("stack", string(debug.Stack())).
 		Msg("Handler panicked.")
 	writeError(w, r, http.StatusInternalServerError, "internal", "internal error (error id "+errID+")", "")
 }
@@ -210,8 +243,9 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg, f
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)

@@ -1,0 +1,246 @@
+package cluster_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"app/internal/config"
+	"app/internal/testdb"
+)
+
+// The figures of the foundation, measured on the real app binary (built
+// once, without the race detector) in one run so they can be compared:
+//
+//	make bench
+//
+// BenchmarkHealthz compares /healthz through `app run` with 2 workers with a
+// plain Go hello-world server; the ratio of their req/s is the figure.
+
+var (
+	buildOnce sync.Once
+	appBin    string
+	buildErr  error
+)
+
+func appBinary(b *testing.B) string {
+	b.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "appbench")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		appBin = filepath.Join(dir, "app")
+		out, err := exec.Command("go", "build", "-o", appBin, "app/cmd/app").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	return appBin
+}
+
+// helloMain is the plain net/http server the suite is compared with.
+func helloMain(addr string) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "hello, world\n")
+	}))
+	return 0
+}
+
+func waitHTTP(b *testing.B, url string, within time.Duration) {
+	b.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		res, err := http.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+	}
+	b.Fatalf("%s did not answer 200 within %s", url, within)
+}
+
+func startProc(b *testing.B, cmd *exec.Cmd) {
+	b.Helper()
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+}
+
+func load(b *testing.B, url string) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := client.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				b.Errorf("status %d", res.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+func BenchmarkHealthz(b *testing.B) {
+	b.Run("app-run-2-workers", func(b *testing.B) {
+		addr := freePortB(b)
+		state, err := os.MkdirTemp("", "appbench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = os.RemoveAll(state) })
+		cmd := exec.Command(appBinary(b), "run")
+		cmd.Env = append(os.Environ(), "CLUSTER_WORKERS=2", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
+			"APP_ENV=qa", "LOG_LEVEL=warn", "MONGO_URI=")
+		startProc(b, cmd)
+		waitHTTP(b, "http://"+addr+"/readyz", 60*time.Second)
+		load(b, "http://"+addr+"/healthz")
+	})
+	b.Run("hello-world", func(b *testing.B) {
+		addr := freePortB(b)
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helloEnv+"="+addr)
+		startProc(b, cmd)
+		waitHTTP(b, "http://"+addr+"/", 30*time.Second)
+		load(b, "http://"+addr+"/")
+	})
+}
+
+// BenchmarkWorkerStartToReady starts `app worker` against a running
+// database and times it from exec to READY=1 on its NOTIFY_SOCKET (the
+// sd_notify protocol systemd uses), then reports the worker's resident
+// memory after a second of idling.
+func BenchmarkWorkerStartToReady(b *testing.B) {
+	bin := appBinary(b)
+	db := testdb.Start(b)
+	dir, err := os.MkdirTemp("", "appnotify")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	notify := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+
+	var total time.Duration
+	var rss int64
+	b.ResetTimer()
+	for range b.N {
+		cmd := exec.Command(bin, "worker")
+		cmd.Env = append(os.Environ(), "APP_LISTEN=127.0.0.1:0", "MONGO_URI="+config.SocketURI(db.Socket),
+			"APP_ENV=qa", "LOG_LEVEL=warn", "NOTIFY_SOCKET="+notify, "CLUSTER_WORKERS=2")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if err := waitReady(conn, 30*time.Second); err != nil {
+			_ = cmd.Process.Kill()
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		time.Sleep(time.Second)
+		kb, err := vmRSS(cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rss = max(rss, kb)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-to-READY")
+	b.ReportMetric(float64(rss)/1024, "idle-RSS-MB")
+}
+
+func waitReady(conn *net.UnixConn, within time.Duration) error {
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(within)
+	for {
+		_ = conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return fmt.Errorf("no READY=1 on NOTIFY_SOCKET: %w", err)
+		}
+		for _, line := range strings.Split(string(buf[:n]), "\n") {
+			if line == "READY=1" {
+				return nil
+			}
+		}
+	}
+}
+
+func vmRSS(pid int) (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func freePortB(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
