@@ -521,3 +521,26 @@ func TestVariablesDocumented(t *testing.T) {
 		t.Error("APP_ENV is not listed")
 	}
 }
+
+// The README's configuration table is the user's reference: it lists every
+// variable with the default --help shows.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, v := range Variables() {
+		def := "(empty)"
+		switch {
+		case v.Default == "(see text)":
+			def = "see description"
+		case v.Default != "":
+			def = "`" + v.Default + "`"
+		}
+		if row := "| `" + v.Name + "` | " + def + " |"; !strings.Contains(readme, row) {
+			t.Errorf("README.md has no row %q", row)
+		}
+	}
+}
