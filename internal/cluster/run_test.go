@@ -296,3 +296,72 @@ func TestRunTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T) {
 	}
 	g.wait(t, "cluster stopped", time.Second, msg("Cluster stopped."))
 }
+
+// `app serve` is the whole suite in one process: it answers, holds the
+// lease itself and stops cleanly on SIGTERM.
+func TestServeIsTheSuiteInOneProcess(t *testing.T) {
+	addr := freePort(t)
+	state, err := os.MkdirTemp("", "appserve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+	cmd := exec.Command(os.Args[0], "serve")
+	cmd.Env = append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
+		"APP_ENV=qa", "LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=", "APP_HEARTBEAT_INTERVAL=200ms")
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &logs{added: make(chan struct{}, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readDone := make(chan struct{})
+	go func() { defer close(readDone); g.read(out) }()
+	exited := make(chan error, 1)
+	go func() { <-readDone; exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	g.wait(t, "the lease taken", 30*time.Second, msg("Took the primary lease."))
+
+	var view struct {
+		Workers []struct {
+			Worker string `json:"worker"`
+			PID    int    `json:"pid"`
+		} `json:"workers"`
+		Lease struct {
+			PID   int  `json:"pid"`
+			Valid bool `json:"valid"`
+		} `json:"lease"`
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		res, err := http.Get("http://" + addr + "/v1/cluster")
+		if err == nil {
+			_ = json.NewDecoder(res.Body).Decode(&view)
+			res.Body.Close()
+			if res.StatusCode == 200 && len(view.Workers) == 1 && view.Lease.Valid {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/v1/cluster never showed the serving process and its lease: %+v (%v); the log:\n%s", view, err, g.dump())
+		}
+	}
+	if pid := cmd.Process.Pid; view.Workers[0].PID != pid || view.Lease.PID != pid || view.Workers[0].Worker != "serve" {
+		t.Fatalf("cluster view %+v, want worker \"serve\" and the lease both in pid %d", view, pid)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("app serve exited with %v after SIGTERM, want status 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("app serve did not stop within 20s of SIGTERM")
+	}
+}
