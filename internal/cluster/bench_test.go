@@ -43,7 +43,10 @@ func appBinary(b *testing.B) string {
 			return
 		}
 		appBin = filepath.Join(dir, "app")
-		out, err := exec.Command("go", "build", "-o", appBin, "app/cmd/app").CombinedOutput()
+		// As `make build` builds it.
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", appBin, "app/cmd/app")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
