@@ -7,6 +7,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -57,27 +58,33 @@ func (p *Primary) Run(ctx context.Context) error {
 		}
 		p.Notify.Ready(status)
 	}
-	if !p.prepare(ctx) {
-		return nil
-	}
-
+	// Heartbeat and watchdog run from here on, also while the indexes
+	// wait for the database: waiting is healthy, a stuck lease loop is not.
 	var wg sync.WaitGroup
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopBg(); wg.Wait() }()
 	hb := &proc.Heartbeat{Store: p.Store, ID: p.ID, Interval: p.Cfg.HeartbeatInterval, Log: p.Log, State: p.state}
+	var preparing atomic.Bool
+	preparing.Store(true)
 	wg.Add(2)
 	go func() { defer wg.Done(); hb.Run(bgCtx) }()
 	go func() {
 		defer wg.Done()
-		// Healthy while the lease loop turns; it turns at least every TTL/3.
-		proc.Watchdog(bgCtx, p.Notify, func() bool { return time.Since(p.lease.LastTick()) < p.Cfg.LeaseTTL })
+		// The lease loop turns at least every TTL/3.
+		proc.Watchdog(bgCtx, p.Notify, func() bool {
+			return preparing.Load() || time.Since(p.lease.LastTick()) < p.Cfg.LeaseTTL
+		})
 	}()
+	if !p.prepare(ctx) {
+		return nil
+	}
+	p.lease.tick()
+	preparing.Store(false)
 
 	p.lease.Run(ctx, p.work)
 	if p.NotifyReady {
 		p.Notify.Stopping()
 	}
-	stopBg()
-	wg.Wait()
 	return nil
 }
 
