@@ -8,8 +8,12 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X app/internal/buildinfo.Version=$(VERSION) -X app/internal/buildinfo.Commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 STATE       ?= $(CURDIR)/.state
+NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+GOARCH      ?= $(shell $(GO) env GOARCH)
+# Package versions must start with a digit: v1.2.3 -> 1.2.3, no tag -> 0.0.0~git<commit>.
+PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/~/g'); echo $${v:-0.0.0~git$(COMMIT)})
 
-.PHONY: build run test lint bench clean
+.PHONY: build run test lint bench package e2e clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/app ./cmd/app
@@ -26,6 +30,7 @@ test:
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./packaging/e2e/
 	$(GO) run $(STATICCHECK) ./...
 
 # Figures in one run, so they compare: /healthz through `app run` with 2
@@ -35,5 +40,18 @@ bench:
 	$(GO) test -run '^$$' -bench 'Healthz' -benchtime 3s -count 4 ./internal/cluster/
 	$(GO) test -run '^$$' -bench 'WorkerStartToReady' -benchtime 10x ./internal/cluster/
 
+# dist/app_<version>_<arch>.deb and dist/app-<version>-1.<arch>.rpm
+package: build
+	mkdir -p dist
+	VERSION=$(PKG_VERSION) GOARCH=$(GOARCH) $(GO) run $(NFPM) package --config nfpm.yaml --packager deb --target dist/
+	VERSION=$(PKG_VERSION) GOARCH=$(GOARCH) $(GO) run $(NFPM) package --config nfpm.yaml --packager rpm --target dist/
+
+# The .deb installed and booted in a Debian bookworm container (systemd-nspawn).
+# Needs root, debootstrap and systemd-nspawn; the root file system is cached
+# in .cache/bookworm.
+e2e: package
+	APP_E2E_DEB=$(CURDIR)/dist/app_$(PKG_VERSION)-1_$(GOARCH).deb \
+		$(GO) test -tags e2e -count=1 -v -timeout 30m ./packaging/e2e/
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

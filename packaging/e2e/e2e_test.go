@@ -1,0 +1,327 @@
+//go:build e2e
+
+// Package e2e installs the built .deb into a Debian bookworm root file
+// system, boots it with systemd-nspawn and checks what a user of the
+// installed package would: `make e2e` (root, debootstrap and
+// systemd-nspawn needed; .ci/run installs them).
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// container is a booted nspawn machine.
+type container struct {
+	t      *testing.T
+	leader int // the container's systemd, for nsenter
+}
+
+func run(t *testing.T, timeout time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// sh runs a shell command inside the container.
+func (c *container) sh(timeout time.Duration, script string) (string, error) {
+	c.t.Helper()
+	return run(c.t, timeout, "nsenter", "-t", strconv.Itoa(c.leader), "-a", "/bin/sh", "-c", script)
+}
+
+func (c *container) must(timeout time.Duration, script string) string {
+	c.t.Helper()
+	out, err := c.sh(timeout, script)
+	if err != nil {
+		c.t.Fatalf("in the container: %s: %v\n%s", script, err, out)
+	}
+	return out
+}
+
+// eventually polls script until check accepts its output.
+func (c *container) eventually(what string, within time.Duration, script string, check func(string) bool) string {
+	c.t.Helper()
+	var out string
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out, _ = c.sh(30*time.Second, script)
+		if check(out) {
+			return out
+		}
+	}
+	c.t.Fatalf("%s: not within %s; last output of %q:\n%s", what, within, script, out)
+	return ""
+}
+
+// mirror is the Debian mirror this machine's apt uses.
+func mirror(t *testing.T) string {
+	t.Helper()
+	for _, f := range []string{"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if u, ok := strings.CutPrefix(line, "URIs:"); ok && !strings.Contains(u, "security") {
+				return strings.Fields(u)[0]
+			}
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "deb" && !strings.Contains(f[1], "security") {
+				return f[1]
+			}
+		}
+	}
+	t.Fatal("no Debian mirror in this machine's apt sources")
+	return ""
+}
+
+// rootfs is a bookworm minbase tree, made once and cached in .cache/.
+func rootfs(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../../.cache/bookworm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "usr/lib/systemd/systemd")); err == nil {
+		return dir
+	}
+	_ = os.RemoveAll(dir)
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("debootstrap bookworm into %s (cached for later runs)", dir)
+	out, err := run(t, 15*time.Minute, "debootstrap", "--variant=minbase",
+		"--include=systemd,systemd-sysv,dbus,curl,procps,iproute2", "bookworm", tmp, mirror(t))
+	if err != nil {
+		t.Fatalf("debootstrap: %v\n%s", err, out)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func boot(t *testing.T, root, dist string) *container {
+	t.Helper()
+	cmd := exec.Command("systemd-nspawn", "-q", "-D", root, "--boot", "--register=no", "--keep-unit",
+		"--console=passive", "--private-network", "--volatile=overlay", "--bind-ro="+dist+":/mnt/dist",
+		"--machine=app-e2e")
+	var console bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &console, &console
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	c := &container{t: t}
+	t.Cleanup(func() {
+		if c.leader != 0 {
+			_, _ = c.sh(10*time.Second, "systemctl poweroff")
+		}
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(60 * time.Second); c.leader == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's systemd did not appear; nspawn said:\n%s", console.String())
+		}
+		out, err := exec.Command("pgrep", "-P", strconv.Itoa(cmd.Process.Pid), "-x", "systemd").Output()
+		if err == nil {
+			c.leader, _ = strconv.Atoi(strings.TrimSpace(strings.Split(string(out), "\n")[0]))
+		}
+	}
+	c.eventually("the container booted", 90*time.Second, "systemctl is-system-running", func(s string) bool {
+		s = strings.TrimSpace(s)
+		return s == "running" || s == "degraded"
+	})
+	return c
+}
+
+var workerHeader = regexp.MustCompile(`(?mi)^x-app-worker: *(\S+)`)
+
+func TestInstalledPackage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for systemd-nspawn")
+	}
+	for _, tool := range []string{"debootstrap", "systemd-nspawn", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (apt-get install debootstrap systemd-container)", tool)
+		}
+	}
+	deb := os.Getenv("APP_E2E_DEB")
+	if deb == "" {
+		t.Fatal("APP_E2E_DEB: the .deb to test (make e2e sets it)")
+	}
+	deb, _ = filepath.Abs(deb)
+	c := boot(t, rootfs(t), filepath.Dir(deb))
+	n := runtime.NumCPU()
+
+	// Install with apt (dependencies and maintainer scripts run for real);
+	// postinst enables and starts app.target.
+	out := c.must(3*time.Minute, "apt-get install -y --no-download /mnt/dist/"+filepath.Base(deb)+" 2>&1")
+	t.Logf("installed:\n%s", lastLines(out, 3))
+
+	units := []string{"app.socket", "app-db.service", "app-primary.service"}
+	for i := 1; i <= n; i++ {
+		units = append(units, fmt.Sprintf("app-worker@%d.service", i))
+	}
+	c.eventually("every unit active (READY reached)", 60*time.Second, "systemctl is-active "+strings.Join(units, " "), func(s string) bool {
+		return strings.Count(s, "active\n") == len(units) && !strings.Contains(s, "inactive") && !strings.Contains(s, "activating")
+	})
+
+	t.Run("every worker answers through the socket", func(t *testing.T) {
+		out := c.must(60*time.Second, `seq 400 | xargs -P 8 -I{} curl -s -o /dev/null -D - http://127.0.0.1:8080/healthz`)
+		seen := map[string]int{}
+		for _, m := range workerHeader.FindAllStringSubmatch(out, -1) {
+			seen[m[1]]++
+		}
+		t.Logf("answers per worker: %v", seen)
+		for i := 1; i <= n; i++ {
+			if seen[strconv.Itoa(i)] == 0 {
+				t.Errorf("worker %d answered none of 400 requests (%v)", i, seen)
+			}
+		}
+	})
+
+	t.Run("SIGKILL of a worker under load refuses nothing", func(t *testing.T) {
+		pid := strings.TrimSpace(c.must(10*time.Second, "systemctl show -P MainPID app-worker@1.service"))
+		out := c.must(90*time.Second, `
+			(seq 600 | xargs -P 4 -I{} curl -s -o /dev/null -w '%{http_code} %{exitcode}\n' --max-time 10 http://127.0.0.1:8080/healthz > /tmp/codes) &
+			sleep 0.3; kill -KILL `+pid+`; wait; sort /tmp/codes | uniq -c`)
+		t.Logf("status and curl exit code counts:\n%s", out)
+		ok, refused := 0, 0
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 3 {
+				continue
+			}
+			cnt, _ := strconv.Atoi(f[0])
+			if f[1] == "200" {
+				ok += cnt
+			}
+			if f[2] == "7" { // curl: failed to connect
+				refused += cnt
+			}
+		}
+		if refused != 0 {
+			t.Errorf("%d connections were refused", refused)
+		}
+		// A request the killed worker had already accepted is reset with it:
+		// at most one per client.
+		if ok < 600-4 {
+			t.Errorf("%d of 600 answered 200, want all but at most the 4 in flight on the killed worker", ok)
+		}
+		c.eventually("worker 1 restarted", 30*time.Second, "systemctl show -P MainPID app-worker@1.service; systemctl is-active app-worker@1.service", func(s string) bool {
+			f := strings.Fields(s)
+			return len(f) == 2 && f[0] != pid && f[0] != "0" && f[1] == "active"
+		})
+	})
+
+	t.Run("SIGKILL of every worker: the next request waits and is answered", func(t *testing.T) {
+		out := c.must(60*time.Second, `systemctl kill -s KILL 'app-worker@*.service'; curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://127.0.0.1:8080/healthz`)
+		if out != "200" {
+			t.Errorf("request after killing every worker: %q, want 200", out)
+		}
+	})
+
+	t.Run("a hung worker is killed by the watchdog and restarted", func(t *testing.T) {
+		pid := strings.TrimSpace(c.must(10*time.Second, "systemctl show -P MainPID app-worker@1.service"))
+		c.must(10*time.Second, "kill -STOP "+pid)
+		c.eventually("worker 1 replaced after the watchdog fired", 60*time.Second, "systemctl show -P MainPID app-worker@1.service; systemctl is-active app-worker@1.service", func(s string) bool {
+			f := strings.Fields(s)
+			return len(f) == 2 && f[0] != pid && f[0] != "0" && f[1] == "active"
+		})
+		out := c.must(10*time.Second, "journalctl -u app-worker@1.service -o cat | grep -i watchdog | tail -2")
+		t.Logf("journal: %s", strings.TrimSpace(out))
+	})
+
+	t.Run("journal lines of every worker carry its number and pid", func(t *testing.T) {
+		for i := 1; i <= n; i++ {
+			out := c.must(10*time.Second, fmt.Sprintf(`journalctl -u 'app-worker@*' -o verbose WORKER=%d | grep -c '^ *PID='`, i))
+			if cnt, _ := strconv.Atoi(strings.TrimSpace(out)); cnt == 0 {
+				t.Errorf("no journal entry with WORKER=%d and PID", i)
+			}
+			out = c.must(10*time.Second, fmt.Sprintf(`journalctl -u 'app-worker@*' -o cat | grep -c 'worker %d started (pid '`, i))
+			if cnt, _ := strconv.Atoi(strings.TrimSpace(out)); cnt == 0 {
+				t.Errorf("no 'worker %d started (pid N)' line", i)
+			}
+		}
+	})
+
+	t.Run("CLUSTER_WORKERS=1, daemon-reload and restart: one worker", func(t *testing.T) {
+		c.must(60*time.Second, `echo CLUSTER_WORKERS=1 >> /etc/app/app.env && systemctl daemon-reload && systemctl restart app.target`)
+		out := c.eventually("only worker 1 runs", 60*time.Second, `systemctl list-units --state=active --plain --no-legend 'app-worker@*' | awk '{print $1}'`, func(s string) bool {
+			return strings.TrimSpace(s) == "app-worker@1.service"
+		})
+		t.Logf("active workers: %s", strings.TrimSpace(out))
+		c.must(60*time.Second, `sed -i '/^CLUSTER_WORKERS=1$/d' /etc/app/app.env && systemctl daemon-reload && systemctl restart app.target`)
+	})
+
+	t.Run("a bad value fails once with one line and no restart loop", func(t *testing.T) {
+		c.must(60*time.Second, `echo MONGO_MAX_POOL_SIZE=lots >> /etc/app/app.env && systemctl restart app-primary.service; true`)
+		c.eventually("app-primary failed", 30*time.Second, "systemctl is-failed app-primary.service", func(s string) bool {
+			return strings.TrimSpace(s) == "failed"
+		})
+		time.Sleep(3 * time.Second)
+		restarts := strings.TrimSpace(c.must(10*time.Second, "systemctl show -P NRestarts app-primary.service"))
+		line := c.must(10*time.Second, `journalctl -u app-primary.service -o cat | grep -F 'MONGO_MAX_POOL_SIZE="lots"' | tail -1`)
+		t.Logf("journal: %s (restarts: %s)", strings.TrimSpace(line), restarts)
+		if restarts != "0" || !strings.Contains(line, "is invalid") {
+			t.Errorf("after a bad value: %s restarts, journal line %q; want 0 restarts and the one-line error", restarts, line)
+		}
+		c.must(60*time.Second, `sed -i '/^MONGO_MAX_POOL_SIZE=lots$/d' /etc/app/app.env && systemctl reset-failed app-primary.service && systemctl start app-primary.service`)
+	})
+
+	t.Run("systemd-analyze security", func(t *testing.T) {
+		for _, u := range []string{"app-worker@1.service", "app-primary.service", "app-db.service"} {
+			out, _ := c.sh(30*time.Second, "systemd-analyze security --no-pager "+u+" | tail -1")
+			t.Logf("%s: %s", u, strings.TrimSpace(out))
+			m := regexp.MustCompile(`exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
+			if m == nil {
+				t.Errorf("%s: no exposure figure in %q", u, out)
+				continue
+			}
+			if v, _ := strconv.ParseFloat(m[1], 64); v > 2.0 {
+				full, _ := c.sh(30*time.Second, "systemd-analyze security --no-pager "+u+" | grep -v '✓'")
+				t.Errorf("%s exposure %s, want at most 2.0:\n%s", u, m[1], full)
+			}
+		}
+	})
+
+	t.Run("remove keeps the state, purge deletes it", func(t *testing.T) {
+		c.must(2*time.Minute, "apt-get remove -y app 2>&1")
+		out := c.must(10*time.Second, "ls /usr/lib/systemd/system/ | grep '^app' || true; test -d /var/lib/app && echo state-kept; systemctl is-active app-primary.service || true")
+		if strings.Contains(out, "app-worker@.service") || !strings.Contains(out, "state-kept") || strings.Contains(out, "\nactive") {
+			t.Errorf("after remove: %q; want no units, state kept, nothing running", out)
+		}
+		c.must(2*time.Minute, "apt-get purge -y app 2>&1")
+		out = c.must(10*time.Second, "test -e /var/lib/app && echo state-left; test -e /etc/app/app.env && echo config-left; true")
+		if strings.TrimSpace(out) != "" {
+			t.Errorf("after purge: %q", out)
+		}
+	})
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
