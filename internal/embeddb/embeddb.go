@@ -76,7 +76,8 @@ func Start(ctx context.Context, dataDir, socket string, log zerolog.Logger) (*DB
 	return db, nil
 }
 
-// quietResponses drops FerretDB's dumps of failed command replies. It logs
+// quietResponses drops FerretDB's dumps of failed command replies and its
+// complaints about clients that hung up. It logs
 // every reply with ok: 0 (a duplicate key, an unsupported endSessions) as a
 // warning with the whole message; the client already gets that error, and
 // the lease and the stores rely on duplicate keys. Replies that close the
@@ -85,6 +86,11 @@ type quietResponses struct{ slog.Handler }
 
 func (h quietResponses) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelError && strings.HasPrefix(r.Message, "Response ") {
+		return nil
+	}
+	// A client that closes its connection at once (WaitSocket's probe, a
+	// health check) is not an error of the database.
+	if strings.Contains(r.Message, "use of closed network connection") {
 		return nil
 	}
 	return h.Handler.Handle(ctx, r)
