@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"app/internal/buildinfo"
 	"app/internal/config"
 	"app/internal/logging"
+	"app/internal/unitgen"
 )
 
 // Exit statuses. 2 is what systemd units list in RestartPreventExitStatus=,
@@ -34,6 +36,9 @@ type command struct {
 	usage   string // what it does, for --help
 	env     bool   // reads the configuration (list the variables in --help)
 	run     func(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error
+	// raw, when set, replaces run: it gets the positional arguments and
+	// returns the exit status itself (systemd helpers with their own rules).
+	raw func(args []string, stdout, stderr io.Writer) int
 }
 
 var commands = []command{
@@ -53,6 +58,23 @@ var commands = []command{
 	{name: "db", summary: "run the embedded MongoDB-compatible database on a Unix socket", env: true, run: runDB,
 		usage: "FerretDB with its SQLite backend, files under APP_STATE_DIR/db, served on APP_DB_SOCKET until\n" +
 			"stopped. For trials, development and tests; set MONGO_URI to use MongoDB in production."},
+	{name: "generator", summary: "write the unit graph from /etc/app/app.env (the systemd generator)", env: true,
+		usage: "Run by systemd as /usr/lib/systemd/system-generators/app-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n" +
+			"at boot and on daemon-reload: links app-worker@1..N (N = CLUSTER_WORKERS, or one per CPU) and,\n" +
+			"when MONGO_URI is empty, app-db.service into NORMAL_DIR/app.target.wants. Problems in the file\n" +
+			"go to the kernel log and never fail the boot.",
+		raw: func(args []string, _, stderr io.Writer) int { return unitgen.Main(args, stderr) }},
+	{name: "worker-wanted", summary: "exit 0 when APP_WORKER_ID is within CLUSTER_WORKERS (ExecCondition= of app-worker@)", env: true,
+		usage: "Exits 1 when this worker instance is beyond CLUSTER_WORKERS, so systemd skips it; 0 otherwise,\n" +
+			"also when the configuration is invalid (the worker itself then reports the error).",
+		raw: func(_ []string, _, stderr io.Writer) int {
+			cfg, err := config.Load()
+			if err != nil || unitgen.Wanted(cfg) {
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "worker %s is not wanted: CLUSTER_WORKERS gives %d workers\n", cfg.WorkerID, cfg.Workers())
+			return 1
+		}},
 	{name: "version", summary: "print version, commit and Go version",
 		usage: "Prints the version and commit set at build time and the Go version.",
 		run: func(_ context.Context, _ config.Config, stdout, _ io.Writer) error {
@@ -63,6 +85,10 @@ var commands = []command{
 
 // Main runs the command line and returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// systemd runs generators by path: the binary under the generator's name.
+	if len(args) > 0 && filepath.Base(args[0]) == "app-generator" {
+		return unitgen.Main(args[1:], stderr)
+	}
 	if len(args) < 2 {
 		usage(stderr)
 		return exitConfig
@@ -119,6 +145,9 @@ func (c command) main(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "see: app %s --help\n", c.name)
 		return exitConfig
+	}
+	if c.raw != nil {
+		return c.raw(fs.Args(), stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "app %s: unexpected argument %q\n", c.name, fs.Arg(0))

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -169,6 +170,41 @@ func TestVersion(t *testing.T) {
 		}
 		if l := lines(out); len(l) != 1 || !strings.Contains(l[0], runtime.Version()) {
 			t.Errorf("app %s: stdout is not one line with %s: %q", arg, runtime.Version(), out)
+		}
+	}
+}
+
+// systemd runs the generator by its path; the binary answers to that name.
+func TestGeneratorByItsName(t *testing.T) {
+	dir := t.TempDir()
+	env := filepath.Join(dir, "app.env")
+	if err := os.WriteFile(env, []byte("CLUSTER_WORKERS=3\nMONGO_URI=mongodb://db1/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("APP_ENV_FILE", env)
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"/usr/lib/systemd/system-generators/app-generator", out, out, out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	links, err := filepath.Glob(filepath.Join(out, "app.target.wants", "*"))
+	if err != nil || len(links) != 3 {
+		t.Fatalf("links %v (%v), want 3 workers and no database", links, err)
+	}
+}
+
+// ExecCondition= of app-worker@: instances beyond CLUSTER_WORKERS are
+// skipped (exit 1); a bad configuration is left to the worker to report.
+func TestWorkerWanted(t *testing.T) {
+	for _, tc := range []struct {
+		workers, id string
+		want        int
+	}{{"2", "1", 0}, {"2", "2", 0}, {"2", "3", 1}, {"abc", "3", 0}} {
+		t.Setenv("CLUSTER_WORKERS", tc.workers)
+		t.Setenv("APP_WORKER_ID", tc.id)
+		var stdout, stderr bytes.Buffer
+		if code := Main([]string{"app", "worker-wanted"}, &stdout, &stderr); code != tc.want {
+			t.Errorf("CLUSTER_WORKERS=%s APP_WORKER_ID=%s: exit %d, want %d (%s)", tc.workers, tc.id, code, tc.want, stderr.String())
 		}
 	}
 }

@@ -1,0 +1,217 @@
+// Package unitgen is the systemd generator app-generator: at boot and on
+// every `systemctl daemon-reload` it reads /etc/app/app.env and makes
+// app.target want worker instances 1..N and, when the embedded database is
+// used, app-db.service. See systemd.generator(7).
+package unitgen
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"app/internal/config"
+)
+
+// Production paths.
+const (
+	EnvFile = "/etc/app/app.env"
+	UnitDir = "/usr/lib/systemd/system"
+	wants   = "app.target.wants"
+)
+
+// Graph is what app.target wants.
+type Graph struct {
+	Workers int
+	DB      bool
+}
+
+// Decide reads env (the parsed environment file) the way the services do.
+// It never fails: a bad file must not fail the boot, so each problem is
+// returned as a warning and a default is used in its place.
+//   - An invalid CLUSTER_WORKERS: one worker per CPU (its default).
+//   - Any other invalid variable: the services will refuse to start and
+//     say why in their journals; the graph still follows CLUSTER_WORKERS
+//     and MONGO_URI as written, so the failing units are the expected ones.
+//   - The embedded database runs when MONGO_URI and MONGO_URI_FILE are both
+//     empty: a set but malformed MONGO_URI still means an external database.
+func Decide(env map[string]string, cpus int) (Graph, []string) {
+	var warnings []string
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	g := Graph{Workers: cpus, DB: env["MONGO_URI"] == "" && env["MONGO_URI_FILE"] == ""}
+	_, err := config.LoadFrom(lookup)
+	var ce *config.Error
+	if err != nil && !errors.As(err, &ce) {
+		warnings = append(warnings, err.Error())
+	}
+	if ce != nil {
+		warnings = append(warnings, ce.Error())
+	}
+	// CLUSTER_WORKERS on its own, so another variable's mistake does not
+	// change the number of workers.
+	n, werr := config.LoadFrom(func(k string) (string, bool) {
+		if k == "CLUSTER_WORKERS" {
+			return lookup(k)
+		}
+		return "", false
+	})
+	switch {
+	case werr != nil:
+		if ce == nil || ce.Var != "CLUSTER_WORKERS" {
+			warnings = append(warnings, werr.Error())
+		}
+	case n.ClusterWorkers > 0:
+		g.Workers = n.ClusterWorkers
+	}
+	return g, warnings
+}
+
+// Write creates the wants links for g in outDir, pointing at unitDir. Links
+// it wrote before and g no longer wants are removed, so a rerun into the
+// same directory gives the same result as a fresh one.
+func Write(outDir, unitDir string, g Graph) error {
+	dir := filepath.Join(outDir, wants)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	want := map[string]string{}
+	for i := 1; i <= g.Workers; i++ {
+		want[fmt.Sprintf("app-worker@%d.service", i)] = filepath.Join(unitDir, "app-worker@.service")
+	}
+	if g.DB {
+		want["app-db.service"] = filepath.Join(unitDir, "app-db.service")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, ok := want[e.Name()]; !ok && (strings.HasPrefix(e.Name(), "app-worker@") || e.Name() == "app-db.service") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	for name, target := range want {
+		path := filepath.Join(dir, name)
+		if cur, err := os.Readlink(path); err == nil && cur == target {
+			continue
+		}
+		_ = os.Remove(path)
+		if err := os.Symlink(target, path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseEnvFile reads systemd's EnvironmentFile= syntax: KEY=VALUE lines;
+// blank lines and lines starting with # or ; are skipped; whitespace around
+// keys and values is trimmed; a value may be quoted with "..." or '...'; a
+// line ending in a backslash continues on the next line. A line that is
+// not an assignment is skipped, as systemd skips it; the error names the
+// first such line, and env holds every good one.
+func ParseEnvFile(r io.Reader) (map[string]string, error) {
+	env := map[string]string{}
+	var bad error
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := sc.Text()
+		for strings.HasSuffix(line, `\`) && sc.Scan() {
+			lineNo++
+			line = strings.TrimSuffix(line, `\`) + sc.Text()
+		}
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		key = strings.TrimSpace(key)
+		if !ok || key == "" || strings.ContainsAny(key, " \t") {
+			if bad == nil {
+				bad = fmt.Errorf("line %d is not KEY=VALUE: %q", lineNo, line)
+			}
+			continue
+		}
+		val = strings.TrimSpace(val)
+		if q := val; len(q) >= 2 && (q[0] == '"' || q[0] == '\'') && q[len(q)-1] == q[0] {
+			val = q[1 : len(q)-1]
+			if q[0] == '"' {
+				val = strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(val)
+			}
+		}
+		env[key] = val
+	}
+	if err := sc.Err(); err != nil {
+		return env, err
+	}
+	return env, bad
+}
+
+// Main is app-generator: args are NORMAL_DIR [EARLY_DIR LATE_DIR]. The
+// environment file is APP_ENV_FILE (for tests) or /etc/app/app.env.
+// Warnings go to the kernel log (/dev/kmsg), where a generator's output
+// is read at boot, or stderr when that cannot be opened. The status is not
+// 0 only when the output directory cannot be written.
+func Main(args []string, stderr io.Writer) int {
+	if len(args) < 1 || len(args) > 3 || args[0] == "" {
+		fmt.Fprintln(stderr, "usage: app-generator NORMAL_DIR [EARLY_DIR LATE_DIR]")
+		return 2
+	}
+	envFile := EnvFile
+	if f := os.Getenv("APP_ENV_FILE"); f != "" {
+		envFile = f
+	}
+	var klog io.Writer = stderr
+	prefix := "app-generator: "
+	if k, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+		defer k.Close()
+		klog, prefix = k, "<4>app-generator: "
+	}
+	return generate(args[0], envFile, UnitDir, cpus(), klog, prefix)
+}
+
+// generate is Main with its surroundings passed in.
+func generate(outDir, envFile, unitDir string, cpus int, klog io.Writer, prefix string) int {
+	env := map[string]string{}
+	f, err := os.Open(envFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		fmt.Fprintf(klog, "%s%v; using the defaults\n", prefix, err)
+	default:
+		env, err = ParseEnvFile(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(klog, "%s%s: %v; skipped, as systemd skips it\n", prefix, envFile, err)
+		}
+	}
+	g, warnings := Decide(env, cpus)
+	for _, w := range warnings {
+		fmt.Fprintf(klog, "%s%s: %s; app.target wants %d workers (db: %t), the services report the error\n", prefix, envFile, w, g.Workers, g.DB)
+	}
+	if err := Write(outDir, unitDir, g); err != nil {
+		fmt.Fprintf(klog, "%scannot write the unit graph: %v\n", prefix, err)
+		return 1
+	}
+	return 0
+}
+
+// cpus is the number of CPUs this process may run on.
+func cpus() int { return config.Config{}.Workers() }
+
+// Wanted reports whether worker id (APP_WORKER_ID) is within the configured
+// number of workers: app-worker@.service's ExecCondition=, so that lowering
+// CLUSTER_WORKERS and restarting app.target stops the extra instances.
+func Wanted(cfg config.Config) bool {
+	id, err := strconv.Atoi(cfg.WorkerID)
+	return err != nil || id <= cfg.Workers()
+}
