@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -85,6 +87,13 @@ var commands = []command{
 
 // Main runs the command line and returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// Exit status 2 means bad configuration and is never restarted
+	// (RestartPreventExitStatus=2, and `app run` stops). Go's runtime also
+	// exits 2 after a fatal panic or a SIGABRT (systemd's watchdog signal);
+	// with "crash" it dies by SIGABRT instead, so those are restarted.
+	if _, set := os.LookupEnv("GOTRACEBACK"); !set {
+		debug.SetTraceback("crash")
+	}
 	// systemd runs generators by path: the binary under the generator's name.
 	if len(args) > 0 && filepath.Base(args[0]) == "app-generator" {
 		return unitgen.Main(args[1:], stderr)

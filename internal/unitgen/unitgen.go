@@ -38,31 +38,45 @@ type Graph struct {
 //   - Any other invalid variable: the services will refuse to start and
 //     say why in their journals; the graph still follows CLUSTER_WORKERS
 //     and MONGO_URI as written, so the failing units are the expected ones.
+//     CLUSTER_WORKERS is read on its own for that, so that neither another
+//     variable's mistake nor the cross-check with MONGO_MAX_TOTAL_CONNECTIONS
+//     changes the number of workers.
 //   - The embedded database runs when MONGO_URI and MONGO_URI_FILE are both
 //     empty: a set but malformed MONGO_URI still means an external database.
+//   - MONGO_URI_FILE is not read: the generator runs before file systems
+//     other than / and /usr are mounted, and it needs to know only that the
+//     variable is set. The services read and check the file when they start.
 func Decide(env map[string]string, cpus int) (Graph, []string) {
 	var warnings []string
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	g := Graph{Workers: cpus, DB: env["MONGO_URI"] == "" && env["MONGO_URI_FILE"] == ""}
-	_, err := config.LoadFrom(lookup)
-	var ce *config.Error
-	if err != nil && !errors.As(err, &ce) {
+	_, err := config.LoadFrom(func(k string) (string, bool) {
+		// With MONGO_URI also set, resolve reports "not both" without
+		// reading the file, so only the lone MONGO_URI_FILE is hidden.
+		if k == "MONGO_URI_FILE" && env["MONGO_URI"] == "" {
+			return "", false
+		}
+		v, ok := env[k]
+		return v, ok
+	})
+	if err != nil {
 		warnings = append(warnings, err.Error())
 	}
-	if ce != nil {
-		warnings = append(warnings, ce.Error())
-	}
-	// CLUSTER_WORKERS on its own, so another variable's mistake does not
-	// change the number of workers.
+	// The connection budget at its maximum, so that only CLUSTER_WORKERS's
+	// own rule applies here (the full load above reports the budget).
 	n, werr := config.LoadFrom(func(k string) (string, bool) {
-		if k == "CLUSTER_WORKERS" {
-			return lookup(k)
+		switch k {
+		case "CLUSTER_WORKERS":
+			v, ok := env[k]
+			return v, ok
+		case "MONGO_MAX_TOTAL_CONNECTIONS":
+			return "1000000", true
 		}
 		return "", false
 	})
 	switch {
 	case werr != nil:
-		if ce == nil || ce.Var != "CLUSTER_WORKERS" {
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Var != "CLUSTER_WORKERS" {
 			warnings = append(warnings, werr.Error())
 		}
 	case n.ClusterWorkers > 0:
@@ -179,24 +193,31 @@ func Main(args []string, stderr io.Writer) int {
 	return generate(args[0], envFile, UnitDir, cpus(), klog, prefix)
 }
 
-// generate is Main with its surroundings passed in.
+// generate is Main with its surroundings passed in. It writes at most one
+// line to klog: what is wrong with the file and what app.target wants.
 func generate(outDir, envFile, unitDir string, cpus int, klog io.Writer, prefix string) int {
 	env := map[string]string{}
+	var problems []string
 	f, err := os.Open(envFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		fmt.Fprintf(klog, "%s%v; using the defaults\n", prefix, err)
+		problems = append(problems, err.Error()+" (using the defaults)")
 	default:
 		env, err = ParseEnvFile(f)
 		f.Close()
 		if err != nil {
-			fmt.Fprintf(klog, "%s%s: %v; skipped, as systemd skips it\n", prefix, envFile, err)
+			problems = append(problems, err.Error()+" (skipped, as systemd skips it)")
 		}
 	}
 	g, warnings := Decide(env, cpus)
-	for _, w := range warnings {
-		fmt.Fprintf(klog, "%s%s: %s; app.target wants %d workers (db: %t), the services report the error\n", prefix, envFile, w, g.Workers, g.DB)
+	if len(problems)+len(warnings) > 0 {
+		tail := ""
+		if len(warnings) > 0 {
+			tail = ", the services report the error"
+		}
+		fmt.Fprintf(klog, "%s%s: %s; app.target wants %d workers (db: %t)%s\n",
+			prefix, envFile, strings.Join(append(problems, warnings...), "; "), g.Workers, g.DB, tail)
 	}
 	if err := Write(outDir, unitDir, g); err != nil {
 		fmt.Fprintf(klog, "%scannot write the unit graph: %v\n", prefix, err)

@@ -81,21 +81,66 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// daemon-reload into a used directory: fewer workers leave no stale links.
+// daemon-reload into a used directory: the same file gives the same tree,
+// fewer workers leave no stale links.
 func TestRerunLeavesNoStaleLinks(t *testing.T) {
 	out := t.TempDir()
-	if err := Write(out, UnitDir, Graph{Workers: 4, DB: true}); err != nil {
+	for range 2 {
+		if err := Write(out, UnitDir, Graph{Workers: 4, DB: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := t.TempDir()
+	if err := Write(fresh, UnitDir, Graph{Workers: 4, DB: true}); err != nil {
 		t.Fatal(err)
+	}
+	if a, b := tree(t, out), tree(t, fresh); a != b {
+		t.Fatalf("second run gave\n%s\nfresh run gave\n%s", a, b)
 	}
 	if err := Write(out, UnitDir, Graph{Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
-	fresh := t.TempDir()
+	fresh = t.TempDir()
 	if err := Write(fresh, UnitDir, Graph{Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if a, b := tree(t, out), tree(t, fresh); a != b {
 		t.Fatalf("rerun gave\n%s\nfresh run gave\n%s", a, b)
+	}
+}
+
+// The cases the golden files do not show well: one warning at most, naming
+// the variable, and the number of workers as written whenever it is valid.
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want Graph
+		warn string // the variable the one warning names; "" for none
+	}{
+		{map[string]string{"CLUSTER_WORKERS": "abc"}, Graph{Workers: 4, DB: true}, "CLUSTER_WORKERS"},
+		// Valid: the budget is raised for that many workers.
+		{map[string]string{"CLUSTER_WORKERS": "1000", "MONGO_MAX_TOTAL_CONNECTIONS": "5000"}, Graph{Workers: 1000, DB: true}, ""},
+		// The budget is too small: the services refuse, the graph follows the file.
+		{map[string]string{"CLUSTER_WORKERS": "900"}, Graph{Workers: 900, DB: true}, "MONGO_MAX_TOTAL_CONNECTIONS"},
+		{map[string]string{"CLUSTER_WORKERS": "3", "MONGO_URI": "localhost:27017"}, Graph{Workers: 3}, "MONGO_URI"},
+		// Not read at boot (not mounted yet, or a credential): set is enough.
+		{map[string]string{"CLUSTER_WORKERS": "3", "MONGO_URI_FILE": "/nonexistent/secret"}, Graph{Workers: 3}, ""},
+		{map[string]string{"MONGO_URI": "mongodb://db1/", "MONGO_URI_FILE": "/nonexistent/secret"}, Graph{Workers: 4}, "MONGO_URI_FILE"},
+		{map[string]string{"CLUSTER_WORKERS": "2", "APP_ENV": "prod"}, Graph{Workers: 2, DB: true}, "APP_ENV"},
+		// Two mistakes: the first, as the services report it.
+		{map[string]string{"CLUSTER_WORKERS": "x", "MONGO_MAX_POOL_SIZE": "0"}, Graph{Workers: 4, DB: true}, "CLUSTER_WORKERS"},
+		{map[string]string{"MONGO_MAX_POOL_SIZE": "0", "LOG_LEVEL": "loud", "CLUSTER_WORKERS": "2"}, Graph{Workers: 2, DB: true}, "MONGO_MAX_POOL_SIZE"},
+	} {
+		g, warnings := Decide(tc.env, 4)
+		if g != tc.want {
+			t.Errorf("%v: %+v, want %+v", tc.env, g, tc.want)
+		}
+		switch {
+		case tc.warn == "" && len(warnings) > 0:
+			t.Errorf("%v: warnings %q, want none", tc.env, warnings)
+		case tc.warn != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tc.warn+"=")):
+			t.Errorf("%v: warnings %q, want one naming %s", tc.env, warnings, tc.warn)
+		}
 	}
 }
 

@@ -24,7 +24,6 @@ import (
 
 // container is a booted nspawn machine.
 type container struct {
-	t      *testing.T
 	leader int // the container's systemd, for nsenter
 }
 
@@ -37,31 +36,31 @@ func run(t *testing.T, timeout time.Duration, name string, args ...string) (stri
 }
 
 // sh runs a shell command inside the container.
-func (c *container) sh(timeout time.Duration, script string) (string, error) {
-	c.t.Helper()
-	return run(c.t, timeout, "nsenter", "-t", strconv.Itoa(c.leader), "-a", "/bin/sh", "-c", script)
+func (c *container) sh(t *testing.T, timeout time.Duration, script string) (string, error) {
+	t.Helper()
+	return run(t, timeout, "nsenter", "-t", strconv.Itoa(c.leader), "-a", "/bin/sh", "-c", script)
 }
 
-func (c *container) must(timeout time.Duration, script string) string {
-	c.t.Helper()
-	out, err := c.sh(timeout, script)
+func (c *container) must(t *testing.T, timeout time.Duration, script string) string {
+	t.Helper()
+	out, err := c.sh(t, timeout, script)
 	if err != nil {
-		c.t.Fatalf("in the container: %s: %v\n%s", script, err, out)
+		t.Fatalf("in the container: %s: %v\n%s", script, err, out)
 	}
 	return out
 }
 
 // eventually polls script until check accepts its output.
-func (c *container) eventually(what string, within time.Duration, script string, check func(string) bool) string {
-	c.t.Helper()
+func (c *container) eventually(t *testing.T, what string, within time.Duration, script string, check func(string) bool) string {
+	t.Helper()
 	var out string
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		out, _ = c.sh(30*time.Second, script)
+		out, _ = c.sh(t, 30*time.Second, script)
 		if check(out) {
 			return out
 		}
 	}
-	c.t.Fatalf("%s: not within %s; last output of %q:\n%s", what, within, script, out)
+	t.Fatalf("%s: not within %s; last output of %q:\n%s", what, within, script, out)
 	return ""
 }
 
@@ -128,10 +127,10 @@ func boot(t *testing.T, root, dist string) *container {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	c := &container{t: t}
+	c := &container{}
 	t.Cleanup(func() {
 		if c.leader != 0 {
-			_, _ = c.sh(10*time.Second, "systemctl poweroff")
+			_, _ = c.sh(t, 10*time.Second, "systemctl poweroff")
 		}
 		select {
 		case <-done:
@@ -149,7 +148,7 @@ func boot(t *testing.T, root, dist string) *container {
 			c.leader, _ = strconv.Atoi(strings.TrimSpace(strings.Split(string(out), "\n")[0]))
 		}
 	}
-	c.eventually("the container booted", 90*time.Second, "systemctl is-system-running", func(s string) bool {
+	c.eventually(t, "the container booted", 90*time.Second, "systemctl is-system-running", func(s string) bool {
 		s = strings.TrimSpace(s)
 		return s == "running" || s == "degraded"
 	})
@@ -177,19 +176,19 @@ func TestInstalledPackage(t *testing.T) {
 
 	// Install with apt (dependencies and maintainer scripts run for real);
 	// postinst enables and starts app.target.
-	out := c.must(3*time.Minute, "apt-get install -y --no-download /mnt/dist/"+filepath.Base(deb)+" 2>&1")
+	out := c.must(t, 3*time.Minute, "apt-get install -y /mnt/dist/"+filepath.Base(deb)+" 2>&1")
 	t.Logf("installed:\n%s", lastLines(out, 3))
 
 	units := []string{"app.socket", "app-db.service", "app-primary.service"}
 	for i := 1; i <= n; i++ {
 		units = append(units, fmt.Sprintf("app-worker@%d.service", i))
 	}
-	c.eventually("every unit active (READY reached)", 60*time.Second, "systemctl is-active "+strings.Join(units, " "), func(s string) bool {
+	c.eventually(t, "every unit active (READY reached)", 60*time.Second, "systemctl is-active "+strings.Join(units, " "), func(s string) bool {
 		return strings.Count(s, "active\n") == len(units) && !strings.Contains(s, "inactive") && !strings.Contains(s, "activating")
 	})
 
 	t.Run("every worker answers through the socket", func(t *testing.T) {
-		out := c.must(60*time.Second, `seq 400 | xargs -P 8 -I{} curl -s -o /dev/null -D - http://127.0.0.1:8080/healthz`)
+		out := c.must(t, 60*time.Second, `seq 400 | xargs -P 8 -I{} curl -s -o /dev/null -D - http://127.0.0.1:8080/healthz`)
 		seen := map[string]int{}
 		for _, m := range workerHeader.FindAllStringSubmatch(out, -1) {
 			seen[m[1]]++
@@ -203,8 +202,8 @@ func TestInstalledPackage(t *testing.T) {
 	})
 
 	t.Run("SIGKILL of a worker under load refuses nothing", func(t *testing.T) {
-		pid := strings.TrimSpace(c.must(10*time.Second, "systemctl show -P MainPID app-worker@1.service"))
-		out := c.must(90*time.Second, `
+		pid := strings.TrimSpace(c.must(t, 10*time.Second, "systemctl show -P MainPID app-worker@1.service"))
+		out := c.must(t, 90*time.Second, `
 			(seq 600 | xargs -P 4 -I{} curl -s -o /dev/null -w '%{http_code} %{exitcode}\n' --max-time 10 http://127.0.0.1:8080/healthz > /tmp/codes) &
 			sleep 0.3; kill -KILL `+pid+`; wait; sort /tmp/codes | uniq -c`)
 		t.Logf("status and curl exit code counts:\n%s", out)
@@ -230,37 +229,37 @@ func TestInstalledPackage(t *testing.T) {
 		if ok < 600-4 {
 			t.Errorf("%d of 600 answered 200, want all but at most the 4 in flight on the killed worker", ok)
 		}
-		c.eventually("worker 1 restarted", 30*time.Second, "systemctl show -P MainPID app-worker@1.service; systemctl is-active app-worker@1.service", func(s string) bool {
+		c.eventually(t, "worker 1 restarted", 30*time.Second, "systemctl show -P MainPID app-worker@1.service; systemctl is-active app-worker@1.service", func(s string) bool {
 			f := strings.Fields(s)
 			return len(f) == 2 && f[0] != pid && f[0] != "0" && f[1] == "active"
 		})
 	})
 
 	t.Run("SIGKILL of every worker: the next request waits and is answered", func(t *testing.T) {
-		out := c.must(60*time.Second, `systemctl kill -s KILL 'app-worker@*.service'; curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://127.0.0.1:8080/healthz`)
+		out := c.must(t, 60*time.Second, `systemctl kill -s KILL 'app-worker@*.service'; curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://127.0.0.1:8080/healthz`)
 		if out != "200" {
 			t.Errorf("request after killing every worker: %q, want 200", out)
 		}
 	})
 
 	t.Run("a hung worker is killed by the watchdog and restarted", func(t *testing.T) {
-		pid := strings.TrimSpace(c.must(10*time.Second, "systemctl show -P MainPID app-worker@1.service"))
-		c.must(10*time.Second, "kill -STOP "+pid)
-		c.eventually("worker 1 replaced after the watchdog fired", 60*time.Second, "systemctl show -P MainPID app-worker@1.service; systemctl is-active app-worker@1.service", func(s string) bool {
+		pid := strings.TrimSpace(c.must(t, 10*time.Second, "systemctl show -P MainPID app-worker@1.service"))
+		c.must(t, 10*time.Second, "kill -STOP "+pid)
+		c.eventually(t, "worker 1 replaced after the watchdog fired", 60*time.Second, "systemctl show -P MainPID app-worker@1.service; systemctl is-active app-worker@1.service", func(s string) bool {
 			f := strings.Fields(s)
 			return len(f) == 2 && f[0] != pid && f[0] != "0" && f[1] == "active"
 		})
-		out := c.must(10*time.Second, "journalctl -u app-worker@1.service -o cat | grep -i watchdog | tail -2")
+		out := c.must(t, 10*time.Second, "journalctl -u app-worker@1.service -o cat | grep -i watchdog | tail -2")
 		t.Logf("journal: %s", strings.TrimSpace(out))
 	})
 
 	t.Run("journal lines of every worker carry its number and pid", func(t *testing.T) {
 		for i := 1; i <= n; i++ {
-			out := c.must(10*time.Second, fmt.Sprintf(`journalctl -u 'app-worker@*' -o verbose WORKER=%d | grep -c '^ *PID='`, i))
+			out := c.must(t, 10*time.Second, fmt.Sprintf(`journalctl -u 'app-worker@*' -o verbose WORKER=%d | grep -c '^ *PID='`, i))
 			if cnt, _ := strconv.Atoi(strings.TrimSpace(out)); cnt == 0 {
 				t.Errorf("no journal entry with WORKER=%d and PID", i)
 			}
-			out = c.must(10*time.Second, fmt.Sprintf(`journalctl -u 'app-worker@*' -o cat | grep -c 'worker %d started (pid '`, i))
+			out = c.must(t, 10*time.Second, fmt.Sprintf(`journalctl -u 'app-worker@*' -o cat | grep -c 'worker %d started (pid '`, i))
 			if cnt, _ := strconv.Atoi(strings.TrimSpace(out)); cnt == 0 {
 				t.Errorf("no 'worker %d started (pid N)' line", i)
 			}
@@ -268,32 +267,32 @@ func TestInstalledPackage(t *testing.T) {
 	})
 
 	t.Run("CLUSTER_WORKERS=1, daemon-reload and restart: one worker", func(t *testing.T) {
-		c.must(60*time.Second, `echo CLUSTER_WORKERS=1 >> /etc/app/app.env && systemctl daemon-reload && systemctl restart app.target`)
-		out := c.eventually("only worker 1 runs", 60*time.Second, `systemctl list-units --state=active --plain --no-legend 'app-worker@*' | awk '{print $1}'`, func(s string) bool {
+		c.must(t, 60*time.Second, `echo CLUSTER_WORKERS=1 >> /etc/app/app.env && systemctl daemon-reload && systemctl restart app.target`)
+		out := c.eventually(t, "only worker 1 runs", 60*time.Second, `systemctl list-units --state=active --plain --no-legend 'app-worker@*' | awk '{print $1}'`, func(s string) bool {
 			return strings.TrimSpace(s) == "app-worker@1.service"
 		})
 		t.Logf("active workers: %s", strings.TrimSpace(out))
-		c.must(60*time.Second, `sed -i '/^CLUSTER_WORKERS=1$/d' /etc/app/app.env && systemctl daemon-reload && systemctl restart app.target`)
+		c.must(t, 60*time.Second, `sed -i '/^CLUSTER_WORKERS=1$/d' /etc/app/app.env && systemctl daemon-reload && systemctl restart app.target`)
 	})
 
 	t.Run("a bad value fails once with one line and no restart loop", func(t *testing.T) {
-		c.must(60*time.Second, `echo MONGO_MAX_POOL_SIZE=lots >> /etc/app/app.env && systemctl restart app-primary.service; true`)
-		c.eventually("app-primary failed", 30*time.Second, "systemctl is-failed app-primary.service", func(s string) bool {
+		c.must(t, 60*time.Second, `echo MONGO_MAX_POOL_SIZE=lots >> /etc/app/app.env && systemctl restart app-primary.service; true`)
+		c.eventually(t, "app-primary failed", 30*time.Second, "systemctl is-failed app-primary.service", func(s string) bool {
 			return strings.TrimSpace(s) == "failed"
 		})
 		time.Sleep(3 * time.Second)
-		restarts := strings.TrimSpace(c.must(10*time.Second, "systemctl show -P NRestarts app-primary.service"))
-		line := c.must(10*time.Second, `journalctl -u app-primary.service -o cat | grep -F 'MONGO_MAX_POOL_SIZE="lots"' | tail -1`)
+		restarts := strings.TrimSpace(c.must(t, 10*time.Second, "systemctl show -P NRestarts app-primary.service"))
+		line := c.must(t, 10*time.Second, `journalctl -u app-primary.service -o cat | grep -F 'MONGO_MAX_POOL_SIZE="lots"' | tail -1`)
 		t.Logf("journal: %s (restarts: %s)", strings.TrimSpace(line), restarts)
 		if restarts != "0" || !strings.Contains(line, "is invalid") {
 			t.Errorf("after a bad value: %s restarts, journal line %q; want 0 restarts and the one-line error", restarts, line)
 		}
-		c.must(60*time.Second, `sed -i '/^MONGO_MAX_POOL_SIZE=lots$/d' /etc/app/app.env && systemctl reset-failed app-primary.service && systemctl start app-primary.service`)
+		c.must(t, 60*time.Second, `sed -i '/^MONGO_MAX_POOL_SIZE=lots$/d' /etc/app/app.env && systemctl reset-failed app-primary.service && systemctl start app-primary.service`)
 	})
 
 	t.Run("systemd-analyze security", func(t *testing.T) {
 		for _, u := range []string{"app-worker@1.service", "app-primary.service", "app-db.service"} {
-			out, _ := c.sh(30*time.Second, "systemd-analyze security --no-pager "+u+" | tail -1")
+			out, _ := c.sh(t, 30*time.Second, "systemd-analyze security --no-pager "+u+" | tail -1")
 			t.Logf("%s: %s", u, strings.TrimSpace(out))
 			m := regexp.MustCompile(`exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
 			if m == nil {
@@ -301,20 +300,20 @@ func TestInstalledPackage(t *testing.T) {
 				continue
 			}
 			if v, _ := strconv.ParseFloat(m[1], 64); v > 2.0 {
-				full, _ := c.sh(30*time.Second, "systemd-analyze security --no-pager "+u+" | grep -v '✓'")
+				full, _ := c.sh(t, 30*time.Second, "systemd-analyze security --no-pager "+u+" | grep -v '✓'")
 				t.Errorf("%s exposure %s, want at most 2.0:\n%s", u, m[1], full)
 			}
 		}
 	})
 
 	t.Run("remove keeps the state, purge deletes it", func(t *testing.T) {
-		c.must(2*time.Minute, "apt-get remove -y app 2>&1")
-		out := c.must(10*time.Second, "ls /usr/lib/systemd/system/ | grep '^app' || true; test -d /var/lib/app && echo state-kept; systemctl is-active app-primary.service || true")
+		c.must(t, 2*time.Minute, "apt-get remove -y app 2>&1")
+		out := c.must(t, 10*time.Second, "ls /usr/lib/systemd/system/ | grep '^app' || true; test -d /var/lib/app && echo state-kept; systemctl is-active app-primary.service || true")
 		if strings.Contains(out, "app-worker@.service") || !strings.Contains(out, "state-kept") || strings.Contains(out, "\nactive") {
 			t.Errorf("after remove: %q; want no units, state kept, nothing running", out)
 		}
-		c.must(2*time.Minute, "apt-get purge -y app 2>&1")
-		out = c.must(10*time.Second, "test -e /var/lib/app && echo state-left; test -e /etc/app/app.env && echo config-left; true")
+		c.must(t, 2*time.Minute, "apt-get purge -y app 2>&1")
+		out = c.must(t, 10*time.Second, "test -e /var/lib/app && echo state-left; test -e /etc/app/app.env && echo config-left; true")
 		if strings.TrimSpace(out) != "" {
 			t.Errorf("after purge: %q", out)
 		}
