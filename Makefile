@@ -10,6 +10,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 STATE       ?= $(CURDIR)/.state
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 GOARCH      ?= $(shell $(GO) env GOARCH)
+# nfpm's rpm names: amd64 -> x86_64, arm64 -> aarch64.
+RPMARCH     := $(subst arm64,aarch64,$(subst amd64,x86_64,$(GOARCH)))
 # Package versions must start with a digit: v1.2.3 -> 1.2.3, no tag -> 0.0.0~git<commit>.
 PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/~/g'); echo $${v:-0.0.0~git$(COMMIT)})
 
@@ -51,6 +53,7 @@ package: build
 # in .cache/bookworm.
 e2e: package
 	APP_E2E_DEB=$(CURDIR)/dist/app_$(PKG_VERSION)-1_$(GOARCH).deb \
+		APP_E2E_RPM=$(CURDIR)/dist/app-$(PKG_VERSION)-1.$(RPMARCH).rpm \
 		$(GO) test -tags e2e -count=1 -v -timeout 30m ./packaging/e2e/
 
 clean:
