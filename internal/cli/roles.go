@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/user"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -78,17 +82,17 @@ func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 func runDB(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log := newLogger(cfg, "db", "")
 	warnEmbedded(cfg, log)
-	db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
+	var n systemd.Notifier
+	db, err := startDB(ctx, cfg, log, n, 30*time.Second)
 	if errors.Is(err, embeddb.ErrLocked) {
 		// Restarting would meet the same lock: treat it like a setup error.
 		return setupError{err}
 	}
-	if err != nil {
+	if err != nil || db == nil {
 		return err
 	}
 	log.Info().Str("socket", cfg.DBSocket).Str("data", cfg.DBDataDir()).
 		Msg(fmt.Sprintf("database started (pid %d)", os.Getpid()))
-	var n systemd.Notifier
 	n.Ready("serving the embedded database on " + cfg.DBSocket)
 	select {
 	case <-ctx.Done():
@@ -99,6 +103,46 @@ func runDB(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	db.Stop()
 	log.Info().Msg("Database stopped.")
 	return err
+}
+
+// startDB starts the embedded database. When the state directory cannot
+// be used (wrong owner or mode, a read-only file system) it says so once,
+// reports READY with the reason as its status, so that the workers and the
+// primary start and serve degraded as they do while any database is down,
+// and tries again with back-off up to maxBackoff until it can or ctx ends
+// (nil, nil). Restarting the unit instead would repeat the same error in
+// the journal every few seconds and soon hit systemd's start limit.
+func startDB(ctx context.Context, cfg config.Config, log zerolog.Logger, n systemd.Notifier, maxBackoff time.Duration) (*embeddb.DB, error) {
+	backoff := maxBackoff / 30
+	for waited := false; ; {
+		db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
+		if err == nil || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+			if err == nil && waited {
+				log.Info().Str("data", cfg.DBDataDir()).Msg("The state directory is usable again.")
+			}
+			return db, err
+		}
+		if !waited {
+			waited = true
+			log.Error().Err(err).Str("data", cfg.DBDataDir()).Msg(fmt.Sprintf(
+				"Cannot use the state directory; retrying until it can be used (it must be writable by user %s).", currentUser()))
+			n.Ready("waiting for the state directory: " + err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// currentUser names the process's user for messages: its name when known.
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
 }
 
 func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {

@@ -201,6 +201,9 @@ func generate(outDir, envFile, unitDir string, cpus int, klog io.Writer, prefix 
 	f, err := os.Open(envFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// The package installs the file; without it everything runs on
+		// the defaults, which is worth one line.
+		problems = append(problems, "does not exist (using the defaults)")
 	case err != nil:
 		problems = append(problems, err.Error()+" (using the defaults)")
 	default:

@@ -290,8 +290,115 @@ func TestInstalledPackage(t *testing.T) {
 		c.must(t, 60*time.Second, `sed -i '/^MONGO_MAX_POOL_SIZE=lots$/d' /etc/app/app.env && systemctl reset-failed app-primary.service && systemctl start app-primary.service`)
 	})
 
+	// Faults: each says what is wrong in one journal line, and the suite
+	// recovers by itself once the cause is gone.
+	readyz := func(t *testing.T) map[string]int {
+		t.Helper()
+		out := c.must(t, 60*time.Second, `seq 20 | xargs -P 4 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 http://127.0.0.1:8080/readyz | sort | uniq -c`)
+		codes := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(line); len(f) == 2 {
+				codes[f[1]], _ = strconv.Atoi(f[0])
+			}
+		}
+		return codes
+	}
+	allReady := func(t *testing.T, what string, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); ; time.Sleep(time.Second) {
+			codes := readyz(t)
+			if codes["200"] == 20 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /readyz answers %v after %s, want 20 × 200", what, codes, within)
+			}
+		}
+	}
+	show := func(t *testing.T, prop, unit string) string {
+		t.Helper()
+		return strings.TrimSpace(c.must(t, 10*time.Second, "systemctl show -P "+prop+" "+unit))
+	}
+	journalSince := func(t *testing.T, unit, since, grep string) string {
+		t.Helper()
+		return c.must(t, 10*time.Second, fmt.Sprintf(`journalctl -u %s --since @%s -o cat | grep -F %q || true`, unit, since, grep))
+	}
+	now := func(t *testing.T) string { return strings.TrimSpace(c.must(t, 5*time.Second, "date +%s.%N")) }
+
+	t.Run("database down at boot: one line, degraded, recovers without a restart", func(t *testing.T) {
+		since := now(t)
+		c.must(t, 90*time.Second, "systemctl stop app-db.service && systemctl restart app-primary.service app-worker@1.service")
+		pid, restarts := show(t, "MainPID", "app-worker@1.service"), show(t, "NRestarts", "app-worker@1.service")
+		if codes := readyz(t); codes["503"] != 20 {
+			t.Errorf("/readyz with the database down: %v, want 20 × 503", codes)
+		}
+		lines := journalSince(t, "app-worker@1.service", since, "The database does not answer")
+		t.Logf("worker 1: %s", strings.TrimSpace(lines))
+		if n := strings.Count(lines, "\n"); n != 1 {
+			t.Errorf("%d journal lines about the database from worker 1, want 1:\n%s", n, lines)
+		}
+		c.must(t, 60*time.Second, "systemctl start app-db.service")
+		allReady(t, "after the database came back", 60*time.Second)
+		if p, r := show(t, "MainPID", "app-worker@1.service"), show(t, "NRestarts", "app-worker@1.service"); p != pid || r != restarts {
+			t.Errorf("worker 1 was restarted (pid %s -> %s, restarts %s -> %s); it should have reconnected", pid, p, restarts, r)
+		}
+	})
+
+	t.Run("unreadable state directory: one line, recovers once readable", func(t *testing.T) {
+		since := now(t)
+		c.must(t, 60*time.Second, "systemctl stop app-db.service && chmod 000 /var/lib/app && systemctl start app-db.service")
+		restarts := show(t, "NRestarts", "app-db.service")
+		t.Logf("mode after start: %s; status: %s", strings.TrimSpace(c.must(t, 5*time.Second, "stat -c %a /var/lib/app")), show(t, "StatusText", "app-db.service"))
+		if codes := readyz(t); codes["503"] != 20 {
+			t.Errorf("/readyz with the state directory unreadable: %v, want 20 × 503", codes)
+		}
+		time.Sleep(5 * time.Second) // several retries
+		lines := journalSince(t, "app-db.service", since, "state directory")
+		t.Logf("app-db: %s", strings.TrimSpace(lines))
+		if n := strings.Count(lines, "\n"); n != 1 || !strings.Contains(lines, "permission denied") {
+			t.Errorf("%d journal lines about the state directory, want 1 naming the cause:\n%s", n, lines)
+		}
+		c.must(t, 10*time.Second, "chmod 0750 /var/lib/app")
+		allReady(t, "after the state directory became readable", 60*time.Second)
+		if r := show(t, "NRestarts", "app-db.service"); r != restarts {
+			t.Errorf("app-db restarted %s -> %s times; it should have waited", restarts, r)
+		}
+	})
+
+	t.Run("no /etc/app/app.env: the defaults", func(t *testing.T) {
+		c.must(t, 90*time.Second, "mv /etc/app/app.env /root/app.env && systemctl daemon-reload && systemctl restart app.target")
+		c.eventually(t, "every unit active on the defaults", 60*time.Second, "systemctl is-active "+strings.Join(units, " "), func(s string) bool {
+			return strings.Count(s, "active\n") == len(units) && !strings.Contains(s, "inactive") && !strings.Contains(s, "activating")
+		})
+		allReady(t, "without app.env", 30*time.Second)
+		c.must(t, 90*time.Second, "mv /root/app.env /etc/app/app.env && systemctl daemon-reload")
+	})
+
+	t.Run("port taken: one line, the suite starts once it is free", func(t *testing.T) {
+		since := now(t)
+		c.must(t, 90*time.Second, `systemctl stop app.target &&
+			systemd-run -q --unit=squatter perl -MIO::Socket::INET -e 'IO::Socket::INET->new(LocalPort => 8080, Listen => 1, ReuseAddr => 1) or die "bind: $!"; sleep 300' &&
+			sleep 1 && systemctl start app.target`)
+		out := c.eventually(t, "app.socket failed and the retry runs", 30*time.Second,
+			"systemctl is-failed app.socket; systemctl is-active app-socket-retry.service", func(s string) bool {
+				return strings.Fields(s)[0] == "failed" && strings.Contains(s, "\nactive")
+			})
+		_ = out
+		lines := journalSince(t, "app.socket", since, "Address already in use")
+		t.Logf("app.socket: %s", strings.TrimSpace(lines))
+		if lines == "" {
+			t.Errorf("no journal line saying the port is taken")
+		}
+		c.must(t, 30*time.Second, "systemctl stop squatter.service")
+		c.eventually(t, "every unit active once the port is free", 120*time.Second, "systemctl is-active "+strings.Join(units, " "), func(s string) bool {
+			return strings.Count(s, "active\n") == len(units) && !strings.Contains(s, "inactive") && !strings.Contains(s, "activating") && !strings.Contains(s, "failed")
+		})
+		allReady(t, "after the port was freed", 30*time.Second)
+		t.Logf("app-socket-retry: %s", strings.TrimSpace(c.must(t, 10*time.Second, "journalctl -u app-socket-retry.service -o cat | grep -F app.socket")))
+	})
+
 	t.Run("systemd-analyze security", func(t *testing.T) {
-		for _, u := range []string{"app-worker@1.service", "app-primary.service", "app-db.service"} {
+		for _, u := range []string{"app-worker@1.service", "app-primary.service", "app-db.service", "app-socket-retry.service"} {
 			out, _ := c.sh(t, 30*time.Second, "systemd-analyze security --no-pager "+u+" | tail -1")
 			t.Logf("%s: %s", u, strings.TrimSpace(out))
 			m := regexp.MustCompile(`exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)

@@ -48,6 +48,7 @@ func TestRPMPackage(t *testing.T) {
 		"/usr/lib/systemd/system/app.socket":               "-rw-r--r-- root:root",
 		"/usr/lib/systemd/system/app-worker@.service":      "-rw-r--r-- root:root",
 		"/usr/lib/systemd/system/app-primary.service":      "-rw-r--r-- root:root",
+		"/usr/lib/systemd/system/app-socket-retry.service": "-rw-r--r-- root:root",
 		"/usr/lib/systemd/system/app-db.service":           "-rw-r--r-- root:root",
 		"/usr/lib/sysusers.d/app.conf":                     "-rw-r--r-- root:root",
 		"/usr/lib/tmpfiles.d/app.conf":                     "-rw-r--r-- root:root",
