@@ -125,7 +125,7 @@ func startDB(ctx context.Context, cfg config.Config, log zerolog.Logger, n syste
 		if !waited {
 			waited = true
 			log.Error().Err(err).Str("data", cfg.DBDataDir()).Msg(fmt.Sprintf(
-				"Cannot use the state directory; retrying until it can be used (it must be writable by user %s).", currentUser()))
+				"Cannot use the state directory (%v); retrying until it can (it must be writable by user %s).", err, currentUser()))
 			n.Ready("waiting for the state directory: " + err.Error())
 		}
 		select {
