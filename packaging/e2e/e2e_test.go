@@ -159,7 +159,7 @@ func boot(t *testing.T, root, dist string) *container {
 // activePID waits until unit is active (READY reached) and returns its main pid.
 func (c *container) activePID(t *testing.T, unit string) string {
 	t.Helper()
-	out := c.eventually(t, unit+" active", 60*time.Second, "systemctl show -P ActiveState,MainPID "+unit, func(s string) bool {
+	out := c.eventually(t, unit+" active", 60*time.Second, "systemctl show -P ActiveState "+unit+"; systemctl show -P MainPID "+unit, func(s string) bool {
 		f := strings.Fields(s)
 		return len(f) == 2 && f[0] == "active" && f[1] != "0"
 	})
