@@ -434,6 +434,20 @@ func TestInstalledPackage(t *testing.T) {
 		}
 	})
 
+	t.Run("upgrade keeps app.env and restarts what runs", func(t *testing.T) {
+		pid := c.activePID(t, "app-primary.service")
+		// dpkg runs the same scripts for a reinstall as for an upgrade
+		// (postinst configure with the old version).
+		c.must(t, 3*time.Minute, "echo '# edited by the admin' >> /etc/app/app.env && apt-get install -y --reinstall /mnt/dist/"+filepath.Base(deb)+" 2>&1")
+		if out := c.must(t, 10*time.Second, "tail -1 /etc/app/app.env"); strings.TrimSpace(out) != "# edited by the admin" {
+			t.Errorf("app.env after the upgrade ends with %q; the admin's edit was lost", out)
+		}
+		if p := c.activePID(t, "app-primary.service"); p == pid {
+			t.Errorf("app-primary still runs as pid %s after the upgrade; want it restarted on the new binary", p)
+		}
+		allReady(t, "after the upgrade", 60*time.Second)
+	})
+
 	t.Run("remove keeps the state, purge deletes it", func(t *testing.T) {
 		c.must(t, 2*time.Minute, "apt-get remove -y app 2>&1")
 		out := c.must(t, 10*time.Second, "ls /usr/lib/systemd/system/ | grep '^app' || true; test -d /var/lib/app && echo state-kept; systemctl is-active app-primary.service || true")
