@@ -52,7 +52,21 @@ type Config struct {
 	LogLevel  string
 	LogFormat string // json or console
 
+	WhatsApp WhatsApp
+
 	WorkerID string // APP_WORKER_ID, systemd's %i
+}
+
+// WhatsApp is how the primary drives the one WhatsApp account.
+type WhatsApp struct {
+	Driver            string        // whatsmeow or sandbox
+	SendPerMinute     int           // pace of sends, with jitter; 0: no pace
+	DailyCap          int           // messages sent in any 24 hours; 0: no cap
+	NewContactsPerDay int           // first messages to new chats in any 24 hours; 0: no cap
+	ReconcileWait     time.Duration // how long a message left "sending" by a stopped primary waits for a receipt before it is sent again (same id)
+	MaxAttempts       int           // transient failures before a message fails
+	MediaMaxBytes     int64         // largest incoming media downloaded
+	RateLimitPause    time.Duration // sends pause this long when WhatsApp says we send too fast
 }
 
 // Error is a configuration error: one variable, its value and what is allowed.

@@ -239,6 +239,14 @@ func TestInvalidValues(t *testing.T) {
 		value string // the value the message quotes
 	}{
 		{"APP_ENV", map[string]string{"APP_ENV": "prod"}, "prod"},
+		{"WHATSAPP_DRIVER", map[string]string{"WHATSAPP_DRIVER": "whatsapp"}, "whatsapp"},
+		{"WHATSAPP_SEND_PER_MINUTE", map[string]string{"WHATSAPP_SEND_PER_MINUTE": "-1"}, "-1"},
+		{"WHATSAPP_DAILY_CAP", map[string]string{"WHATSAPP_DAILY_CAP": "1k"}, "1k"},
+		{"WHATSAPP_NEW_CONTACTS_PER_DAY", map[string]string{"WHATSAPP_NEW_CONTACTS_PER_DAY": "ten"}, "ten"},
+		{"WHATSAPP_MAX_ATTEMPTS", map[string]string{"WHATSAPP_MAX_ATTEMPTS": "0"}, "0"},
+		{"WHATSAPP_RECONCILE_WAIT", map[string]string{"WHATSAPP_RECONCILE_WAIT": "30"}, "30"},
+		{"WHATSAPP_RATE_LIMIT_PAUSE", map[string]string{"WHATSAPP_RATE_LIMIT_PAUSE": "0s"}, "0s"},
+		{"WHATSAPP_MEDIA_MAX_BYTES", map[string]string{"WHATSAPP_MEDIA_MAX_BYTES": "16MB"}, "16MB"},
 		{"APP_ENV", map[string]string{"APP_ENV": "Production"}, "Production"},
 		{"CLUSTER_WORKERS", map[string]string{"CLUSTER_WORKERS": "abc"}, "abc"},
 		{"CLUSTER_WORKERS", map[string]string{"CLUSTER_WORKERS": "-1"}, "-1"},

@@ -128,6 +128,34 @@ var vars = []variable{
 			}
 			return "json"
 		}, parse: oneOf(func(c *Config, v string) { c.LogFormat = v }, "json", "console")},
+	{name: "WHATSAPP_DRIVER", doc: "whatsmeow (the real WhatsApp) or sandbox (a stand-in for development and tests); default sandbox in development, whatsmeow otherwise",
+		def: func(c Config, _ Lookup) string {
+			if c.Env == EnvDevelopment {
+				return "sandbox"
+			}
+			return "whatsmeow"
+		}, parse: oneOf(func(c *Config, v string) { c.WhatsApp.Driver = v }, "whatsmeow", "sandbox")},
+	{name: "WHATSAPP_SEND_PER_MINUTE", doc: "messages sent per minute at most, spaced with jitter (fast senders get banned); 0: no pace",
+		def: fixed("20"), parse: intVar(0, 100000, func(c *Config, n int) { c.WhatsApp.SendPerMinute = n })},
+	{name: "WHATSAPP_DAILY_CAP", doc: "messages sent in any 24 hours at most; 0: no cap",
+		def: fixed("1000"), parse: intVar(0, 10000000, func(c *Config, n int) { c.WhatsApp.DailyCap = n })},
+	{name: "WHATSAPP_NEW_CONTACTS_PER_DAY", doc: "first messages to chats never written to before, in any 24 hours; 0: no cap",
+		def: fixed("50"), parse: intVar(0, 10000000, func(c *Config, n int) { c.WhatsApp.NewContactsPerDay = n })},
+	{name: "WHATSAPP_MAX_ATTEMPTS", doc: "attempts of a message that fails transiently before it is marked failed (retryable)",
+		def: fixed("10"), parse: intVar(1, 1000, func(c *Config, n int) { c.WhatsApp.MaxAttempts = n })},
+	{name: "WHATSAPP_RECONCILE_WAIT", doc: "how long a message a stopped primary left in sending waits for a receipt before it is sent again with the same id",
+		def: fixed("30s"), parse: durVar(0, time.Hour, func(c *Config, d time.Duration) { c.WhatsApp.ReconcileWait = d })},
+	{name: "WHATSAPP_RATE_LIMIT_PAUSE", doc: "how long sending pauses when WhatsApp says we send too fast",
+		def: fixed("10m"), parse: durVar(time.Second, 24*time.Hour, func(c *Config, d time.Duration) { c.WhatsApp.RateLimitPause = d })},
+	{name: "WHATSAPP_MEDIA_MAX_BYTES", doc: "largest incoming media the primary downloads and stores",
+		def: fixed("16777216"), parse: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || n > 2<<30 {
+				return errors.New("a number of bytes from 0 to 2147483648")
+			}
+			c.WhatsApp.MediaMaxBytes = n
+			return nil
+		}},
 	{name: "APP_WORKER_ID", doc: "worker number, set by systemd (%i) or `app run`",
 		def: fixed("1"), parse: func(c *Config, v string) error {
 			if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1024 {
@@ -200,7 +228,7 @@ func Variables() []Variable {
 	for _, v := range vars {
 		d := v.def(Config{Env: EnvProduction}, func(string) (string, bool) { return "", false })
 		switch v.name {
-		case "APP_STATE_DIR", "APP_DB_SOCKET", "LOG_LEVEL", "LOG_FORMAT":
+		case "APP_STATE_DIR", "APP_DB_SOCKET", "LOG_LEVEL", "LOG_FORMAT", "WHATSAPP_DRIVER":
 			d = "(see text)"
 		}
 		out = append(out, Variable{Name: v.name, Default: d, Doc: v.doc})

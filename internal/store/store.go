@@ -172,6 +172,13 @@ func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
 const (
 	colHeartbeats = "heartbeats"
 	colLease      = "primary_lease"
+	colOutbox     = "outbox"
+	colCancels    = "outbox_cancels"
+	colSession    = "wa_session"
+	colMessages   = "messages"
+	colReceipts   = "receipts"
+	colChats      = "chats"
+	colEvents     = "events"
 )
 
 // EnsureIndexes creates the indexes the project needs. Creating an index
@@ -183,6 +190,11 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		model mongo.IndexModel
 	}{
 		{colHeartbeats, mongo.IndexModel{Keys: bson.D{{Key: "last_seen", Value: 1}}, Options: options.Index().SetName("last_seen")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "queued_ns", Value: 1}}, Options: options.Index().SetName("status_queued")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "wa_id", Value: 1}}, Options: options.Index().SetName("wa_id").SetSparse(true)}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: 1}}, Options: options.Index().SetName("sent_at").SetSparse(true)}},
+		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "sent_at", Value: 1}}, Options: options.Index().SetName("chat_sent")}},
+		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "first_outgoing_at", Value: 1}}, Options: options.Index().SetName("first_outgoing").SetSparse(true)}},
 	}
 	for _, sp := range specs {
 		name, err := s.db.Collection(sp.coll).Indexes().CreateOne(ctx, sp.model)

@@ -1,0 +1,456 @@
+package primary_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"app/internal/config"
+	"app/internal/primary"
+	"app/internal/proc"
+	"app/internal/store"
+	"app/internal/testdb"
+	"app/internal/whatsapp"
+)
+
+// waCfg is the configuration of the tests: no pace or caps unless a test
+// sets them, quick reconciliation.
+func waCfg() config.WhatsApp {
+	return config.WhatsApp{Driver: "sandbox", MaxAttempts: 5, ReconcileWait: time.Second, MediaMaxBytes: 1 << 20,
+		RateLimitPause: time.Minute}
+}
+
+func waStore(t *testing.T) *store.Store {
+	t.Helper()
+	db := testdb.Start(t)
+	st, err := store.Connect(db.Config(nil), t.Name(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func sandbox(t *testing.T, cfg whatsapp.SandboxConfig) *whatsapp.Sandbox {
+	t.Helper()
+	if cfg.Paired == "" {
+		cfg.Paired = whatsapp.SandboxJID
+	}
+	if cfg.DeliveredDelay == 0 {
+		cfg.DeliveredDelay = 20 * time.Millisecond
+	}
+	if cfg.ReadDelay == 0 {
+		cfg.ReadDelay = 40 * time.Millisecond
+	}
+	sb, err := whatsapp.NewSandbox(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+// runWA runs a WhatsApp task as the lease holder of epoch; the returned
+// function stops it and waits.
+func runWA(t *testing.T, w *primary.WhatsApp, epoch int64) (context.CancelFunc, func()) {
+	t.Helper()
+	return runWACtx(t, context.Background(), w, epoch)
+}
+
+func runWACtx(t *testing.T, parent context.Context, w *primary.WhatsApp, epoch int64) (context.CancelFunc, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx, epoch) }()
+	stop := func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the WhatsApp task did not stop within 20s")
+		}
+	}
+	t.Cleanup(stop)
+	return cancel, stop
+}
+
+// waitFor polls until cond holds, for at most within.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+	}
+	t.Fatalf("%s: not within %s (%s)", what, within, last)
+}
+
+func enqueue(t *testing.T, st *store.Store, chat, text string) store.OutboxMessage {
+	t.Helper()
+	m := store.OutboxMessage{Chat: chat, Text: text}
+	if err := st.EnqueueMessage(context.Background(), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func message(t *testing.T, st *store.Store, id string) store.OutboxMessage {
+	t.Helper()
+	m, err := st.OutboxMessage(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func statusIs(t *testing.T, st *store.Store, id string, want ...string) func() (bool, string) {
+	return func() (bool, string) {
+		m := message(t, st, id)
+		for _, s := range want {
+			if m.Status == s {
+				return true, m.Status
+			}
+		}
+		return false, fmt.Sprintf("status %s, waiting %q, error %+v", m.Status, m.Waiting, m.Error)
+	}
+}
+
+func events(t *testing.T, st *store.Store) []store.Event {
+	t.Helper()
+	evs, err := st.Events(context.Background(), 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+const alice = "491701234567@s.whatsapp.net"
+
+func TestMessageLifecycle(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+
+	m := enqueue(t, st, alice, "hello")
+	waitFor(t, "the message is read", 10*time.Second, statusIs(t, st, m.ID, store.StatusRead))
+	got := message(t, st, m.ID)
+	if got.WAID == "" || got.Attempts != 1 || got.SentAt.IsZero() || got.DeliveredAt.IsZero() || got.ReadAt.IsZero() {
+		t.Errorf("read message: %+v; want a WhatsApp id, 1 attempt and the three times", got)
+	}
+	sent := sb.Sent()
+	if len(sent) != 1 || sent[0].ID != got.WAID || sent[0].Chat != alice || sent[0].Text != "hello" {
+		t.Errorf("the sandbox got %+v, want one send of %q with id %s", sent, "hello", got.WAID)
+	}
+
+	// The event log tells the same story, in order, with the session first.
+	var story []string
+	var last int64
+	for _, e := range events(t, st) {
+		if e.Seq != last+1 {
+			t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+		}
+		last = e.Seq
+		switch e.Type {
+		case "session.state":
+			var d struct{ State string }
+			_ = e.DecodeData(&d)
+			story = append(story, "session:"+d.State)
+		case "message.status":
+			var d struct{ ID, Status string }
+			_ = e.DecodeData(&d)
+			if d.ID == m.ID {
+				story = append(story, d.Status)
+			}
+		}
+	}
+	if want := "session:connecting session:connected sent delivered read"; strings.Join(story, " ") != want {
+		t.Errorf("events: %v, want %s", story, want)
+	}
+	ws, err := st.Session(context.Background())
+	if err != nil || ws.State != "connected" || ws.JID != whatsapp.SandboxJID {
+		t.Errorf("session document: %+v, %v; want connected as %s", ws, err, whatsapp.SandboxJID)
+	}
+}
+
+// A thousand messages over ten chats, queued by ten clients at once: all
+// sent, none twice, each chat in the order it was queued.
+func TestThousandMessagesInOrderPerChat(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+
+	const chats, per = 10, 100
+	var wg sync.WaitGroup
+	for c := range chats {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				m := store.OutboxMessage{Chat: fmt.Sprintf("4915%09d@s.whatsapp.net", c), Text: fmt.Sprintf("%d/%d", c, i)}
+				if err := st.EnqueueMessage(context.Background(), &m); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "all sent", 3*time.Minute, func() (bool, string) {
+		n := len(sb.Sent())
+		return n >= chats*per, fmt.Sprintf("%d sent", n)
+	})
+	time.Sleep(300 * time.Millisecond) // a send too many would show now
+	sent := sb.Sent()
+	if len(sent) != chats*per {
+		t.Fatalf("%d sends for %d messages", len(sent), chats*per)
+	}
+	seen := map[string]bool{}
+	next := map[string]int{}
+	for _, s := range sent {
+		if seen[s.ID] {
+			t.Errorf("WhatsApp id %s sent twice", s.ID)
+		}
+		seen[s.ID] = true
+		var c, i int
+		fmt.Sscanf(s.Text, "%d/%d", &c, &i)
+		if i != next[s.Chat] {
+			t.Errorf("chat %s: message %d sent when %d was next", s.Chat, i, next[s.Chat])
+		}
+		next[s.Chat] = i + 1
+	}
+	left, err := st.OutboxUnfinished(context.Background(), 10)
+	if err != nil || len(left) != 0 {
+		t.Errorf("unfinished after all were sent: %d, %v", len(left), err)
+	}
+}
+
+// A primary stopped right after a send, before it could store "sent", and
+// one stopped right before a send, after it stored "sending": the next
+// primary sends neither twice and loses neither.
+func TestPrimaryKilledMidSend(t *testing.T) {
+	for _, when := range []string{"after the send", "before the send"} {
+		t.Run(when, func(t *testing.T) {
+			st := waStore(t)
+			sb := sandbox(t, whatsapp.SandboxConfig{})
+			a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+			var ms []store.OutboxMessage
+			for i := range 6 {
+				ms = append(ms, enqueue(t, st, alice, fmt.Sprint("m", i)))
+			}
+			var once sync.Once
+			ctxA, killA := context.WithCancel(context.Background())
+			crashed := make(chan struct{})
+			crash := func(id string) {
+				if id == ms[2].ID {
+					once.Do(func() { killA(); close(crashed) })
+				}
+			}
+			if when == "after the send" {
+				primary.SetSendHooks(a, nil, crash)
+			} else {
+				primary.SetSendHooks(a, crash, nil)
+			}
+			_, stopA := runWACtx(t, ctxA, a, 1)
+			select {
+			case <-crashed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("message 2 was never sent")
+			}
+			stopA()
+			left := message(t, st, ms[2].ID)
+			if left.Status != store.StatusSending || left.WAID == "" {
+				t.Fatalf("after the crash message 2 is %s (wa_id %q); want it left in sending with its id", left.Status, left.WAID)
+			}
+
+			b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+			runWA(t, b, 2)
+			for _, m := range ms {
+				waitFor(t, "message "+m.Text+" delivered", 20*time.Second, statusIs(t, st, m.ID, store.StatusDelivered, store.StatusRead))
+			}
+			count := map[string]int{}
+			var order []string
+			for _, s := range sb.Sent() {
+				count[s.ID]++
+				order = append(order, s.Text)
+			}
+			for id, n := range count {
+				if n != 1 {
+					t.Errorf("WhatsApp id %s sent %d times", id, n)
+				}
+			}
+			if got := strings.Join(order, " "); got != "m0 m1 m2 m3 m4 m5" {
+				t.Errorf("sent in the order %s", got)
+			}
+			if got := message(t, st, ms[2].ID); got.WAID != left.WAID {
+				t.Errorf("message 2 went out as %s, not the id %s chosen before the crash", got.WAID, left.WAID)
+			}
+		})
+	}
+}
+
+func TestTransientFailureRetriesPermanentFails(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	sb.FailNext(whatsapp.SendError{Reason: "timed out", Retryable: true})
+	runWA(t, w, 1)
+	m := enqueue(t, st, alice, "first")
+	waitFor(t, "retried and delivered", 15*time.Second, statusIs(t, st, m.ID, store.StatusDelivered, store.StatusRead))
+	got := message(t, st, m.ID)
+	if got.Attempts != 2 || len(sb.Sent()) != 1 || sb.Sent()[0].ID != got.WAID {
+		t.Errorf("after a transient failure: %d attempts, sends %+v; want 2 attempts and one send with id %s", got.Attempts, sb.Sent(), got.WAID)
+	}
+
+	sb.FailNext(whatsapp.SendError{Reason: "no such WhatsApp account"})
+	bad := enqueue(t, st, alice, "second")
+	after := enqueue(t, st, alice, "third")
+	waitFor(t, "the permanent failure is recorded", 10*time.Second, statusIs(t, st, bad.ID, store.StatusFailed))
+	got = message(t, st, bad.ID)
+	if got.Error == nil || got.Error.Retryable || got.Error.Reason != "no such WhatsApp account" || got.Attempts != 1 {
+		t.Errorf("failed message: %+v, error %+v; want one attempt and the reason, not retryable", got, got.Error)
+	}
+	// A failed message does not hold up its chat.
+	waitFor(t, "the next message of the chat goes out", 10*time.Second, statusIs(t, st, after.ID, store.StatusDelivered, store.StatusRead))
+}
+
+func TestDisconnectedQueueAndCancel(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+	waitFor(t, "connected", 5*time.Second, func() (bool, string) {
+		s := w.Session()
+		return s.State == whatsapp.StateConnected, string(s.State)
+	})
+	sb.Disconnect("network is unreachable", 2*time.Second)
+	waitFor(t, "the session document says disconnected", 5*time.Second, func() (bool, string) {
+		ws, _ := st.Session(context.Background())
+		return ws.State == "disconnected" && ws.Reason == "network is unreachable", ws.State + " " + ws.Reason
+	})
+	keep := enqueue(t, st, alice, "keep")
+	drop := enqueue(t, st, alice, "drop")
+	if err := st.RequestCancel(context.Background(), drop.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "cancelled while disconnected", 5*time.Second, statusIs(t, st, drop.ID, store.StatusCancelled))
+	if len(sb.Sent()) != 0 {
+		t.Fatalf("sent while disconnected: %+v", sb.Sent())
+	}
+	waitFor(t, "sent after the reconnect", 10*time.Second, statusIs(t, st, keep.ID, store.StatusDelivered, store.StatusRead))
+	c, err := st.CancelRequest(context.Background(), drop.ID)
+	if err != nil || c.Outcome != "cancelled" {
+		t.Errorf("cancel request: %+v, %v", c, err)
+	}
+	// Too late once it went out.
+	if err := st.RequestCancel(context.Background(), keep.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the late cancel is refused", 5*time.Second, func() (bool, string) {
+		c, _ := st.CancelRequest(context.Background(), keep.ID)
+		return c.Outcome == "too_late", c.Outcome
+	})
+	for _, s := range sb.Sent() {
+		if s.Text == "drop" {
+			t.Error("the cancelled message was sent")
+		}
+	}
+}
+
+func TestIncomingStoredWithMedia(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+	photo := bytes.Repeat([]byte("jpeg"), 1000)
+	in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Kind: "image", Text: "look",
+		Media: &whatsapp.Media{MimeType: "image/jpeg", Size: int64(len(photo)), Caption: "look", Handle: photo}})
+	sb.Inject(whatsapp.Incoming{Chat: alice, Kind: "reaction", Reaction: "👍", ReactionTo: in.ID})
+	var got []store.IncomingMessage
+	waitFor(t, "both stored", 10*time.Second, func() (bool, string) {
+		got, _ = st.IncomingMessages(context.Background(), alice, 10)
+		return len(got) == 2, fmt.Sprint(len(got))
+	})
+	if got[0].WAID != in.ID || got[0].Media == nil || got[0].Media.FileID == "" || got[1].Reaction != "👍" || got[1].ReactionTo != in.ID {
+		t.Fatalf("stored: %+v / %+v", got[0], got[1])
+	}
+	data, err := st.Media(context.Background(), got[0].Media.FileID)
+	if err != nil || !bytes.Equal(data, photo) {
+		t.Errorf("media read back: %d bytes, %v; want the %d bytes sent", len(data), err, len(photo))
+	}
+	c, err := st.Chat(context.Background(), alice)
+	if err != nil || c.Name != "Alice" || c.LastIncomingAt.IsZero() {
+		t.Errorf("chat: %+v, %v", c, err)
+	}
+	n := 0
+	for _, e := range events(t, st) {
+		if e.Type == "message.incoming" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d message.incoming events, want 2", n)
+	}
+}
+
+// The lease moves from one primary to another: the second sends what the
+// first had not, nothing twice.
+func TestStandbyTakesOverTheOutbox(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{})
+	cfg := config.Config{LeaseTTL: 600 * time.Millisecond, HeartbeatInterval: time.Second, DBWait: time.Second}
+	start := func(name string) (context.CancelFunc, chan struct{}) {
+		w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+		p := &primary.Primary{Cfg: cfg, Log: zerolog.Nop(), Store: st, ID: proc.NewIdentity("primary", name), Tasks: []primary.Task{w.Task()}}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = p.Run(ctx) }()
+		return cancel, done
+	}
+	stopA, doneA := start("a")
+	var ms []store.OutboxMessage
+	for i := range 10 {
+		ms = append(ms, enqueue(t, st, alice, fmt.Sprint(i)))
+	}
+	waitFor(t, "the first primary sends", 10*time.Second, statusIs(t, st, ms[0].ID, store.StatusSent, store.StatusDelivered, store.StatusRead))
+	stopB, doneB := start("b")
+	defer func() { stopB(); <-doneB }()
+	stopA()
+	<-doneA
+	for i := 10; i < 20; i++ {
+		ms = append(ms, enqueue(t, st, alice, fmt.Sprint(i)))
+	}
+	for _, m := range ms {
+		waitFor(t, "message "+m.Text+" delivered", 20*time.Second, statusIs(t, st, m.ID, store.StatusDelivered, store.StatusRead))
+	}
+	epochs := map[int64]bool{}
+	for _, m := range ms {
+		epochs[message(t, st, m.ID).Epoch] = true
+	}
+	if len(epochs) < 2 {
+		t.Errorf("every message was sent under one lease epoch (%v); the standby never took over", epochs)
+	}
+	count := map[string]int{}
+	for _, s := range sb.Sent() {
+		count[s.ID]++
+	}
+	if len(count) != 20 || len(sb.Sent()) != 20 {
+		t.Errorf("%d sends of %d ids for 20 messages", len(sb.Sent()), len(count))
+	}
+}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Event is one entry of the event log. Seq is its position: the primary is
+// the log's one writer and appends in order, so a reader that has seen
+// Seq n never later finds an event below n appear.
+type Event struct {
+	Seq   int64     `bson:"_id" json:"seq"`
+	Type  string    `bson:"type" json:"type"`
+	At    time.Time `bson:"at" json:"at"`
+	Epoch int64     `bson:"epoch" json:"-"`
+	// Data is the event's JSON object, kept as a BSON document.
+	Data bson.Raw `bson:"data" json:"-"`
+}
+
+// AppendEvent inserts e at e.Seq. An insert whose outcome was unknown and
+// is repeated finds its own document: ErrExists, which the writer treats as
+// done.
+func (s *Store) AppendEvent(ctx context.Context, seq int64, typ string, epoch int64, data any) error {
+	raw, err := bson.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("store: event %s: %w", typ, err)
+	}
+	_, err = s.db.Collection(colEvents).InsertOne(ctx, Event{Seq: seq, Type: typ, At: time.Now(), Epoch: epoch, Data: raw})
+	if IsDuplicateKey(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("store: append event %d: %w", seq, err)
+	}
+	return nil
+}
+
+// LastEventSeq is the highest sequence number in the log, 0 when empty.
+func (s *Store) LastEventSeq(ctx context.Context) (int64, error) {
+	var e Event
+	err := s.db.Collection(colEvents).FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}}).
+		SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&e)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: last event: %w", err)
+	}
+	return e.Seq, nil
+}
+
+// Events lists events after seq, in order, at most limit.
+func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, error) {
+	cur, err := s.db.Collection(colEvents).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: read events: %w", err)
+	}
+	var out []Event
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: read events: %w", err)
+	}
+	return out, nil
+}
+
+// DecodeData decodes an event's data into v.
+func (e Event) DecodeData(v any) error { return bson.Unmarshal(e.Data, v) }

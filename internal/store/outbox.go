@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Outbox message statuses. A message moves only forward through them:
+// queued -> sending -> sent -> delivered -> read, or to failed or
+// cancelled. Only the primary changes a status (one writer); workers insert
+// queued messages and record cancel requests.
+const (
+	StatusQueued    = "queued"
+	StatusSending   = "sending"
+	StatusSent      = "sent"
+	StatusDelivered = "delivered"
+	StatusRead      = "read"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// StatusRank orders the statuses a message passes through; receipts
+// never move a message back.
+func StatusRank(s string) int {
+	switch s {
+	case StatusQueued:
+		return 0
+	case StatusSending:
+		return 1
+	case StatusSent:
+		return 2
+	case StatusDelivered:
+		return 3
+	case StatusRead:
+		return 4
+	}
+	return 5 // failed, cancelled: final
+}
+
+// Failure is why a send failed.
+type Failure struct {
+	Reason    string `bson:"reason" json:"reason"`
+	Retryable bool   `bson:"retryable" json:"retryable"`
+}
+
+// OutboxMessage is a message to send, and how far it got.
+type OutboxMessage struct {
+	ID      string `bson:"_id"`
+	Chat    string `bson:"chat"`
+	Text    string `bson:"text"`
+	ReplyTo string `bson:"reply_to,omitempty"`
+	Status  string `bson:"status"`
+	// QueuedNS orders the messages of a chat: the enqueuing process's
+	// clock in nanoseconds, so two messages a client sends one after the
+	// other keep their order.
+	QueuedNS int64     `bson:"queued_ns"`
+	QueuedAt time.Time `bson:"queued_at"`
+	// WAID is the WhatsApp message id, chosen and stored before the first
+	// send and reused by every retry.
+	WAID          string    `bson:"wa_id,omitempty"`
+	Attempts      int       `bson:"attempts"`
+	AttemptAt     time.Time `bson:"attempt_at,omitempty"`
+	NextAttemptAt time.Time `bson:"next_attempt_at,omitempty"`
+	Waiting       string    `bson:"waiting,omitempty"` // why it waits (back-off, a cap)
+	Error         *Failure  `bson:"error,omitempty"`
+	Epoch         int64     `bson:"epoch,omitempty"` // lease epoch of the last primary that touched it
+	SentAt        time.Time `bson:"sent_at,omitempty"`
+	DeliveredAt   time.Time `bson:"delivered_at,omitempty"`
+	ReadAt        time.Time `bson:"read_at,omitempty"`
+	FinishedAt    time.Time `bson:"finished_at,omitempty"` // failed or cancelled
+	UpdatedAt     time.Time `bson:"updated_at"`
+}
+
+// NewMessageID returns an id for a new outbox message.
+func NewMessageID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return "msg_" + strconv.FormatInt(time.Now().UnixMilli(), 36) + hex.EncodeToString(b)
+}
+
+// EnqueueMessage inserts m as queued; ID, QueuedNS and the times are set
+// when empty. It is what a worker does to send a message.
+func (s *Store) EnqueueMessage(ctx context.Context, m *OutboxMessage) error {
+	now := time.Now()
+	if m.ID == "" {
+		m.ID = NewMessageID()
+	}
+	if m.QueuedNS == 0 {
+		m.QueuedNS = now.UnixNano()
+	}
+	m.QueuedAt, m.UpdatedAt, m.Status = now, now, StatusQueued
+	if _, err := s.db.Collection(colOutbox).InsertOne(ctx, m); err != nil {
+		if IsDuplicateKey(err) {
+			return fmt.Errorf("store: enqueue %s: %w", m.ID, ErrExists)
+		}
+		return fmt.Errorf("store: enqueue: %w", err)
+	}
+	return nil
+}
+
+// ErrExists is returned when inserting a document whose id exists.
+var ErrExists = errors.New("store: already exists")
+
+// OutboxMessage reads one message.
+func (s *Store) OutboxMessage(ctx context.Context, id string) (OutboxMessage, error) {
+	var m OutboxMessage
+	err := s.db.Collection(colOutbox).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&m)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return m, ErrNotFound
+	}
+	if err != nil {
+		return m, fmt.Errorf("store: read message %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// OutboxUnfinished lists queued and sending messages in queue order, at
+// most limit.
+func (s *Store) OutboxUnfinished(ctx context.Context, limit int) ([]OutboxMessage, error) {
+	cur, err := s.db.Collection(colOutbox).Find(ctx,
+		bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{StatusQueued, StatusSending}}}}},
+		options.Find().SetSort(bson.D{{Key: "queued_ns", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list outbox: %w", err)
+	}
+	var out []OutboxMessage
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list outbox: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxByStatus lists messages with one status in queue order (tests,
+// and the API's listing).
+func (s *Store) OutboxByStatus(ctx context.Context, status string, limit int) ([]OutboxMessage, error) {
+	cur, err := s.db.Collection(colOutbox).Find(ctx, bson.D{{Key: "status", Value: status}},
+		options.Find().SetSort(bson.D{{Key: "queued_ns", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list outbox: %w", err)
+	}
+	var out []OutboxMessage
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list outbox: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxByWAID finds the message sent with WhatsApp id waID.
+func (s *Store) OutboxByWAID(ctx context.Context, waID string) (OutboxMessage, error) {
+	var m OutboxMessage
+	err := s.db.Collection(colOutbox).FindOne(ctx, bson.D{{Key: "wa_id", Value: waID}}).Decode(&m)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return m, ErrNotFound
+	}
+	if err != nil {
+		return m, fmt.Errorf("store: find message by WhatsApp id: %w", err)
+	}
+	return m, nil
+}
+
+// SaveOutbox writes the primary's view of m (status, attempts, times): the
+// primary is the only writer of a queued message's progress, so a whole
+// replacement is safe and needs nothing FerretDB gets wrong. It reports
+// false when m no longer exists.
+func (s *Store) SaveOutbox(ctx context.Context, m *OutboxMessage) (bool, error) {
+	m.UpdatedAt = time.Now()
+	res, err := s.db.Collection(colOutbox).ReplaceOne(ctx, bson.D{{Key: "_id", Value: m.ID}}, m)
+	if err != nil {
+		return false, fmt.Errorf("store: save message %s: %w", m.ID, err)
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// CountSentSince counts messages sent since t (the daily cap).
+func (s *Store) CountSentSince(ctx context.Context, t time.Time) (int64, error) {
+	n, err := s.db.Collection(colOutbox).CountDocuments(ctx, bson.D{{Key: "sent_at", Value: bson.D{{Key: "$gte", Value: t}}}})
+	if err != nil {
+		return 0, fmt.Errorf("store: count sent messages: %w", err)
+	}
+	return n, nil
+}
+
+// CancelRequest is a client's wish to cancel a queued message. A worker
+// inserts it; the primary decides (cancelled, or too late) and records
+// the outcome, so the message itself keeps one writer.
+type CancelRequest struct {
+	MessageID   string    `bson:"_id"`
+	RequestedAt time.Time `bson:"requested_at"`
+	// Outcome is empty until the primary decided: "cancelled" or
+	// "too_late" with the status the message had.
+	Outcome   string    `bson:"outcome,omitempty"`
+	Status    string    `bson:"status,omitempty"`
+	DecidedAt time.Time `bson:"decided_at,omitempty"`
+}
+
+// RequestCancel records a cancel request; a second request for the same
+// message is the same request.
+func (s *Store) RequestCancel(ctx context.Context, id string) error {
+	_, err := s.db.Collection(colCancels).InsertOne(ctx, CancelRequest{MessageID: id, RequestedAt: time.Now()})
+	if err != nil && !IsDuplicateKey(err) {
+		return fmt.Errorf("store: request cancel of %s: %w", id, err)
+	}
+	return nil
+}
+
+// CancelRequest reads the request for message id.
+func (s *Store) CancelRequest(ctx context.Context, id string) (CancelRequest, error) {
+	var c CancelRequest
+	err := s.db.Collection(colCancels).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&c)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("store: read cancel request: %w", err)
+	}
+	return c, nil
+}
+
+// PendingCancels lists requests the primary has not decided.
+func (s *Store) PendingCancels(ctx context.Context) ([]CancelRequest, error) {
+	cur, err := s.db.Collection(colCancels).Find(ctx, bson.D{{Key: "outcome", Value: bson.D{{Key: "$exists", Value: false}}}},
+		options.Find().SetLimit(1000))
+	if err != nil {
+		return nil, fmt.Errorf("store: list cancel requests: %w", err)
+	}
+	var out []CancelRequest
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list cancel requests: %w", err)
+	}
+	return out, nil
+}
+
+// DecideCancel records the primary's decision on a request.
+func (s *Store) DecideCancel(ctx context.Context, c CancelRequest) error {
+	c.DecidedAt = time.Now()
+	if _, err := s.db.Collection(colCancels).ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.MessageID}}, c); err != nil {
+		return fmt.Errorf("store: decide cancel of %s: %w", c.MessageID, err)
+	}
+	return nil
+}

@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// WASession is the WhatsApp session as the primary last saw it: one
+// document, written by the primary, read by every worker.
+type WASession struct {
+	State     string    `bson:"state"`
+	Reason    string    `bson:"reason,omitempty"`
+	Until     time.Time `bson:"until,omitempty"`
+	JID       string    `bson:"jid,omitempty"`
+	QR        string    `bson:"qr,omitempty"`
+	QRExpires time.Time `bson:"qr_expires,omitempty"`
+	// SendingPausedUntil is set after WhatsApp said we send too fast.
+	SendingPausedUntil time.Time `bson:"sending_paused_until,omitempty"`
+	Driver             string    `bson:"driver"`
+	Epoch              int64     `bson:"epoch"`
+	UpdatedAt          time.Time `bson:"updated_at"`
+}
+
+const sessionID = "session"
+
+// SaveSession replaces the session document.
+func (s *Store) SaveSession(ctx context.Context, ws WASession) error {
+	ws.UpdatedAt = time.Now()
+	doc := struct {
+		ID        string `bson:"_id"`
+		WASession `bson:",inline"`
+	}{sessionID, ws}
+	_, err := s.db.Collection(colSession).ReplaceOne(ctx, bson.D{{Key: "_id", Value: sessionID}}, doc, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("store: save session: %w", err)
+	}
+	return nil
+}
+
+// Session reads the session document; ErrNotFound before a primary ran.
+func (s *Store) Session(ctx context.Context) (WASession, error) {
+	var ws WASession
+	err := s.db.Collection(colSession).FindOne(ctx, bson.D{{Key: "_id", Value: sessionID}}).Decode(&ws)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ws, ErrNotFound
+	}
+	if err != nil {
+		return ws, fmt.Errorf("store: read session: %w", err)
+	}
+	return ws, nil
+}
+
+// IncomingMessage is a message someone sent to the account.
+type IncomingMessage struct {
+	// Key is chat, sender and WhatsApp id: a message WhatsApp delivers
+	// again is the same document.
+	Key        string    `bson:"_id"`
+	WAID       string    `bson:"wa_id"`
+	Chat       string    `bson:"chat"`
+	Sender     string    `bson:"sender"`
+	FromMe     bool      `bson:"from_me"`
+	PushName   string    `bson:"push_name,omitempty"`
+	Kind       string    `bson:"kind"`
+	Text       string    `bson:"text,omitempty"`
+	ReplyTo    string    `bson:"reply_to,omitempty"`
+	Reaction   string    `bson:"reaction,omitempty"`
+	ReactionTo string    `bson:"reaction_to,omitempty"`
+	Media      *MediaRef `bson:"media,omitempty"`
+	SentAt     time.Time `bson:"sent_at"`
+	ReceivedAt time.Time `bson:"received_at"`
+}
+
+// MediaRef describes an incoming attachment and where its bytes are.
+type MediaRef struct {
+	MimeType string `bson:"mime_type"`
+	Size     int64  `bson:"size"`
+	FileName string `bson:"file_name,omitempty"`
+	Caption  string `bson:"caption,omitempty"`
+	SHA256   []byte `bson:"sha256,omitempty"`
+	// FileID is the GridFS file holding the bytes, empty until stored;
+	// Skipped says why they were not (over the size cap, a failed download).
+	FileID  string `bson:"file_id,omitempty"`
+	Skipped string `bson:"skipped,omitempty"`
+}
+
+// SaveIncoming stores m; WhatsApp delivering it again changes nothing.
+// It reports whether m was new.
+func (s *Store) SaveIncoming(ctx context.Context, m IncomingMessage) (bool, error) {
+	if m.Key == "" {
+		m.Key = m.Chat + "/" + m.Sender + "/" + m.WAID
+	}
+	_, err := s.db.Collection(colMessages).InsertOne(ctx, m)
+	if IsDuplicateKey(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: save incoming message: %w", err)
+	}
+	return true, nil
+}
+
+// SetIncomingMedia records where an incoming message's media went.
+func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref MediaRef) error {
+	_, err := s.db.Collection(colMessages).UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "media", Value: ref}}}})
+	if err != nil {
+		return fmt.Errorf("store: set media of %s: %w", key, err)
+	}
+	return nil
+}
+
+// IncomingMessages lists stored incoming messages of chat, oldest first.
+func (s *Store) IncomingMessages(ctx context.Context, chat string, limit int) ([]IncomingMessage, error) {
+	cur, err := s.db.Collection(colMessages).Find(ctx, bson.D{{Key: "chat", Value: chat}},
+		options.Find().SetSort(bson.D{{Key: "sent_at", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list incoming messages: %w", err)
+	}
+	var out []IncomingMessage
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list incoming messages: %w", err)
+	}
+	return out, nil
+}
+
+// ReceiptRecord is one receipt as WhatsApp sent it.
+type ReceiptRecord struct {
+	Key        string    `bson:"_id"` // chat/sender/type/first id: a redelivery is the same document
+	Chat       string    `bson:"chat"`
+	Sender     string    `bson:"sender"`
+	WAIDs      []string  `bson:"wa_ids"`
+	Type       string    `bson:"type"`
+	At         time.Time `bson:"at"`
+	ReceivedAt time.Time `bson:"received_at"`
+}
+
+// SaveReceipt stores r; a redelivered receipt changes nothing.
+func (s *Store) SaveReceipt(ctx context.Context, r ReceiptRecord) error {
+	if r.Key == "" && len(r.WAIDs) > 0 {
+		r.Key = r.Chat + "/" + r.Sender + "/" + r.Type + "/" + r.WAIDs[0]
+	}
+	if _, err := s.db.Collection(colReceipts).InsertOne(ctx, r); err != nil && !IsDuplicateKey(err) {
+		return fmt.Errorf("store: save receipt: %w", err)
+	}
+	return nil
+}
+
+// Chat is a conversation the account has: the last activity and whether we
+// ever wrote to it (the cap on first messages to new contacts).
+type Chat struct {
+	JID            string    `bson:"_id"`
+	Name           string    `bson:"name,omitempty"`
+	LastMessageAt  time.Time `bson:"last_message_at"`
+	FirstOutgoing  time.Time `bson:"first_outgoing_at,omitempty"`
+	LastIncomingAt time.Time `bson:"last_incoming_at,omitempty"`
+}
+
+// Chat reads one chat.
+func (s *Store) Chat(ctx context.Context, jid string) (Chat, error) {
+	var c Chat
+	err := s.db.Collection(colChats).FindOne(ctx, bson.D{{Key: "_id", Value: jid}}).Decode(&c)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("store: read chat: %w", err)
+	}
+	return c, nil
+}
+
+// SaveChat writes the primary's view of a chat (the primary is its one writer).
+func (s *Store) SaveChat(ctx context.Context, c Chat) error {
+	_, err := s.db.Collection(colChats).ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.JID}}, c, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("store: save chat: %w", err)
+	}
+	return nil
+}
+
+// CountNewContactsSince counts chats first written to since t.
+func (s *Store) CountNewContactsSince(ctx context.Context, t time.Time) (int64, error) {
+	n, err := s.db.Collection(colChats).CountDocuments(ctx, bson.D{{Key: "first_outgoing_at", Value: bson.D{{Key: "$gte", Value: t}}}})
+	if err != nil {
+		return 0, fmt.Errorf("store: count new contacts: %w", err)
+	}
+	return n, nil
+}
