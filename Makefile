@@ -28,6 +28,7 @@ run: build
 
 test:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'TestThousandMessagesInOrderPerChat' ./internal/primary/
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

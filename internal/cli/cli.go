@@ -41,6 +41,8 @@ type command struct {
 	// raw, when set, replaces run: it gets the positional arguments and
 	// returns the exit status itself (systemd helpers with their own rules).
 	raw func(args []string, stdout, stderr io.Writer) int
+	// flags, when set, defines the command's flags and returns its raw.
+	flags func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int
 }
 
 var commands = []command{
@@ -77,6 +79,11 @@ var commands = []command{
 			fmt.Fprintf(stderr, "worker %s is not wanted: CLUSTER_WORKERS gives %d workers\n", cfg.WorkerID, cfg.Workers())
 			return 1
 		}},
+	{name: "pair", summary: "link the WhatsApp account: show the QR code (or a phone code) and wait until paired",
+		usage: "Talks to the API of a worker on this machine (--url, default http://127.0.0.1:8080): draws each\n" +
+			"QR code in the terminal until the phone has scanned one, or with --phone +491701234567 asks for a\n" +
+			"code to type on the phone. Exits 0 once paired; --timeout (default 5m) bounds the wait.",
+		flags: pairFlags},
 	{name: "version", summary: "print version, commit and Go version",
 		usage: "Prints the version and commit set at build time and the Go version.",
 		run: func(_ context.Context, _ config.Config, stdout, _ io.Writer) error {
@@ -135,6 +142,11 @@ func (c command) main(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: app %s\n\n%s\n\n%s\n", c.name, strings.ToUpper(c.summary[:1])+c.summary[1:]+".", c.usage)
+		if c.flags != nil {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+		}
 		if c.env {
 			fmt.Fprintln(w, "\nEnvironment:")
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -147,6 +159,10 @@ func (c command) main(args []string, stdout, stderr io.Writer) int {
 	// The flag package prints the parse error itself; the usage goes to
 	// stdout, once, when asked for.
 	fs.Usage = func() {}
+	raw := c.raw
+	if c.flags != nil {
+		raw = c.flags(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			help(stdout)
@@ -155,8 +171,8 @@ func (c command) main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "see: app %s --help\n", c.name)
 		return exitConfig
 	}
-	if c.raw != nil {
-		return c.raw(fs.Args(), stdout, stderr)
+	if raw != nil {
+		return raw(fs.Args(), stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "app %s: unexpected argument %q\n", c.name, fs.Arg(0))

@@ -24,6 +24,7 @@ import (
 	"app/internal/proc"
 	"app/internal/store"
 	"app/internal/systemd"
+	"app/internal/whatsapp"
 	"app/internal/worker"
 )
 
@@ -75,8 +76,31 @@ func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	}
 	defer closeStore(st)
 	log.Info().Msg(fmt.Sprintf("primary started (pid %d)", os.Getpid()))
-	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), NotifyReady: true}
+	wa, err := newWhatsApp(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), NotifyReady: true,
+		Tasks: []primary.Task{wa.Task()}}
 	return p.Run(ctx)
+}
+
+// newWhatsApp builds the primary's WhatsApp task with the configured
+// driver. Both keep their device state in the state directory.
+func newWhatsApp(cfg config.Config, st *store.Store, log zerolog.Logger) (*primary.WhatsApp, error) {
+	var d whatsapp.Driver
+	switch cfg.WhatsApp.Driver {
+	case "sandbox":
+		sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Dir: cfg.StateDir})
+		if err != nil {
+			return nil, err
+		}
+		d = sb
+	default:
+		d = whatsapp.NewWhatsmeow(whatsapp.WhatsmeowConfig{StoreDir: cfg.StateDir, Log: log})
+	}
+	log.Info().Str("driver", cfg.WhatsApp.Driver).Str("state_dir", cfg.StateDir).Msg("WhatsApp driver chosen.")
+	return &primary.WhatsApp{Cfg: cfg.WhatsApp, Driver: d, Store: st, Log: log.With().Str("component", "whatsapp").Logger()}, nil
 }
 
 func runDB(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
@@ -171,7 +195,11 @@ func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log.Info().Str("listen", ln.Addr().String()).Msg(fmt.Sprintf("normal mode: one process (pid %d)", os.Getpid()))
 
 	w := &worker.Worker{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("worker", "serve"), Listener: ln}
-	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", "")}
+	wa, err := newWhatsApp(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), Tasks: []primary.Task{wa.Task()}}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Add(2)

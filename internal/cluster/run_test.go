@@ -365,3 +365,97 @@ func TestServeIsTheSuiteInOneProcess(t *testing.T) {
 		t.Fatal("app serve did not stop within 20s of SIGTERM")
 	}
 }
+
+// `app pair` against `app serve` with the sandbox driver: it draws the QR
+// code, and returns once the code is "scanned".
+func TestPairShowsTheQRCodeUntilPaired(t *testing.T) {
+	addr := freePort(t)
+	state, err := os.MkdirTemp("", "apppair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+	serve := exec.Command(os.Args[0], "serve")
+	serve.Env = append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
+		"APP_ENV=qa", "WHATSAPP_DRIVER=sandbox", "LOG_FORMAT=json", "LOG_LEVEL=warn", "MONGO_URI=")
+	serve.Stdout, serve.Stderr = io.Discard, io.Discard
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pair := exec.CommandContext(ctx, os.Args[0], "pair", "--url", "http://"+addr, "--timeout", "50s")
+	pair.Env = append(os.Environ(), asApp+"=1")
+	var out lockedBuilder
+	pr, pw := io.Pipe()
+	pair.Stdout, pair.Stderr = pw, pw
+	if err := pair.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { err := pair.Wait(); _ = pw.Close(); done <- err }()
+	// Wait for the QR code on its output, then "scan" it.
+	sawQR := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		once := false
+		for {
+			n, err := pr.Read(buf)
+			out.Write(buf[:n])
+			if !once && strings.Contains(out.String(), "Scan with the phone") {
+				once = true
+				close(sawQR)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-sawQR:
+	case err := <-done:
+		t.Fatalf("app pair ended before showing a QR code: %v\n%s", err, out.String())
+	case <-ctx.Done():
+		t.Fatalf("no QR code shown:\n%s", out.String())
+	}
+	res, err := http.Post("http://"+addr+"/v1/sandbox/scan", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("scan: %d", res.StatusCode)
+	}
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(out.String(), "Paired as 15550000001@s.whatsapp.net") {
+			t.Fatalf("app pair: %v\n%s", err, out.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("app pair did not return after the scan:\n%s", out.String())
+	}
+	// The QR code is drawn with block characters.
+	if !strings.Contains(out.String(), "█") {
+		t.Errorf("no QR code drawn:\n%s", out.String())
+	}
+}
+
+// lockedBuilder is a strings.Builder two goroutines may use.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

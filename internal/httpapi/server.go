@@ -39,6 +39,10 @@ type Server struct {
 	MaxBodyBytes int64
 	// HeartbeatInterval tells /v1/cluster when a process counts as gone.
 	HeartbeatInterval time.Duration
+	// Sessions serves the WhatsApp session routes; nil leaves them out.
+	Sessions SessionBackend
+	// Sandbox adds the sandbox driver's routes (/v1/sandbox/...).
+	Sandbox bool
 
 	requests atomic.Int64
 	inFlight atomic.Int64
@@ -75,6 +79,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/v1/cluster", s.cluster)
+	if s.Sessions != nil {
+		s.sessionRoutes(r)
+	}
 	if extra != nil {
 		extra(r)
 	}

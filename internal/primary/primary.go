@@ -158,6 +158,9 @@ func (p *Primary) housekeeping(ctx context.Context, epoch int64) error {
 		} else if n > 0 {
 			p.Log.Info().Int64("deleted", n).Msg("Housekeeping: pruned heartbeats of processes gone for a day.")
 		}
+		if err := p.Store.PruneCommands(hctx, time.Now().Add(-24*time.Hour)); err != nil {
+			p.Log.Warn().Err(err).Msg("Housekeeping: cannot prune old commands.")
+		}
 		if err := p.Store.PruneLeases(hctx, epoch-10); err != nil {
 			p.Log.Warn().Err(err).Msg("Housekeeping: cannot prune old lease epochs.")
 		}

@@ -37,7 +37,7 @@ type WhatsApp struct {
 	// (default 200ms); the same process's enqueues do not wake it.
 	Poll time.Duration
 
-	mu       sync.Mutex // one outbox writer at a time: the sender or the receipts
+	mu       sync.Mutex // one outbox writer at a time (the sender or the receipts); guards unsaved
 	events   eventLog
 	stateMu  sync.Mutex
 	session  whatsapp.Session
@@ -70,8 +70,12 @@ func (w *WhatsApp) Run(ctx context.Context, epoch int64) error {
 	}
 	w.epoch = epoch
 	w.changed = make(chan struct{}, 1)
+	w.mu.Lock()
 	w.unsaved = map[string]time.Time{}
+	w.mu.Unlock()
+	w.stateMu.Lock()
 	w.session = whatsapp.Session{State: whatsapp.StateConnecting}
+	w.stateMu.Unlock()
 	var seq int64
 	if !retry(ctx, w.Log, "read the event log position", func(ctx context.Context) (err error) {
 		seq, err = w.Store.LastEventSeq(ctx)
@@ -102,6 +106,8 @@ func (w *WhatsApp) Run(ctx context.Context, epoch int64) error {
 			}
 		}
 	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); w.commands(ctx) }()
 	w.send(ctx)
 	wg.Wait()
 	return nil
@@ -433,7 +439,10 @@ func (w *WhatsApp) sendRound(ctx context.Context, inherited map[string]bool, nex
 // the chat's next message (sent, or finished otherwise).
 func (w *WhatsApp) sendOne(ctx context.Context, m store.OutboxMessage, inherited map[string]bool, next *time.Time) (bool, error) {
 	now := time.Now()
-	if ts, ok := w.unsaved[m.ID]; ok {
+	w.mu.Lock()
+	ts, ok := w.unsaved[m.ID]
+	w.mu.Unlock()
+	if ok {
 		// Sent by this process; only the status is missing.
 		return w.finishSent(ctx, m.ID, ts)
 	}
@@ -491,7 +500,9 @@ func (w *WhatsApp) sendOne(ctx context.Context, m store.OutboxMessage, inherited
 		w.afterSend(cur.ID)
 	}
 	if sendErr == nil {
+		w.mu.Lock()
 		w.unsaved[cur.ID] = ts
+		w.mu.Unlock()
 		w.recordSend(ctx, cur.Chat, ts)
 		return w.finishSent(ctx, cur.ID, ts)
 	}

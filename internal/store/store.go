@@ -179,6 +179,7 @@ const (
 	colReceipts   = "receipts"
 	colChats      = "chats"
 	colEvents     = "events"
+	colCommands   = "wa_commands"
 )
 
 // EnsureIndexes creates the indexes the project needs. Creating an index

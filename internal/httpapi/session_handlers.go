@@ -1,0 +1,278 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"app/internal/store"
+)
+
+// SessionBackend is what the session routes need from the database. The
+// primary owns the WhatsApp connection: these routes read the state it
+// wrote and leave commands for it.
+type SessionBackend interface {
+	Session(ctx context.Context) (store.WASession, error)
+	InsertCommand(ctx context.Context, c *store.Command) error
+	Command(ctx context.Context, id string) (store.Command, error)
+}
+
+// commandWait is how long a route waits for the primary to run a command.
+const commandWait = 30 * time.Second
+
+func (s *Server) sessionRoutes(r *httprouter.Router) {
+	r.GET("/v1/session", s.local(s.session))
+	r.GET("/v1/session/qr", s.local(s.sessionQR))
+	r.POST("/v1/session/pair-code", s.local(s.pairCode))
+	r.POST("/v1/session/logout", s.local(s.logout))
+	if s.Sandbox {
+		r.POST("/v1/sandbox/:action", s.local(s.sandbox))
+	}
+}
+
+// local admits only clients on this machine that did not come through a
+// proxy: the session routes can link or unlink the account, and API keys
+// (which will guard them for remote clients) do not exist yet.
+func (s *Server) local(h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		ip := net.ParseIP(host)
+		proxied := r.Header.Get("Forwarded") != "" || r.Header.Get("X-Forwarded-For") != ""
+		if err != nil || ip == nil || !ip.IsLoopback() || proxied {
+			writeError(w, r, http.StatusForbidden, "forbidden", "the session routes answer only clients on the same machine (curl 127.0.0.1:8080/...) until API keys exist", "")
+			return
+		}
+		h(w, r, ps)
+	}
+}
+
+type sessionView struct {
+	State              string    `json:"state"`
+	Reason             string    `json:"reason,omitempty"`
+	Until              time.Time `json:"until,omitzero"`
+	JID                string    `json:"jid,omitempty"`
+	QRAvailable        bool      `json:"qr_available"`
+	SendingPausedUntil time.Time `json:"sending_paused_until,omitzero"`
+	Driver             string    `json:"driver,omitempty"`
+	UpdatedAt          time.Time `json:"updated_at,omitzero"`
+}
+
+func (s *Server) readSession(w http.ResponseWriter, r *http.Request) (store.WASession, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	ws, err := s.Sessions.Session(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.WASession{State: "unknown", Reason: "no primary has reported yet"}, true
+	}
+	if err != nil {
+		s.unavailable(w, r, err)
+		return ws, false
+	}
+	return ws, true
+}
+
+func (s *Server) session(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ws, ok := s.readSession(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionView{State: ws.State, Reason: ws.Reason, Until: ws.Until, JID: ws.JID,
+		QRAvailable: ws.State == "pairing" && ws.QR != "", SendingPausedUntil: ws.SendingPausedUntil, Driver: ws.Driver, UpdatedAt: ws.UpdatedAt})
+}
+
+// sessionQR serves the current QR code: a PNG by default, or the raw text
+// as JSON when the client accepts JSON rather than images.
+func (s *Server) sessionQR(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ws, ok := s.readSession(w, r)
+	if !ok {
+		return
+	}
+	if ws.State != "pairing" || ws.QR == "" {
+		writeError(w, r, http.StatusConflict, "no_qr_code", "there is no QR code to scan: the session is "+ws.State, "")
+		return
+	}
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, map[string]any{"qr": ws.QR, "expires": ws.QRExpires})
+		return
+	}
+	png, err := qrcode.Encode(ws.QR, qrcode.Medium, 512)
+	if err != nil {
+		writeError(w, r, http.StatusInternalServerError, "internal", "cannot draw the QR code", "")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/png")
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(png)
+}
+
+func wantsJSON(r *http.Request) bool {
+	if r.URL.Query().Get("format") == "json" {
+		return true
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
+		switch mt {
+		case "application/json":
+			return true
+		case "image/png", "image/*":
+			return false
+		}
+	}
+	return false
+}
+
+var phoneNumber = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
+
+func (s *Server) pairCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	var req struct {
+		Phone string `json:"phone"`
+	}
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	phone := strings.NewReplacer(" ", "", "-", "", "(", "", ")", "").Replace(req.Phone)
+	if !phoneNumber.MatchString(phone) {
+		writeError(w, r, http.StatusBadRequest, "invalid", "phone must be the account's number with its country code, for example +491701234567", "phone")
+		return
+	}
+	s.command(w, r, "pair_code", map[string]string{"phone": strings.TrimPrefix(phone, "+")})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	s.command(w, r, "logout", nil)
+}
+
+// sandboxActions are the sandbox's levers and the arguments each takes.
+var sandboxActions = map[string][]string{
+	"scan":       nil,
+	"incoming":   {"chat", "text", "sender", "push_name", "reply_to"},
+	"fail_next":  {"reason", "retryable", "rate_limited"},
+	"disconnect": {"reason", "seconds"},
+	"logout":     {"reason"},
+	"ban":        {"reason", "seconds"},
+	"replace":    nil,
+}
+
+func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	action := ps.ByName("action")
+	allowed, ok := sandboxActions[action]
+	if !ok {
+		writeError(w, r, http.StatusNotFound, "not_found", "no sandbox action "+strconv.Quote(action), "")
+		return
+	}
+	args := map[string]any{}
+	if r.ContentLength != 0 && !decodeJSON(w, r, &args) {
+		return
+	}
+	out := map[string]string{}
+	for k, v := range args {
+		known := false
+		for _, a := range allowed {
+			known = known || a == k
+		}
+		if !known {
+			writeError(w, r, http.StatusBadRequest, "invalid", "unknown field "+strconv.Quote(k)+" for "+action, k)
+			return
+		}
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case bool:
+			out[k] = strconv.FormatBool(v)
+		case float64:
+			out[k] = strconv.FormatFloat(v, 'f', -1, 64)
+		default:
+			writeError(w, r, http.StatusBadRequest, "invalid", k+" must be a string, number or boolean", k)
+			return
+		}
+	}
+	if action == "incoming" && (out["chat"] == "" || out["text"] == "") {
+		field := "chat"
+		if out["chat"] != "" {
+			field = "text"
+		}
+		writeError(w, r, http.StatusBadRequest, "invalid", field+" is required", field)
+		return
+	}
+	s.command(w, r, "sandbox."+action, out)
+}
+
+// command leaves a command for the primary and answers with its outcome.
+func (s *Server) command(w http.ResponseWriter, r *http.Request, kind string, args map[string]string) {
+	ctx, cancel := context.WithTimeout(r.Context(), commandWait)
+	defer cancel()
+	c := &store.Command{Kind: kind, Args: args}
+	if err := s.Sessions.InsertCommand(ctx, c); err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			writeError(w, r, http.StatusGatewayTimeout, "primary_timeout", "the primary did not answer within "+commandWait.String()+"; is app-primary running?", "")
+			return
+		case <-tick.C:
+		}
+		got, err := s.Sessions.Command(ctx, c.ID)
+		if err != nil || got.Outcome == "" {
+			continue
+		}
+		switch got.Outcome {
+		case "ok":
+			res := map[string]any{"ok": true}
+			for k, v := range got.Result {
+				res[k] = v
+			}
+			writeJSON(w, http.StatusOK, res)
+		default:
+			writeError(w, r, http.StatusConflict, "refused", got.Error, "")
+		}
+		return
+	}
+}
+
+// decodeJSON reads a JSON object body strictly: the right content type,
+// no unknown fields, nothing after it. On failure it has answered.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeError(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json", "")
+		return false
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
+		err = errors.New("more than one JSON value")
+	}
+	if err == nil {
+		return true
+	}
+	var ute *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, r, http.StatusRequestEntityTooLarge, "too_large", "the body is over the limit", "")
+	case errors.As(err, &ute):
+		writeError(w, r, http.StatusBadRequest, "invalid", ute.Field+" has the wrong type: want "+ute.Type.String(), ute.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		writeError(w, r, http.StatusBadRequest, "invalid", "unknown field "+strconv.Quote(f), f)
+	default:
+		writeError(w, r, http.StatusBadRequest, "invalid", "the body is not a JSON object: "+err.Error(), "")
+	}
+	return false
+}

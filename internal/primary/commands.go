@@ -1,0 +1,104 @@
+package primary
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"app/internal/store"
+	"app/internal/whatsapp"
+)
+
+// commandTTL is how long a command waits for a primary; the worker that
+// inserted it has stopped waiting by then.
+const commandTTL = time.Minute
+
+// commands runs what workers asked of the WhatsApp connection.
+func (w *WhatsApp) commands(ctx context.Context) {
+	for ctx.Err() == nil {
+		cmds, err := w.Store.PendingCommands(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.Log.Warn().Err(err).Msg("Cannot read commands; will retry.")
+		}
+		for _, c := range cmds {
+			if time.Since(c.CreatedAt) > commandTTL {
+				c.Outcome, c.Error = "expired", "no primary ran it within "+commandTTL.String()
+			} else {
+				w.run(ctx, &c)
+			}
+			if err := w.Store.DecideCommand(ctx, c); err != nil && ctx.Err() == nil {
+				w.Log.Warn().Err(err).Str("command", c.Kind).Msg("Cannot record a command's outcome.")
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(w.Poll):
+		}
+	}
+}
+
+func (w *WhatsApp) run(ctx context.Context, c *store.Command) {
+	result, err := w.execute(ctx, c)
+	c.Result = result
+	if err != nil {
+		c.Outcome, c.Error = "error", err.Error()
+		w.Log.Info().Str("command", c.Kind).Err(err).Msg("Command refused.")
+		return
+	}
+	c.Outcome = "ok"
+	w.Log.Info().Str("command", c.Kind).Msg("Command done.")
+}
+
+// ErrNotSandbox answers a sandbox command when the driver is the real one.
+var ErrNotSandbox = errors.New("the WhatsApp driver is not the sandbox")
+
+func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	switch c.Kind {
+	case "pair_code":
+		code, err := w.Driver.PairPhone(cctx, c.Args["phone"])
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"code": code}, nil
+	case "logout":
+		return nil, w.Driver.Logout(cctx)
+	}
+	sb, ok := w.Driver.(*whatsapp.Sandbox)
+	if !ok {
+		return nil, ErrNotSandbox
+	}
+	seconds := func(k string, def time.Duration) time.Duration {
+		if n, err := strconv.Atoi(c.Args[k]); err == nil && n >= 0 {
+			return time.Duration(n) * time.Second
+		}
+		return def
+	}
+	switch c.Kind {
+	case "sandbox.scan":
+		return nil, sb.Scan()
+	case "sandbox.incoming":
+		m := sb.Inject(whatsapp.Incoming{Chat: c.Args["chat"], Sender: c.Args["sender"], PushName: c.Args["push_name"],
+			Text: c.Args["text"], ReplyTo: c.Args["reply_to"]})
+		return map[string]string{"wa_id": m.ID}, nil
+	case "sandbox.fail_next":
+		sb.FailNext(whatsapp.SendError{Reason: c.Args["reason"], Retryable: c.Args["retryable"] == "true",
+			RateLimited: c.Args["rate_limited"] == "true"})
+		return nil, nil
+	case "sandbox.disconnect":
+		sb.Disconnect(c.Args["reason"], seconds("seconds", 5*time.Second))
+		return nil, nil
+	case "sandbox.logout":
+		sb.LogOutRemotely(c.Args["reason"])
+		return nil, nil
+	case "sandbox.ban":
+		sb.Ban(c.Args["reason"], time.Now().Add(seconds("seconds", time.Minute)))
+		return nil, nil
+	case "sandbox.replace":
+		sb.Replace()
+		return nil, nil
+	}
+	return nil, errors.New("unknown command " + strconv.Quote(c.Kind))
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package primary_test
+
+const raceEnabled = false

@@ -1,0 +1,705 @@
+package whatsapp
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/proto/waCommon"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
+	"google.golang.org/protobuf/proto"
+)
+
+var (
+	anna      = types.NewJID("4915112345678", types.DefaultUserServer)
+	annaPhone = types.JID{User: "4915112345678", Device: 3, Server: types.DefaultUserServer}
+	group     = types.NewJID("120363000000000000", types.GroupServer)
+)
+
+func TestWhatsmeowMappingMessages(t *testing.T) {
+	ts := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	info := types.MessageInfo{
+		MessageSource: types.MessageSource{Chat: anna, Sender: annaPhone},
+		ID:            "3EB0AAA",
+		PushName:      "Anna",
+		Timestamp:     ts,
+	}
+	image := &waE2E.ImageMessage{
+		Mimetype:    proto.String("image/jpeg"),
+		FileLength:  proto.Uint64(12345),
+		Caption:     proto.String("the view"),
+		FileSHA256:  []byte{1, 2, 3},
+		ContextInfo: &waE2E.ContextInfo{StanzaID: proto.String("3EB0QUOTED")},
+	}
+	doc := &waE2E.DocumentMessage{
+		Mimetype:   proto.String("application/pdf"),
+		FileLength: proto.Uint64(999),
+		FileName:   proto.String("invoice.pdf"),
+		FileSHA256: []byte{9},
+	}
+	base := Incoming{
+		ID: "3EB0AAA", Chat: "4915112345678@s.whatsapp.net", Sender: "4915112345678@s.whatsapp.net",
+		Timestamp: ts, PushName: "Anna",
+	}
+	with := func(f func(*Incoming)) *Incoming { in := base; f(&in); return &in }
+
+	tests := []struct {
+		name   string
+		msg    *waE2E.Message
+		fromMe bool
+		want   *Incoming
+		handle any
+	}{
+		{
+			name: "text",
+			msg:  &waE2E.Message{Conversation: proto.String("hello")},
+			want: with(func(in *Incoming) { in.Kind = "text"; in.Text = "hello" }),
+		},
+		{
+			name: "extended text reply",
+			msg: &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{
+				Text:        proto.String("yes, that one"),
+				ContextInfo: &waE2E.ContextInfo{StanzaID: proto.String("3EB0PREV")},
+			}},
+			want: with(func(in *Incoming) { in.Kind = "text"; in.Text = "yes, that one"; in.ReplyTo = "3EB0PREV" }),
+		},
+		{
+			name:   "sent from our phone",
+			msg:    &waE2E.Message{Conversation: proto.String("from my phone")},
+			fromMe: true,
+			want:   with(func(in *Incoming) { in.Kind = "text"; in.Text = "from my phone"; in.FromMe = true }),
+		},
+		{
+			name: "reaction",
+			msg: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
+				Key:  &waCommon.MessageKey{ID: proto.String("3EB0MINE")},
+				Text: proto.String("👍"),
+			}},
+			want: with(func(in *Incoming) { in.Kind = "reaction"; in.Reaction = "👍"; in.ReactionTo = "3EB0MINE" }),
+		},
+		{
+			name: "reaction removed",
+			msg: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
+				Key: &waCommon.MessageKey{ID: proto.String("3EB0MINE")},
+			}},
+			want: with(func(in *Incoming) { in.Kind = "reaction"; in.ReactionTo = "3EB0MINE" }),
+		},
+		{
+			name: "image with caption, quoting",
+			msg:  &waE2E.Message{ImageMessage: image},
+			want: with(func(in *Incoming) {
+				in.Kind = "image"
+				in.ReplyTo = "3EB0QUOTED"
+				in.Media = &Media{MimeType: "image/jpeg", Size: 12345, Caption: "the view", SHA256: []byte{1, 2, 3}}
+			}),
+			handle: image,
+		},
+		{
+			name: "document",
+			msg:  &waE2E.Message{DocumentMessage: doc},
+			want: with(func(in *Incoming) {
+				in.Kind = "document"
+				in.Media = &Media{MimeType: "application/pdf", Size: 999, FileName: "invoice.pdf", SHA256: []byte{9}}
+			}),
+			handle: doc,
+		},
+		{
+			name: "something else",
+			msg:  &waE2E.Message{ContactMessage: &waE2E.ContactMessage{DisplayName: proto.String("Bob")}},
+			want: with(func(in *Incoming) { in.Kind = "other" }),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inf := info
+			inf.IsFromMe = tt.fromMe
+			ev, ok := mapEvent(&events.Message{Info: inf, Message: tt.msg}, "", time.Now())
+			if !ok {
+				t.Fatal("message not mapped")
+			}
+			got, isIn := ev.(*Incoming)
+			if !isIn {
+				t.Fatalf("got %T, want *Incoming", ev)
+			}
+			var handle any
+			if got.Media != nil {
+				handle = got.Media.Handle
+				got.Media.Handle = nil
+			}
+			if fmt.Sprintf("%+v", stripMedia(got)) != fmt.Sprintf("%+v", stripMedia(tt.want)) {
+				t.Errorf("got  %+v\nwant %+v", stripMedia(got), stripMedia(tt.want))
+			}
+			if (got.Media == nil) != (tt.want.Media == nil) {
+				t.Fatalf("media: got %+v, want %+v", got.Media, tt.want.Media)
+			}
+			if got.Media != nil && fmt.Sprintf("%+v", *got.Media) != fmt.Sprintf("%+v", *tt.want.Media) {
+				t.Errorf("media: got %+v, want %+v", *got.Media, *tt.want.Media)
+			}
+			if handle != tt.handle {
+				t.Errorf("media handle: got %v, want the message's own %T", handle, tt.handle)
+			}
+		})
+	}
+}
+
+func stripMedia(in *Incoming) Incoming {
+	c := *in
+	c.Media = nil
+	return c
+}
+
+func TestWhatsmeowMappingReceipts(t *testing.T) {
+	ts := time.Date(2025, 3, 1, 12, 5, 0, 0, time.UTC)
+	receipt := func(typ types.ReceiptType, fromMe bool) *events.Receipt {
+		return &events.Receipt{
+			MessageSource: types.MessageSource{Chat: group, Sender: annaPhone, IsFromMe: fromMe, IsGroup: true},
+			MessageIDs:    []types.MessageID{"3EB0A", "3EB0B"},
+			Timestamp:     ts,
+			Type:          typ,
+		}
+	}
+	tests := []struct {
+		name string
+		in   *events.Receipt
+		want ReceiptType // "" = not reported
+	}{
+		{"delivered", receipt(types.ReceiptTypeDelivered, false), ReceiptDelivered},
+		{"read", receipt(types.ReceiptTypeRead, false), ReceiptRead},
+		{"voice message played", receipt(types.ReceiptTypePlayed, false), ReceiptRead},
+		{"we read it on the phone", receipt(types.ReceiptTypeRead, true), ""},
+		{"read-self", receipt(types.ReceiptTypeReadSelf, true), ""},
+		{"our other device got it", receipt(types.ReceiptTypeSender, true), ""},
+		{"retry", receipt(types.ReceiptTypeRetry, false), ""},
+		{"server error", receipt(types.ReceiptTypeServerError, false), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, ok := mapEvent(tt.in, "", time.Now())
+			if tt.want == "" {
+				if ok {
+					t.Fatalf("reported %+v, want nothing", ev)
+				}
+				return
+			}
+			r, isR := ev.(*Receipt)
+			if !ok || !isR {
+				t.Fatalf("got %T (%v), want *Receipt", ev, ok)
+			}
+			want := Receipt{
+				Chat: "120363000000000000@g.us", Sender: "4915112345678@s.whatsapp.net",
+				IDs: []string{"3EB0A", "3EB0B"}, Type: tt.want, Timestamp: ts,
+			}
+			if fmt.Sprintf("%+v", *r) != fmt.Sprintf("%+v", want) {
+				t.Errorf("got  %+v\nwant %+v", *r, want)
+			}
+		})
+	}
+}
+
+func TestWhatsmeowMappingSession(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	const self = "15550001111@s.whatsapp.net"
+	tests := []struct {
+		name string
+		in   any
+		want *Session // nil = not reported
+	}{
+		{"connected", &events.Connected{}, &Session{State: StateConnected, JID: self}},
+		{"disconnected", &events.Disconnected{}, &Session{State: StateDisconnected, JID: self, Reason: "connection lost"}},
+		{"keep-alive timeout", &events.KeepAliveTimeout{ErrorCount: 2, LastSuccess: now.Add(-time.Minute)},
+			&Session{State: StateDisconnected, JID: self, Reason: "no answer to keep-alive since 2025-03-01T11:59:00Z"}},
+		{"keep-alive restored", &events.KeepAliveRestored{}, &Session{State: StateConnected, JID: self}},
+		{"logged out", &events.LoggedOut{Reason: events.ConnectFailureLoggedOut},
+			&Session{State: StateLoggedOut, Reason: "401: logged out from another device"}},
+		{"stream replaced", &events.StreamReplaced{},
+			&Session{State: StateReplaced, JID: self, Reason: "another client connected with this session"}},
+		{"temporary ban", &events.TemporaryBan{Code: events.TempBanBlockedByUsers, Expire: 2 * time.Hour},
+			&Session{State: StateTemporarilyBanned, JID: self, Reason: "102: too many people blocked you", Until: now.Add(2 * time.Hour)}},
+		{"connect failure 503", &events.ConnectFailure{Reason: events.ConnectFailureServiceUnavailable},
+			&Session{State: StateDisconnected, JID: self, Reason: "connect failure: 503: unknown error"}},
+		{"connect failure main device gone", &events.ConnectFailure{Reason: events.ConnectFailureMainDeviceGone},
+			&Session{State: StateLoggedOut, Reason: "403: primary device was logged out"}},
+		{"pair success", &events.PairSuccess{ID: types.JID{User: "15550002222", Device: 12, Server: types.DefaultUserServer}},
+			&Session{State: StateConnecting, JID: "15550002222@s.whatsapp.net"}},
+		{"pair error", &events.PairError{Error: errors.New("boom")}, &Session{State: StateUnpaired, Reason: "pairing failed: boom"}},
+		{"qr", &events.QR{Codes: []string{"2@first", "2@second"}},
+			&Session{State: StatePairing, QR: "2@first", QRExpires: now.Add(60 * time.Second)}},
+		{"qr without codes", &events.QR{}, nil},
+		{"presence is not ours", &events.Presence{From: anna}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, ok := mapEvent(tt.in, self, now)
+			if tt.want == nil {
+				if ok {
+					t.Fatalf("reported %+v, want nothing", ev)
+				}
+				return
+			}
+			sc, isSC := ev.(*SessionChanged)
+			if !ok || !isSC {
+				t.Fatalf("got %T (%v), want *SessionChanged", ev, ok)
+			}
+			if !sameSession(sc.Session, *tt.want) {
+				t.Errorf("got  %+v\nwant %+v", sc.Session, *tt.want)
+			}
+		})
+	}
+}
+
+// The whatsmeow handler acknowledges a message only when our Handler
+// stored it (whatsmeow sends the ack when the handler returns true).
+func TestWhatsmeowMappingAckOnlyAfterHandler(t *testing.T) {
+	d := NewWhatsmeow(WhatsmeowConfig{StoreDir: t.TempDir(), Log: zerolog.Nop()})
+	msg := &events.Message{
+		Info:    types.MessageInfo{MessageSource: types.MessageSource{Chat: anna, Sender: anna}, ID: "3EB0X"},
+		Message: &waE2E.Message{Conversation: proto.String("hi")},
+	}
+	var got []Event
+	fail := errors.New("disk full")
+	var result error
+	h := func(_ context.Context, ev Event) error { got = append(got, ev); return result }
+	handle := d.handler(context.Background(), h, nil, 1)
+
+	result = fail
+	if handle(msg) {
+		t.Error("message acknowledged although the handler failed")
+	}
+	result = nil
+	if !handle(msg) {
+		t.Error("message not acknowledged although the handler stored it")
+	}
+	if !handle(&events.Presence{From: anna}) {
+		t.Error("an event we ignore must not be left unacknowledged")
+	}
+	if len(got) != 2 {
+		t.Fatalf("handler called %d times, want 2", len(got))
+	}
+	if in, ok := got[1].(*Incoming); !ok || in.Text != "hi" {
+		t.Errorf("handler got %+v", got[1])
+	}
+}
+
+func TestWhatsmeowStoreOpensAndMigrates(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "wa") // created by openStore
+
+	version := func() (v int, tables int) {
+		t.Helper()
+		db, err := sql.Open("sqlite", storeDSN(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.QueryRow("SELECT version FROM whatsmeow_version").Scan(&v); err != nil {
+			t.Fatalf("schema version: %v", err)
+		}
+		if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE type='table' AND name LIKE 'whatsmeow_%'").Scan(&tables); err != nil {
+			t.Fatal(err)
+		}
+		return v, tables
+	}
+
+	c1, err := openStore(ctx, dir, waLog.Noop)
+	if err != nil {
+		t.Fatalf("first open: %v", err)
+	}
+	dev, err := c1.GetFirstDevice(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.ID != nil {
+		t.Fatalf("fresh store has device %v, want none (the driver would pair)", dev.ID)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v1, n1 := version()
+	if v1 < 1 || n1 < 5 {
+		t.Fatalf("after migration: version %d, %d tables", v1, n1)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "whatsmeow.db")); err != nil {
+		t.Fatalf("store file: %v", err)
+	}
+
+	c2, err := openStore(ctx, dir, waLog.Noop)
+	if err != nil {
+		t.Fatalf("second open: %v", err)
+	}
+	dev, err = c2.GetFirstDevice(ctx)
+	if err != nil || dev.ID != nil {
+		t.Fatalf("second open: device %v, err %v", dev, err)
+	}
+	if err := c2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v2, n2 := version(); v2 != v1 || n2 != n1 {
+		t.Fatalf("second open changed the schema: version %d->%d, tables %d->%d", v1, v2, n1, n2)
+	}
+
+	// A store that cannot be opened is Run's error, at once.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := NewWhatsmeow(WhatsmeowConfig{StoreDir: filepath.Join(file, "sub"), Log: zerolog.Nop()})
+	ctx2, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := d.Run(ctx2, func(context.Context, Event) error { return nil }); err == nil {
+		t.Fatal("Run with an unusable store directory returned nil")
+	}
+	if err := NewWhatsmeow(WhatsmeowConfig{Log: zerolog.Nop()}).Run(ctx2, func(context.Context, Event) error { return nil }); err == nil {
+		t.Fatal("Run without StoreDir returned nil")
+	}
+}
+
+// plantDevice stores a paired-looking device so the driver dials as a
+// logged-in client (the dial fails long before any key is used).
+func plantDevice(t *testing.T, dir string) types.JID {
+	t.Helper()
+	ctx := context.Background()
+	c, err := openStore(ctx, dir, waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dev := c.NewDevice()
+	jid := types.JID{User: "15550001111", Device: 7, Server: types.DefaultUserServer}
+	dev.ID = &jid
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{
+		Details:             []byte{1},
+		AccountSignature:    make([]byte, 64),
+		AccountSignatureKey: make([]byte, 32),
+		DeviceSignature:     make([]byte, 64),
+	}
+	if err := dev.Save(ctx); err != nil {
+		t.Fatalf("plant device: %v", err)
+	}
+	return jid
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// With WhatsApp out of reach the driver says why, keeps retrying with a
+// growing, capped delay, and stops when told to.
+func TestWhatsmeowNetworkDown(t *testing.T) {
+	for _, paired := range []bool{true, false} {
+		name := "unpaired"
+		if paired {
+			name = "paired"
+		}
+		t.Run(name, func(t *testing.T) {
+			// A loopback port that refuses: listened on, then closed.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+
+			dir := t.TempDir()
+			var self string
+			if paired {
+				jid := plantDevice(t, dir)
+				self = jid.ToNonAD().String()
+			}
+			logs := &syncBuffer{}
+			const maxBackoff = 400 * time.Millisecond
+			d := NewWhatsmeow(WhatsmeowConfig{StoreDir: dir, Log: zerolog.New(logs), MaxBackoff: maxBackoff})
+			d.initialBackoff = 50 * time.Millisecond
+			var mu sync.Mutex
+			var dials []time.Time
+			var sessions []Session
+			d.dialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+				mu.Lock()
+				dials = append(dials, time.Now())
+				mu.Unlock()
+				var nd net.Dialer
+				return nd.DialContext(ctx, network, addr)
+			}
+			h := func(_ context.Context, ev Event) error {
+				if sc, ok := ev.(*SessionChanged); ok {
+					mu.Lock()
+					sessions = append(sessions, sc.Session)
+					mu.Unlock()
+				}
+				return nil
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx, h) }()
+
+			const wantDials = 5
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				mu.Lock()
+				n := len(dials)
+				mu.Unlock()
+				if n >= wantDials {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("only %d dial attempts in 15s", n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if _, err := d.Send(ctx, Outgoing{ID: "3EB0X", Chat: "4915112345678@s.whatsapp.net", Text: "hi"}); err != ErrNotConnected {
+				t.Errorf("Send while offline: %v, want ErrNotConnected", err)
+			}
+			cancel()
+			stopped := time.Now()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Run returned %v after cancel, want nil", err)
+				}
+				if took := time.Since(stopped); took > 2*time.Second {
+					t.Errorf("Run took %v to return after cancel", took)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return within 5s of cancel")
+			}
+
+			mu.Lock()
+			defer mu.Unlock()
+			var gaps []time.Duration
+			for i := 1; i < len(dials); i++ {
+				gaps = append(gaps, dials[i].Sub(dials[i-1]))
+			}
+			t.Logf("%d dials, gaps %v", len(dials), gaps)
+			t.Logf("sessions: %+v", sessions)
+			// Nominal delays 50, 100, 200, 400ms, each jittered into [d/2, d].
+			if gaps[0] < 20*time.Millisecond {
+				t.Errorf("first retry after %v: no back-off", gaps[0])
+			}
+			if gaps[3] <= gaps[0] {
+				t.Errorf("delay did not grow: first %v, fourth %v", gaps[0], gaps[3])
+			}
+			for i, g := range gaps {
+				if g > maxBackoff+time.Second {
+					t.Errorf("gap %d is %v: back-off not capped at %v", i, g, maxBackoff)
+				}
+			}
+
+			want := StateDisconnected
+			if !paired {
+				want = StateUnpaired
+			}
+			var offline []Session
+			for _, s := range sessions {
+				if s.State == want && s.Reason != "" {
+					offline = append(offline, s)
+				}
+			}
+			if len(offline) != 1 {
+				t.Fatalf("sessions %+v: want exactly one %s with a reason (not one per retry)", sessions, want)
+			}
+			if r := offline[0].Reason; !strings.Contains(r, addr) || !strings.Contains(r, "connection refused") {
+				t.Errorf("reason %q does not carry the dial error for %s", r, addr)
+			}
+			if offline[0].JID != self {
+				t.Errorf("JID %q, want %q", offline[0].JID, self)
+			}
+			if paired && sessions[0].State != StateConnecting {
+				t.Errorf("first session %+v, want connecting", sessions[0])
+			}
+
+			out := logs.String()
+			warns := strings.Count(out, `"message":"whatsapp: not connected; retrying"`)
+			if warns < len(dials)-1 || warns > len(dials) {
+				t.Errorf("%d retry warnings for %d failed dials, want one each", warns, len(dials))
+			}
+			if !strings.Contains(out, `"component":"whatsmeow"`) {
+				t.Error("whatsmeow's own logs are not routed into zerolog")
+			}
+		})
+	}
+}
+
+func TestWhatsmeowNotRunning(t *testing.T) {
+	d := NewWhatsmeow(WhatsmeowConfig{StoreDir: t.TempDir(), Log: zerolog.Nop()})
+	ctx := context.Background()
+	if _, err := d.Send(ctx, Outgoing{ID: "3EB0X", Chat: "4915112345678@s.whatsapp.net", Text: "hi"}); err != ErrNotConnected {
+		t.Errorf("Send: %v, want ErrNotConnected", err)
+	}
+	if _, err := d.PairPhone(ctx, "4915112345678"); err != ErrNotConnected {
+		t.Errorf("PairPhone: %v, want ErrNotConnected", err)
+	}
+	if err := d.Logout(ctx); err != ErrNotPaired {
+		t.Errorf("Logout: %v, want ErrNotPaired", err)
+	}
+	a, b := d.NewMessageID(), d.NewMessageID()
+	if !strings.HasPrefix(a, "3EB0") || len(a) < 12 || a == b {
+		t.Errorf("NewMessageID: %q, %q", a, b)
+	}
+	big := &Media{Size: 2 << 20, Handle: &waE2E.ImageMessage{}}
+	if _, err := d.Download(ctx, big, 1<<20); !errors.Is(err, errMediaTooLarge) {
+		t.Errorf("Download over the limit: %v, want refused before downloading", err)
+	}
+	if _, err := d.Download(ctx, &Media{Size: 10, Handle: "not whatsmeow"}, 1<<20); err == nil {
+		t.Error("Download with a foreign handle succeeded")
+	}
+
+	// Rejected before anything is sent, and never worth a retry.
+	for _, m := range []Outgoing{
+		{ID: "1", Chat: "not a jid", Text: "x"},
+		{ID: "2", Chat: "123@example.com", Text: "x"},
+		{ID: "3", Chat: "4915112345678@s.whatsapp.net", Text: "  "},
+		{ID: "4", Chat: "4915112345678@s.whatsapp.net", Text: strings.Repeat("x", 70000)},
+	} {
+		_, err := d.Send(ctx, m)
+		var se *SendError
+		if !errors.As(err, &se) || se.Retryable {
+			t.Errorf("Send(%q, %d bytes): %v, want a non-retryable SendError", m.Chat, len(m.Text), err)
+		}
+	}
+}
+
+func TestWhatsmeowSendMessageShape(t *testing.T) {
+	plain := buildMessage(Outgoing{Text: "hi"})
+	if plain.GetConversation() != "hi" || plain.ExtendedTextMessage != nil {
+		t.Errorf("plain message: %v", plain)
+	}
+	reply := buildMessage(Outgoing{Text: "yes", ReplyTo: "3EB0Q"})
+	if reply.GetExtendedTextMessage().GetText() != "yes" || reply.GetExtendedTextMessage().GetContextInfo().GetStanzaID() != "3EB0Q" {
+		t.Errorf("reply: %v", reply)
+	}
+	for in, want := range map[string]string{
+		"4915112345678@s.whatsapp.net":   "4915112345678@s.whatsapp.net",
+		"+4915112345678":                 "4915112345678@s.whatsapp.net",
+		"4915112345678:3@s.whatsapp.net": "4915112345678@s.whatsapp.net",
+		"120363000000000000@g.us":        "120363000000000000@g.us",
+		"99887766@lid":                   "99887766@lid",
+	} {
+		jid, err := parseRecipient(in)
+		if err != nil || jid.String() != want {
+			t.Errorf("parseRecipient(%q) = %v, %v; want %s", in, jid, err, want)
+		}
+	}
+}
+
+func TestWhatsmeowSendErrors(t *testing.T) {
+	tests := []struct {
+		err                error
+		retryable, limited bool
+		notConnected       bool
+	}{
+		{err: whatsmeow.ErrNotConnected, notConnected: true},
+		{err: fmt.Errorf("failed to get device list: %w", whatsmeow.ErrNotConnected), notConnected: true},
+		{err: whatsmeow.ErrNotLoggedIn, notConnected: true},
+		{err: context.DeadlineExceeded, retryable: true},
+		{err: whatsmeow.ErrMessageTimedOut, retryable: true},
+		{err: &whatsmeow.DisconnectedError{Action: "message send"}, retryable: true},
+		{err: &net.OpError{Op: "dial", Err: errors.New("refused")}, retryable: true},
+		{err: fmt.Errorf("%w 429", whatsmeow.ErrServerReturnedError), retryable: true, limited: true},
+		{err: fmt.Errorf("%w 500", whatsmeow.ErrServerReturnedError), retryable: true},
+		{err: fmt.Errorf("%w 479", whatsmeow.ErrServerReturnedError), retryable: true},
+		{err: fmt.Errorf("%w 406", whatsmeow.ErrServerReturnedError)},
+		{err: fmt.Errorf("failed to get user info: %w", whatsmeow.ErrIQRateOverLimit), retryable: true, limited: true},
+		{err: fmt.Errorf("failed to get group members: %w", whatsmeow.ErrIQNotFound)},
+		{err: whatsmeow.ErrRecipientADJID},
+		{err: fmt.Errorf("%w x.example", whatsmeow.ErrUnknownServer)},
+		{err: errors.New("no LID found for 49151@s.whatsapp.net from server")},
+		{err: errors.New("something new"), retryable: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			se := classifySendError(tt.err)
+			if tt.notConnected {
+				if se != ErrNotConnected {
+					t.Fatalf("got %+v, want ErrNotConnected", se)
+				}
+				return
+			}
+			if se.Retryable != tt.retryable || se.RateLimited != tt.limited {
+				t.Errorf("got retryable=%v rateLimited=%v, want %v %v", se.Retryable, se.RateLimited, tt.retryable, tt.limited)
+			}
+			if se.Reason != tt.err.Error() {
+				t.Errorf("reason %q, want %q", se.Reason, tt.err.Error())
+			}
+		})
+	}
+}
+
+// A sender who declares a small file cannot make Download read a big one.
+func TestWhatsmeowDownloadLimit(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 5000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush() // no Content-Length
+		}
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &limitTransport{base: http.DefaultTransport}}
+	get := func(path string, limit int64) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), maxBytesKey{}, limit), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(resp.Body)
+		return buf.Bytes(), err
+	}
+	for _, path := range []string{"/", "/chunked"} {
+		if data, err := get(path, 1000); !errors.Is(err, errMediaTooLarge) || len(data) > 1001 {
+			t.Errorf("%s: read %d bytes, err %v; want cut at the limit", path, len(data), err)
+		}
+		if data, err := get(path, 5000); err != nil || len(data) != 5000 {
+			t.Errorf("%s: exactly the limit: %d bytes, %v", path, len(data), err)
+		}
+	}
+}
+
+func TestWhatsmeowBackoff(t *testing.T) {
+	b := reconnectBackoff{initial: time.Second, max: 60 * time.Second}
+	nominal := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
+	for i, n := range nominal {
+		n *= time.Second
+		got := b.next()
+		if got < n/2 || got > n {
+			t.Errorf("step %d: %v, want within [%v, %v]", i, got, n/2, n)
+		}
+	}
+	b.reset()
+	if got := b.next(); got > time.Second {
+		t.Errorf("after reset: %v, want at most 1s", got)
+	}
+}
