@@ -212,6 +212,26 @@ func TestInstalledPackage(t *testing.T) {
 		}
 	})
 
+	show := func(t *testing.T, prop, unit string) string {
+		t.Helper()
+		return strings.TrimSpace(c.must(t, 10*time.Second, "systemctl show -P "+prop+" "+unit))
+	}
+
+	t.Run("the primary runs the whatsmeow driver and reports why it is offline", func(t *testing.T) {
+		// The container has no network: the driver cannot reach WhatsApp,
+		// says so in the session state, and keeps retrying.
+		out := c.eventually(t, "a session state from the primary", 60*time.Second, "curl -s 127.0.0.1:8080/v1/session", func(s string) bool {
+			return strings.Contains(s, `"driver":"whatsmeow"`) && strings.Contains(s, `"reason":`)
+		})
+		t.Logf("GET /v1/session: %s", strings.TrimSpace(out))
+		if !regexp.MustCompile(`"state":"(unpaired|disconnected)"`).MatchString(out) {
+			t.Errorf("session %s; want unpaired or disconnected with the dial error as reason", out)
+		}
+		if st := show(t, "ActiveState", "app-primary.service"); st != "active" {
+			t.Errorf("app-primary is %s while WhatsApp cannot be reached", st)
+		}
+	})
+
 	t.Run("SIGKILL of a worker under load refuses nothing", func(t *testing.T) {
 		pid := c.activePID(t, "app-worker@1.service")
 		out := c.must(t, 90*time.Second, `
@@ -328,10 +348,6 @@ func TestInstalledPackage(t *testing.T) {
 				t.Fatalf("%s: /readyz answers %v after %s, want 20 × 200", what, codes, within)
 			}
 		}
-	}
-	show := func(t *testing.T, prop, unit string) string {
-		t.Helper()
-		return strings.TrimSpace(c.must(t, 10*time.Second, "systemctl show -P "+prop+" "+unit))
 	}
 	journalSince := func(t *testing.T, unit, since, grep string) string {
 		t.Helper()
