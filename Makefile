@@ -38,10 +38,12 @@ lint:
 
 # Figures in one run, so they compare: /healthz through `app run` with 2
 # workers against a hello-world server (interleaved, 4 rounds), then a
-# worker's start to READY and its idle memory.
+# worker's start to READY and its idle memory; the outbox's throughput and
+# queue-to-send latency with the sandbox driver (3 runs).
 bench:
 	$(GO) test -run '^$$' -bench 'Healthz' -benchtime 3s -count 4 ./internal/cluster/
 	$(GO) test -run '^$$' -bench 'WorkerStartToReady' -benchtime 10x ./internal/cluster/
+	$(GO) test -run '^$$' -bench 'Outbox' -benchtime 1x -count 3 ./internal/primary/
 
 # dist/app_<version>_<arch>.deb and dist/app-<version>-1.<arch>.rpm
 package: build
