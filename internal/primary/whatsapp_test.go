@@ -459,3 +459,77 @@ func TestStandbyTakesOverTheOutbox(t *testing.T) {
 		t.Errorf("%d sends of %d ids for 20 messages", len(sb.Sent()), len(count))
 	}
 }
+
+// WhatsApp saying "too fast" pauses all sending for WHATSAPP_RATE_LIMIT_PAUSE
+// and says so in the session; the message goes out afterwards.
+func TestRateLimitPausesSending(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{})
+	cfg := waCfg()
+	cfg.RateLimitPause = 3 * time.Second
+	w := &primary.WhatsApp{Cfg: cfg, Driver: sb, Store: st, Log: zerolog.Nop()}
+	sb.FailNext(whatsapp.SendError{Reason: "rate-overlimit", Retryable: true, RateLimited: true})
+	runWA(t, w, 1)
+	m := enqueue(t, st, alice, "slow down")
+	waitFor(t, "the pause is recorded", 10*time.Second, func() (bool, string) {
+		ws, _ := st.Session(context.Background())
+		return ws.SendingPausedUntil.After(time.Now().Add(time.Second)), ws.SendingPausedUntil.String()
+	})
+	other := enqueue(t, st, "4915199999999@s.whatsapp.net", "another chat")
+	time.Sleep(time.Second)
+	if n := len(sb.Sent()); n != 0 {
+		t.Fatalf("%d messages sent during the pause", n)
+	}
+	waitFor(t, "both sent after the pause", 15*time.Second, func() (bool, string) {
+		a, b := message(t, st, m.ID), message(t, st, other.ID)
+		return store.StatusRank(a.Status) >= store.StatusRank(store.StatusSent) && store.StatusRank(b.Status) >= store.StatusRank(store.StatusSent),
+			a.Status + " " + b.Status
+	})
+	paused := false
+	for _, e := range events(t, st) {
+		paused = paused || e.Type == "sending.paused"
+	}
+	if !paused {
+		t.Error("no sending.paused event")
+	}
+}
+
+// The pace, the daily cap and the cap on first messages to new chats.
+func TestPaceAndCaps(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
+	cfg := waCfg()
+	cfg.SendPerMinute, cfg.DailyCap, cfg.NewContactsPerDay = 300, 4, 1 // 200ms ±25% apart
+	w := &primary.WhatsApp{Cfg: cfg, Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+	var ms []store.OutboxMessage
+	for i := range 4 {
+		ms = append(ms, enqueue(t, st, alice, fmt.Sprint(i)))
+	}
+	stranger := enqueue(t, st, "4915188888888@s.whatsapp.net", "hello stranger")
+	waitFor(t, "three to alice sent", 10*time.Second, func() (bool, string) {
+		return len(sb.Sent()) >= 3, fmt.Sprint(len(sb.Sent()))
+	})
+	waitFor(t, "the stranger's message waits for the new-contact cap", 5*time.Second, func() (bool, string) {
+		m := message(t, st, stranger.ID)
+		return m.Status == store.StatusQueued && strings.Contains(m.Waiting, "WHATSAPP_NEW_CONTACTS_PER_DAY"), m.Waiting
+	})
+	waitFor(t, "the fourth to alice sent", 10*time.Second, statusIs(t, st, ms[3].ID, store.StatusSent))
+	var prev time.Time
+	for i, m := range ms {
+		at := message(t, st, m.ID).SentAt
+		if i > 0 && at.Sub(prev) < 140*time.Millisecond {
+			t.Errorf("messages %d and %d sent %s apart; the pace is 200ms ±25%%", i-1, i, at.Sub(prev))
+		}
+		prev = at
+	}
+	// Alice got 4 of the daily 4: a fifth waits for the daily cap.
+	fifth := enqueue(t, st, alice, "4")
+	waitFor(t, "the fifth waits for the daily cap", 5*time.Second, func() (bool, string) {
+		m := message(t, st, fifth.ID)
+		return m.Status == store.StatusQueued && strings.Contains(m.Waiting, "WHATSAPP_DAILY_CAP"), m.Waiting
+	})
+	if n := len(sb.Sent()); n != 4 {
+		t.Errorf("%d sent, want the 4 the daily cap allows", n)
+	}
+}
