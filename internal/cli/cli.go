@@ -79,6 +79,12 @@ var commands = []command{
 			fmt.Fprintf(stderr, "worker %s is not wanted: CLUSTER_WORKERS gives %d workers\n", cfg.WorkerID, cfg.Workers())
 			return 1
 		}},
+	{name: "keys", summary: "create, list and revoke API keys", env: true,
+		usage: "app keys create --name NAME --scopes messages:read,messages:write,session,admin prints a new key\n" +
+			"once (stdout; only its hash is stored). app keys list shows ids, names and scopes; app keys revoke\n" +
+			"ID revokes one (workers stop accepting it within 10s). Reads the environment, then\n" +
+			"/etc/app/app.env, like the services; finds the packaged embedded database in /run/app.",
+		raw: keysMain},
 	{name: "pair", summary: "link the WhatsApp account: show the QR code (or a phone code) and wait until paired",
 		usage: "Talks to the API of a worker on this machine (--url, default http://127.0.0.1:8080): draws each\n" +
 			"QR code in the terminal until the phone has scanned one, or with --phone +491701234567 asks for a\n" +

@@ -100,6 +100,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"app", "worker", "extra"}, `"extra"`},
 		{[]string{"app", "worker", "--bogus"}, "-bogus"},
 		{[]string{"app", "version", "--bogus"}, "-bogus"},
+		{[]string{"app", "keys"}, "usage: app keys create"},
+		{[]string{"app", "keys", "mint"}, `"mint"`},
+		{[]string{"app", "keys", "create", "--name", "x", "--scopes", "messages:read,superuser"}, `"superuser"`},
+		{[]string{"app", "keys", "create", "--scopes", "admin"}, "--name NAME"},
+		{[]string{"app", "keys", "revoke"}, "app keys revoke ID"},
+		{[]string{"app", "pair", "--timeout", "soon"}, "-timeout"},
 	} {
 		code, out, errs := run(tc.args...)
 		if code != 2 {

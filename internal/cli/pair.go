@@ -25,6 +25,7 @@ func pairFlags(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) i
 	url := fs.String("url", "http://127.0.0.1:8080", "the API of a worker on this machine")
 	phone := fs.String("phone", "", "pair with a code typed on the phone instead of a QR code: the account's number with country code")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	key := fs.String("key", "", "an API key with the session scope (default $APP_API_KEY)")
 	return func(args []string, stdout, stderr io.Writer) int {
 		if len(args) > 0 {
 			fmt.Fprintf(stderr, "app pair: unexpected argument %q\n", args[0])
@@ -34,7 +35,15 @@ func pairFlags(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) i
 		defer stop()
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		if err := pair(ctx, strings.TrimSuffix(*url, "/"), *phone, stdout); err != nil {
+		k := *key
+		if k == "" {
+			k = os.Getenv("APP_API_KEY")
+		}
+		if k == "" {
+			fmt.Fprintln(stderr, "app pair: needs an API key with the session scope: --key or APP_API_KEY (app keys create --name pairing --scopes session)")
+			return exitConfig
+		}
+		if err := pair(ctx, strings.TrimSuffix(*url, "/"), *phone, k, stdout); err != nil {
 			fmt.Fprintf(stderr, "app pair: %v\n", err)
 			return exitFailed
 		}
@@ -42,11 +51,12 @@ func pairFlags(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) i
 	}
 }
 
-func pair(ctx context.Context, url, phone string, out io.Writer) error {
+func pair(ctx context.Context, url, phone, key string, out io.Writer) error {
 	client := &http.Client{Timeout: 40 * time.Second}
 	get := func(path string, v any) (int, error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url+path, nil)
 		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
 		res, err := client.Do(req)
 		if err != nil {
 			return 0, err
@@ -71,6 +81,8 @@ func pair(ctx context.Context, url, phone string, out io.Writer) error {
 				fmt.Fprintf(out, "Waiting for the API at %s (%v); is app.target running?\n", url, err)
 				waiting = true
 			}
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			return fmt.Errorf("GET /v1/session answered %d: the key is unknown, revoked or lacks the session scope", status)
 		case status != http.StatusOK:
 			return fmt.Errorf("GET /v1/session answered %d", status)
 		}
@@ -84,7 +96,7 @@ func pair(ctx context.Context, url, phone string, out io.Writer) error {
 			return fmt.Errorf("the session is %s: %s", s.State, s.Reason)
 		case "pairing":
 			if phone != "" && !askedCode {
-				code, err := pairCode(ctx, client, url, phone)
+				code, err := pairCode(ctx, client, url, phone, key)
 				if err != nil {
 					return err
 				}
@@ -111,10 +123,11 @@ func pair(ctx context.Context, url, phone string, out io.Writer) error {
 	}
 }
 
-func pairCode(ctx context.Context, client *http.Client, url, phone string) (string, error) {
+func pairCode(ctx context.Context, client *http.Client, url, phone, key string) (string, error) {
 	body, _ := json.Marshal(map[string]string{"phone": phone})
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/session/pair-code", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
 	res, err := client.Do(req)
 	if err != nil {
 		return "", err

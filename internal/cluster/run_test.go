@@ -386,8 +386,21 @@ func TestPairShowsTheQRCodeUntilPaired(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// A key with the session scope, made the way an administrator does.
+	var key string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		keys := exec.Command(os.Args[0], "keys", "create", "--name", "pairing", "--scopes", "session")
+		keys.Env = append(os.Environ(), asApp+"=1", "APP_STATE_DIR="+state, "MONGO_URI=", "APP_ENV=qa")
+		b, err := keys.Output()
+		if key = strings.TrimSpace(string(b)); err == nil && strings.HasPrefix(key, "app_") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app keys create: %v %q", err, b)
+		}
+	}
 	pair := exec.CommandContext(ctx, os.Args[0], "pair", "--url", "http://"+addr, "--timeout", "50s")
-	pair.Env = append(os.Environ(), asApp+"=1")
+	pair.Env = append(os.Environ(), asApp+"=1", "APP_API_KEY="+key)
 	var out lockedBuilder
 	pr, pw := io.Pipe()
 	pair.Stdout, pair.Stderr = pw, pw
@@ -420,7 +433,9 @@ func TestPairShowsTheQRCodeUntilPaired(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("no QR code shown:\n%s", out.String())
 	}
-	res, err := http.Post("http://"+addr+"/v1/sandbox/scan", "application/json", nil)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/sandbox/scan", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

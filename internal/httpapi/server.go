@@ -43,6 +43,11 @@ type Server struct {
 	Sessions SessionBackend
 	// Sandbox adds the sandbox driver's routes (/v1/sandbox/...).
 	Sandbox bool
+	// Keys checks API keys; KeyCacheTTL (default 10s) bounds how long a
+	// revoked key keeps working.
+	Keys        KeyBackend
+	KeyCacheTTL time.Duration
+	keys        keyCache
 
 	requests atomic.Int64
 	inFlight atomic.Int64

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -32,28 +31,12 @@ type SessionBackend interface {
 const commandWait = 30 * time.Second
 
 func (s *Server) sessionRoutes(r *httprouter.Router) {
-	r.GET("/v1/session", s.local(s.session))
-	r.GET("/v1/session/qr", s.local(s.sessionQR))
-	r.POST("/v1/session/pair-code", s.local(s.pairCode))
-	r.POST("/v1/session/logout", s.local(s.logout))
+	r.GET("/v1/session", s.auth(store.ScopeSession, s.session))
+	r.GET("/v1/session/qr", s.auth(store.ScopeSession, s.sessionQR))
+	r.POST("/v1/session/pair-code", s.auth(store.ScopeSession, s.pairCode))
+	r.POST("/v1/session/logout", s.auth(store.ScopeSession, s.logout))
 	if s.Sandbox {
-		r.POST("/v1/sandbox/:action", s.local(s.sandbox))
-	}
-}
-
-// local admits only clients on this machine that did not come through a
-// proxy: the session routes can link or unlink the account, and API keys
-// (which will guard them for remote clients) do not exist yet.
-func (s *Server) local(h httprouter.Handle) httprouter.Handle {
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip := net.ParseIP(host)
-		proxied := r.Header.Get("Forwarded") != "" || r.Header.Get("X-Forwarded-For") != ""
-		if err != nil || ip == nil || !ip.IsLoopback() || proxied {
-			writeError(w, r, http.StatusForbidden, "forbidden", "the session routes answer only clients on the same machine (curl 127.0.0.1:8080/...) until API keys exist", "")
-			return
-		}
-		h(w, r, ps)
+		r.POST("/v1/sandbox/:action", s.auth(store.ScopeSession, s.sandbox))
 	}
 }
 

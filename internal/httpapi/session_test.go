@@ -34,14 +34,19 @@ func TestSessionRoutes(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = wa.Run(ctx, 1) }()
 	t.Cleanup(func() { cancel(); <-done })
-	url := serve(t, &Server{Backend: st, Sessions: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 1 << 16}, nil)
-	jsonBody := map[string]string{"Content-Type": "application/json"}
+	url := serve(t, &Server{Backend: st, Sessions: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 1 << 16}, nil)
+	key, k := store.NewAPIKey("pairing", []string{store.ScopeSession})
+	if err := st.CreateAPIKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + key}
+	jsonBody := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + key}
 
 	state := func(want string) reply {
 		t.Helper()
 		var r reply
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if r = do(t, "GET", url+"/v1/session", nil, nil); r.body["state"] == want {
+			if r = do(t, "GET", url+"/v1/session", nil, auth); r.body["state"] == want {
 				return r
 			}
 		}
@@ -54,7 +59,9 @@ func TestSessionRoutes(t *testing.T) {
 		t.Errorf("pairing session: %v", r.body)
 	}
 	// The QR code as a PNG, and as text for clients that draw it themselves.
-	res, err := http.Get(url + "/v1/session/qr")
+	req, _ := http.NewRequest("GET", url+"/v1/session/qr", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +70,7 @@ func TestSessionRoutes(t *testing.T) {
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/png" || !bytes.HasPrefix(png, []byte("\x89PNG\r\n")) {
 		t.Errorf("GET /v1/session/qr: %d %s, %d bytes", res.StatusCode, res.Header.Get("Content-Type"), len(png))
 	}
-	r = do(t, "GET", url+"/v1/session/qr", nil, map[string]string{"Accept": "application/json"})
+	r = do(t, "GET", url+"/v1/session/qr", nil, map[string]string{"Accept": "application/json", "Authorization": "Bearer " + key})
 	if qr, _ := r.body["qr"].(string); r.status != 200 || !strings.HasPrefix(qr, "2@sandbox-") {
 		t.Errorf("QR code as JSON: %d %v", r.status, r.body)
 	}
@@ -80,7 +87,7 @@ func TestSessionRoutes(t *testing.T) {
 		{`{"phone":"+491701234567"}`, "text/plain", 415, ""},
 		{`{"phone":`, "application/json", 400, ""},
 	} {
-		r := do(t, "POST", url+"/v1/session/pair-code", strings.NewReader(c.body), map[string]string{"Content-Type": c.ctype})
+		r := do(t, "POST", url+"/v1/session/pair-code", strings.NewReader(c.body), map[string]string{"Content-Type": c.ctype, "Authorization": "Bearer " + key})
 		e := errorOf(t, r)
 		if r.status != c.status || (c.field != "" && e["field"] != c.field) {
 			t.Errorf("pair-code %s (%s): %d %v, want %d naming %q", c.body, c.ctype, r.status, e, c.status, c.field)
@@ -90,14 +97,34 @@ func TestSessionRoutes(t *testing.T) {
 	if e := errorOf(t, r); r.status != 400 || e["field"] != "text" {
 		t.Errorf("incoming without text: %d %v", r.status, e)
 	}
-	r = do(t, "POST", url+"/v1/sandbox/explode", nil, nil)
+	r = do(t, "POST", url+"/v1/sandbox/explode", nil, auth)
 	if r.status != 404 {
 		t.Errorf("unknown sandbox action: %d", r.status)
 	}
-	// Not from this machine (a proxy in front): refused.
-	r = do(t, "GET", url+"/v1/session", nil, map[string]string{"X-Forwarded-For": "203.0.113.9"})
-	if r.status != 403 {
-		t.Errorf("proxied request: %d, want 403", r.status)
+	// Without a key, with a bad one, or with a key for other things: refused.
+	other, ok := store.NewAPIKey("reader", []string{store.ScopeMessagesRead})
+	if err := st.CreateAPIKey(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		header string
+		status int
+	}{
+		{"", 401},
+		{"Bearer", 401},
+		{"Basic dXNlcjpwYXNz", 401},
+		{"Bearer " + key[:len(key)-1] + "x", 401},
+		{"Bearer app_zzzzzzzz_" + strings.Repeat("a", 52), 401},
+		{"Bearer " + other, 403},
+	} {
+		r := do(t, "POST", url+"/v1/session/logout", nil, map[string]string{"Authorization": c.header})
+		e := errorOf(t, r)
+		if r.status != c.status {
+			t.Errorf("logout with Authorization %q: %d %v, want %d", c.header, r.status, e, c.status)
+		}
+		if c.status == 401 && r.header.Get("WWW-Authenticate") == "" {
+			t.Errorf("401 without WWW-Authenticate")
+		}
 	}
 
 	// A phone code while pairing, then the QR code "scanned".
@@ -109,7 +136,7 @@ func TestSessionRoutes(t *testing.T) {
 	if r.body["jid"] != "491701234567@s.whatsapp.net" {
 		t.Errorf("paired by phone code as %v", r.body["jid"])
 	}
-	r = do(t, "GET", url+"/v1/session/qr", nil, nil)
+	r = do(t, "GET", url+"/v1/session/qr", nil, auth)
 	if r.status != 409 {
 		t.Errorf("QR code while connected: %d, want 409", r.status)
 	}
@@ -132,14 +159,47 @@ func TestSessionRoutes(t *testing.T) {
 	}
 
 	// Logout unlinks: logged out, then a new QR code.
-	r = do(t, "POST", url+"/v1/session/logout", nil, nil)
+	r = do(t, "POST", url+"/v1/session/logout", nil, auth)
 	if r.status != 200 {
 		t.Errorf("logout: %d %v", r.status, r.body)
 	}
 	state("pairing")
-	r = do(t, "POST", url+"/v1/sandbox/scan", nil, nil)
+	r = do(t, "POST", url+"/v1/sandbox/scan", nil, auth)
 	if r.status != 200 {
 		t.Errorf("scan: %d %v", r.status, r.body)
 	}
 	state("connected")
+}
+
+// A revoked key stops working once the worker's cache entry is older than
+// KeyCacheTTL, and not before a fresh lookup.
+func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
+	db := testdb.Start(t)
+	st := newStore(t, db)
+	url := serve(t, &Server{Backend: st, Sessions: st, Keys: st, Log: zerolog.Nop(), Worker: "1", KeyCacheTTL: 500 * time.Millisecond}, nil)
+	key, k := store.NewAPIKey("ops", []string{store.ScopeAdmin})
+	if err := st.CreateAPIKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + key}
+	if r := do(t, "GET", url+"/v1/session", nil, auth); r.status != 200 {
+		t.Fatalf("admin key: %d %v", r.status, r.body)
+	}
+	if err := st.RevokeAPIKey(context.Background(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		r := do(t, "GET", url+"/v1/session", nil, auth)
+		if r.status == 401 {
+			break
+		}
+		if time.Since(revoked) > 2*time.Second {
+			t.Fatalf("a revoked key still works %s later (cache 500ms)", time.Since(revoked))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d := time.Since(revoked); d > 1500*time.Millisecond {
+		t.Errorf("revocation took %s to apply, want within the 500ms cache time plus a lookup", d)
+	}
 }

@@ -180,6 +180,7 @@ const (
 	colChats      = "chats"
 	colEvents     = "events"
 	colCommands   = "wa_commands"
+	colKeys       = "api_keys"
 )
 
 // EnsureIndexes creates the indexes the project needs. Creating an index

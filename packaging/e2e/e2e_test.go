@@ -220,7 +220,17 @@ func TestInstalledPackage(t *testing.T) {
 	t.Run("the primary runs the whatsmeow driver and reports why it is offline", func(t *testing.T) {
 		// The container has no network: the driver cannot reach WhatsApp,
 		// says so in the session state, and keeps retrying.
-		out := c.eventually(t, "a session state from the primary", 60*time.Second, "curl -s 127.0.0.1:8080/v1/session", func(s string) bool {
+		// An administrator's key, made from a root shell as the README says:
+		// app keys finds the services' database through /etc/app/app.env
+		// and /run/app.
+		key := strings.TrimSpace(c.must(t, 30*time.Second, "app keys create --name e2e --scopes session 2>/dev/null"))
+		if !strings.HasPrefix(key, "app_") {
+			t.Fatalf("app keys create printed %q", key)
+		}
+		if out := c.must(t, 10*time.Second, "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8080/v1/session"); out != "401" {
+			t.Errorf("GET /v1/session without a key: %s, want 401", out)
+		}
+		out := c.eventually(t, "a session state from the primary", 60*time.Second, "curl -s -H 'Authorization: Bearer "+key+"' 127.0.0.1:8080/v1/session", func(s string) bool {
 			return strings.Contains(s, `"driver":"whatsmeow"`) && strings.Contains(s, `"reason":`)
 		})
 		t.Logf("GET /v1/session: %s", strings.TrimSpace(out))

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"app/internal/store"
+)
+
+// KeyBackend looks up API keys.
+type KeyBackend interface {
+	APIKey(ctx context.Context, id string) (store.APIKey, error)
+}
+
+// DefaultKeyCacheTTL is how long a worker trusts what it read about a key:
+// a revoked key stops working within this time.
+const DefaultKeyCacheTTL = 10 * time.Second
+
+// maxCachedKeys bounds the cache: ids that do not exist (a client trying
+// keys) are cached too, and must not grow it without end.
+const maxCachedKeys = 10000
+
+type cachedKey struct {
+	key   store.APIKey
+	found bool
+	at    time.Time
+}
+
+type keyCache struct {
+	mu sync.Mutex
+	m  map[string]cachedKey
+}
+
+// key returns the stored key with id, from the cache when it is fresh.
+func (s *Server) key(ctx context.Context, id string) (store.APIKey, bool, error) {
+	ttl := s.KeyCacheTTL
+	if ttl == 0 {
+		ttl = DefaultKeyCacheTTL
+	}
+	s.keys.mu.Lock()
+	c, ok := s.keys.m[id]
+	s.keys.mu.Unlock()
+	if ok && time.Since(c.at) < ttl {
+		return c.key, c.found, nil
+	}
+	k, err := s.Keys.APIKey(ctx, id)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return k, false, err
+	}
+	s.keys.mu.Lock()
+	if s.keys.m == nil || len(s.keys.m) >= maxCachedKeys {
+		s.keys.m = map[string]cachedKey{}
+	}
+	s.keys.m[id] = cachedKey{key: k, found: found, at: time.Now()}
+	s.keys.mu.Unlock()
+	return k, found, nil
+}
+
+type keyCtx struct{}
+
+// KeyOf is the API key that authenticated r (its id and name for logs).
+func KeyOf(r *http.Request) (store.APIKey, bool) {
+	k, ok := r.Context().Value(keyCtx{}).(store.APIKey)
+	return k, ok
+}
+
+// auth admits requests with a valid, unrevoked API key that has scope:
+// 401 without one, 403 when the key lacks the scope.
+func (s *Server) auth(scope string, h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		unauthorized := func(msg string) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="app"`)
+			writeError(w, r, http.StatusUnauthorized, "unauthorized", msg, "")
+		}
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		raw = strings.TrimSpace(raw)
+		if !ok || raw == "" {
+			unauthorized("send an API key: Authorization: Bearer app_... (app keys create)")
+			return
+		}
+		id := store.KeyID(raw)
+		if id == "" {
+			unauthorized("the Authorization header does not hold an API key of this server")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		k, found, err := s.key(ctx, id)
+		cancel()
+		if err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		if !found || !k.Matches(raw) || !k.RevokedAt.IsZero() {
+			unauthorized("the API key is unknown or revoked")
+			return
+		}
+		if !k.Has(scope) {
+			writeError(w, r, http.StatusForbidden, "forbidden", "the API key "+k.ID+" lacks the scope "+scope, "")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, k)), ps)
+	}
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// API key scopes. admin implies every other.
+const (
+	ScopeMessagesRead  = "messages:read"
+	ScopeMessagesWrite = "messages:write"
+	ScopeSession       = "session"
+	ScopeAdmin         = "admin"
+)
+
+// Scopes lists the scopes a key may have.
+var Scopes = []string{ScopeMessagesRead, ScopeMessagesWrite, ScopeSession, ScopeAdmin}
+
+// APIKey is a stored key: never the key itself, only its SHA-256. A key
+// has 256 random bits, so a fast hash is enough: there is nothing to
+// guess by brute force.
+type APIKey struct {
+	ID        string    `bson:"_id"` // the visible prefix: app_<id>_...
+	Name      string    `bson:"name"`
+	Scopes    []string  `bson:"scopes"`
+	Hash      string    `bson:"hash"` // hex SHA-256 of the whole key
+	CreatedAt time.Time `bson:"created_at"`
+	RevokedAt time.Time `bson:"revoked_at,omitempty"`
+}
+
+// Has reports whether the key grants scope.
+func (k APIKey) Has(scope string) bool {
+	for _, s := range k.Scopes {
+		if s == scope || s == ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// Matches compares key with the stored hash in constant time.
+func (k APIKey) Matches(key string) bool {
+	sum := sha256.Sum256([]byte(key))
+	want, err := hex.DecodeString(k.Hash)
+	return err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1
+}
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// NewAPIKey makes a key: "app_" + an 8-character id + "_" + 52 characters
+// of secret (256 bits). It returns the key, to show once, and what to store.
+func NewAPIKey(name string, scopes []string) (string, APIKey) {
+	id := make([]byte, 5)
+	secret := make([]byte, 32)
+	_, _ = rand.Read(id)
+	_, _ = rand.Read(secret)
+	k := APIKey{ID: strings.ToLower(b32.EncodeToString(id)), Name: name, Scopes: scopes, CreatedAt: time.Now()}
+	key := "app_" + k.ID + "_" + strings.ToLower(b32.EncodeToString(secret))
+	sum := sha256.Sum256([]byte(key))
+	k.Hash = hex.EncodeToString(sum[:])
+	return key, k
+}
+
+// KeyID is the id part of a key as clients send it, or "" when the key is
+// not shaped like one of ours.
+func KeyID(key string) string {
+	rest, ok := strings.CutPrefix(key, "app_")
+	if !ok {
+		return ""
+	}
+	id, secret, ok := strings.Cut(rest, "_")
+	if !ok || len(id) != 8 || len(secret) != 52 {
+		return ""
+	}
+	return id
+}
+
+// CreateAPIKey stores k.
+func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) error {
+	if _, err := s.db.Collection(colKeys).InsertOne(ctx, k); err != nil {
+		return fmt.Errorf("store: create key: %w", err)
+	}
+	return nil
+}
+
+// APIKey reads the key with id.
+func (s *Store) APIKey(ctx context.Context, id string) (APIKey, error) {
+	var k APIKey
+	err := s.db.Collection(colKeys).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&k)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return k, ErrNotFound
+	}
+	if err != nil {
+		return k, fmt.Errorf("store: read key: %w", err)
+	}
+	return k, nil
+}
+
+// APIKeys lists every key, oldest first.
+func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
+	cur, err := s.db.Collection(colKeys).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("store: list keys: %w", err)
+	}
+	var out []APIKey
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list keys: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAPIKey marks the key revoked; ErrNotFound when there is none.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+	res, err := s.db.Collection(colKeys).UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: time.Now()}}}})
+	if err != nil {
+		return fmt.Errorf("store: revoke key: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
