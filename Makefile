@@ -15,7 +15,7 @@ RPMARCH     := $(subst arm64,aarch64,$(subst amd64,x86_64,$(GOARCH)))
 # Package versions must start with a digit: v1.2.3 -> 1.2.3, no tag -> 0.0.0~git<commit>.
 PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/~/g'); echo $${v:-0.0.0~git$(COMMIT)})
 
-.PHONY: build run test lint bench package e2e clean
+.PHONY: build run test fuzz lint bench package e2e clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/app ./cmd/app
@@ -29,6 +29,11 @@ run: build
 test:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'TestThousandMessagesInOrderPerChat' ./internal/primary/
+
+# The request decoders fuzzed for a bounded time; the corpus is kept in
+# internal/httpapi/testdata/fuzz (and replayed by every go test).
+fuzz:
+	$(GO) test -run '^$$' -fuzz 'FuzzDecodeMessageRequest' -fuzztime 30s ./internal/httpapi/
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -43,6 +43,8 @@ type Server struct {
 	Sessions SessionBackend
 	// Sandbox adds the sandbox driver's routes (/v1/sandbox/...).
 	Sandbox bool
+	// Messages serves the message routes; nil leaves them out.
+	Messages MessageBackend
 	// Keys checks API keys; KeyCacheTTL (default 10s) bounds how long a
 	// revoked key keeps working.
 	Keys        KeyBackend
@@ -86,6 +88,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	r.GET("/v1/cluster", s.cluster)
 	if s.Sessions != nil {
 		s.sessionRoutes(r)
+	}
+	if s.Messages != nil {
+		s.messageRoutes(r)
 	}
 	if extra != nil {
 		extra(r)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,6 +79,47 @@ type OutboxMessage struct {
 	ReadAt        time.Time `bson:"read_at,omitempty"`
 	FinishedAt    time.Time `bson:"finished_at,omitempty"` // failed or cancelled
 	UpdatedAt     time.Time `bson:"updated_at"`
+	// KeyID is the API key that queued it; RequestHash, with an
+	// Idempotency-Key, tells a retry from a different request.
+	KeyID       string `bson:"key_id,omitempty"`
+	RequestHash string `bson:"request_hash,omitempty"`
+}
+
+// IdempotentMessageID is the outbox id of the message an API key queues
+// with an Idempotency-Key: the same key and Idempotency-Key always give
+// the same id, so concurrent retries meet at one unique insert.
+func IdempotentMessageID(keyID, idempotencyKey string) string {
+	sum := sha256.Sum256([]byte(keyID + "\x00" + idempotencyKey))
+	return "msg_i" + hex.EncodeToString(sum[:13])
+}
+
+// OutboxPage lists messages newest first, optionally of one chat and one
+// status, strictly older than the cursor (queued_ns and id of the last
+// message of the previous page; zero for the first page).
+func (s *Store) OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]OutboxMessage, error) {
+	filter := bson.D{}
+	if chat != "" {
+		filter = append(filter, bson.E{Key: "chat", Value: chat})
+	}
+	if status != "" {
+		filter = append(filter, bson.E{Key: "status", Value: status})
+	}
+	if beforeNS != 0 {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "queued_ns", Value: bson.D{{Key: "$lt", Value: beforeNS}}}},
+			bson.D{{Key: "queued_ns", Value: beforeNS}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeID}}}},
+		}})
+	}
+	cur, err := s.db.Collection(colOutbox).Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "queued_ns", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list messages: %w", err)
+	}
+	var out []OutboxMessage
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list messages: %w", err)
+	}
+	return out, nil
 }
 
 // NewMessageID returns an id for a new outbox message.

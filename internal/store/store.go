@@ -33,9 +33,17 @@ type Store struct {
 
 // PoolStats counts the connections of this process, from the driver's pool monitor.
 type PoolStats struct {
-	open    atomic.Int64
-	maxOpen atomic.Int64
-	created atomic.Int64
+	open     atomic.Int64
+	maxOpen  atomic.Int64
+	created  atomic.Int64
+	commands atomic.Int64
+}
+
+// Commands counts the commands this process sent (round trips).
+func (p *PoolStats) Commands() int64 { return p.commands.Load() }
+
+func (p *PoolStats) commandMonitor() *event.CommandMonitor {
+	return &event.CommandMonitor{Started: func(context.Context, *event.CommandStartedEvent) { p.commands.Add(1) }}
 }
 
 // Open is the number of connections open now.
@@ -78,7 +86,8 @@ func Connect(cfg config.Config, appName string, log zerolog.Logger) (*Store, err
 		SetMaxConnecting(uint64(pool.MaxConnecting)).
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).
-		SetPoolMonitor(stats.monitor())
+		SetPoolMonitor(stats.monitor()).
+		SetMonitor(stats.commandMonitor())
 	if err := opts.Validate(); err != nil {
 		// Options the URI carries are configuration too: exit status 2.
 		return nil, &config.Error{Var: "MONGO_URI", Value: config.Redact(cfg.MongoURI), Allowed: "a valid connection string (" + err.Error() + ")"}
@@ -195,6 +204,8 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "queued_ns", Value: 1}}, Options: options.Index().SetName("status_queued")}},
 		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "wa_id", Value: 1}}, Options: options.Index().SetName("wa_id").SetSparse(true)}},
 		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: 1}}, Options: options.Index().SetName("sent_at").SetSparse(true)}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "queued_ns", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("newest")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "queued_ns", Value: -1}}, Options: options.Index().SetName("chat_newest")}},
 		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "sent_at", Value: 1}}, Options: options.Index().SetName("chat_sent")}},
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "first_outgoing_at", Value: 1}}, Options: options.Index().SetName("first_outgoing").SetSparse(true)}},
 	}

@@ -63,7 +63,7 @@ type Worker struct {
 // finish for up to APP_SHUTDOWN_TIMEOUT and returns.
 func (w *Worker) Run(ctx context.Context) error {
 	w.api = &httpapi.Server{Backend: w.Store, Log: w.Log, Worker: w.ID.Worker, MaxBodyBytes: w.Cfg.MaxBodyBytes,
-		HeartbeatInterval: w.Cfg.HeartbeatInterval, Sessions: w.Store, Keys: w.Store,
+		HeartbeatInterval: w.Cfg.HeartbeatInterval, Sessions: w.Store, Keys: w.Store, Messages: w.Store,
 		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox"}
 	handler := w.api.Handler()
 	srv := httpapi.NewHTTPServer(handler, w.Log)

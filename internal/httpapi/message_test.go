@@ -1,0 +1,367 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"app/internal/config"
+	"app/internal/primary"
+	"app/internal/store"
+	"app/internal/testdb"
+	"app/internal/whatsapp"
+)
+
+type msgEnv struct {
+	url            string
+	st, api        *store.Store
+	sb             *whatsapp.Sandbox
+	writer, reader map[string]string
+}
+
+// messageServer is a worker's API and a primary with the sandbox driver,
+// on one embedded database.
+func messageServer(t *testing.T, maxBody int64) msgEnv {
+	t.Helper()
+	db := testdb.Start(t)
+	st := newStore(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: 20 * time.Millisecond, ReadDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa := &primary.WhatsApp{Cfg: config.WhatsApp{Driver: "sandbox", MaxAttempts: 3, ReconcileWait: time.Second, RateLimitPause: time.Minute},
+		Driver: sb, Store: st, Log: zerolog.Nop(), Poll: 20 * time.Millisecond}
+	wctx, wcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = wa.Run(wctx, 1) }()
+	t.Cleanup(func() { wcancel(); <-done })
+	// The worker has its own connection, as it would in its own process,
+	// so its round trips can be counted apart from the primary's.
+	api := newStore(t, db)
+	env := msgEnv{st: st, sb: sb, api: api}
+	env.url = serve(t, &Server{Backend: api, Messages: api, Keys: api, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: maxBody}, nil)
+	mk := func(scopes ...string) map[string]string {
+		key, k := store.NewAPIKey("test", scopes)
+		if err := st.CreateAPIKey(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+	}
+	env.writer, env.reader = mk(store.ScopeMessagesWrite, store.ScopeMessagesRead), mk(store.ScopeMessagesRead)
+	return env
+}
+
+func with(h map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range h {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func TestSendAndFollowAMessage(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+49 170 1234567","text":"Your order shipped."}`), e.writer)
+	if r.status != 202 || r.body["status"] != "queued" || r.body["to"] != "491701234567@s.whatsapp.net" {
+		t.Fatalf("POST /v1/messages: %d %v", r.status, r.body)
+	}
+	id := r.body["id"].(string)
+	if r.header.Get("Location") != "/v1/messages/"+id {
+		t.Errorf("Location %q", r.header.Get("Location"))
+	}
+	var got reply
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = do(t, "GET", e.url+"/v1/messages/"+id, nil, e.reader); got.body["status"] == "delivered" {
+			break
+		}
+	}
+	if got.status != 200 || got.body["status"] != "delivered" || got.body["wa_id"] == nil || got.body["sent_at"] == nil {
+		t.Fatalf("GET /v1/messages/%s: %d %v", id, got.status, got.body)
+	}
+	if r := do(t, "GET", e.url+"/v1/messages/msg_nope", nil, e.reader); r.status != 404 || errorOf(t, r)["field"] != "id" {
+		t.Errorf("unknown id: %d %v", r.status, r.body)
+	}
+	// A read-only key cannot send; no key at all is 401.
+	if r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+491701234567","text":"x"}`), e.reader); r.status != 403 {
+		t.Errorf("read-only key sending: %d", r.status)
+	}
+	if r := do(t, "GET", e.url+"/v1/messages/"+id, nil, nil); r.status != 401 {
+		t.Errorf("no key: %d", r.status)
+	}
+}
+
+func TestBadMessageRequests(t *testing.T) {
+	e := messageServer(t, 1<<17)
+	long := strings.Repeat("a", MaxTextBytes+1)
+	for _, c := range []struct {
+		name, body string
+		header     map[string]string
+		status     int
+		field      string
+	}{
+		{"no to", `{"text":"hi"}`, nil, 400, "to"},
+		{"number without +", `{"to":"491701234567","text":"hi"}`, nil, 400, "to"},
+		{"bad JID", `{"to":"bob@example.com","text":"hi"}`, nil, 400, "to"},
+		{"to a number", `{"to":491701234567,"text":"hi"}`, nil, 400, "to"},
+		{"no text", `{"to":"+491701234567"}`, nil, 400, "text"},
+		{"blank text", `{"to":"+491701234567","text":"  \n"}`, nil, 400, "text"},
+		{"text over the limit", `{"to":"+491701234567","text":"` + long + `"}`, nil, 400, "text"},
+		{"text as a list", `{"to":"+491701234567","text":["hi"]}`, nil, 400, "text"},
+		{"unknown field", `{"to":"+491701234567","text":"hi","priority":1}`, nil, 400, "priority"},
+		{"bad reply_to", `{"to":"+491701234567","text":"hi","reply_to":"a b"}`, nil, 400, "reply_to"},
+		{"not an object", `["hi"]`, nil, 400, ""},
+		{"two objects", `{"to":"+491701234567","text":"a"}{"to":"+491701234567","text":"b"}`, nil, 400, ""},
+		{"broken JSON", `{"to":`, nil, 400, ""},
+		{"empty body", ``, nil, 400, ""},
+		{"wrong content type", `{"to":"+491701234567","text":"hi"}`, map[string]string{"Content-Type": "text/plain"}, 415, ""},
+		{"over the body limit", `{"to":"+491701234567","text":"` + strings.Repeat("b", 1<<17) + `"}`, nil, 413, "body"},
+		{"long Idempotency-Key", `{"to":"+491701234567","text":"hi"}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, 400, "Idempotency-Key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := with(e.writer)
+			for k, v := range c.header {
+				h[k] = v
+			}
+			r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(c.body), h)
+			got := errorOf(t, r)
+			if r.status != c.status || got["field"] != nilIfEmpty(c.field) {
+				t.Errorf("%d %v; want %d naming %q", r.status, got, c.status, c.field)
+			}
+		})
+	}
+	for _, c := range []struct{ query, field string }{
+		{"?status=lost", "status"}, {"?limit=0", "limit"}, {"?limit=x", "limit"}, {"?before=zzz", "before"},
+		{"?chat=nobody", "chat"}, {"?direction=sideways", "direction"}, {"?sort=asc", "sort"},
+	} {
+		r := do(t, "GET", e.url+"/v1/messages"+c.query, nil, e.reader)
+		if got := errorOf(t, r); r.status != 400 || got["field"] != c.field {
+			t.Errorf("GET /v1/messages%s: %d %v, want 400 naming %s", c.query, r.status, got, c.field)
+		}
+	}
+	if n := len(e.sb.Sent()); n != 0 {
+		t.Errorf("%d messages sent from bad requests", n)
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Eight clients retry the same request at once: one message, one send.
+func TestIdempotentRetries(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	h := with(e.writer, "Idempotency-Key", "order-1042-shipped")
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	codes := make([]int, 8)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+491701234567","text":"Shipped!"}`))
+			for k, v := range h {
+				req.Header.Set(k, v)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer res.Body.Close()
+			codes[i] = res.StatusCode
+			ids[i] = strings.TrimPrefix(res.Header.Get("Location"), "/v1/messages/")
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if codes[i] != 202 || ids[i] != ids[0] || ids[0] == "" {
+			t.Fatalf("retries answered %v with ids %v; want 202 and one id", codes, ids)
+		}
+	}
+	r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+491701234567","text":"Something else"}`), h)
+	if got := errorOf(t, r); r.status != 422 || got["field"] != "Idempotency-Key" {
+		t.Errorf("same key, other message: %d %v", r.status, got)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(e.sb.Sent()); n != 1 {
+		t.Errorf("%d sends for one idempotent message", n)
+	}
+}
+
+// DELETE races the primary's claim: each message is either cancelled and
+// never sent, or refused with 409 and sent; never both, never neither.
+func TestCancelRacesTheSend(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	const n = 20
+	ids := make([]string, n)
+	for i := range ids {
+		r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(fmt.Sprintf(`{"to":"+4917012345%02d","text":"m%d"}`, i, i)), e.writer)
+		ids[i] = r.body["id"].(string)
+	}
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = do(t, "DELETE", e.url+"/v1/messages/"+id, nil, e.writer).status
+		}()
+	}
+	wg.Wait()
+	time.Sleep(time.Second) // anything still to be sent goes out
+	sent := map[string]bool{}
+	for _, s := range e.sb.Sent() {
+		sent[s.Text] = true
+	}
+	cancelled := 0
+	for i, id := range ids {
+		m, err := e.st.OutboxMessage(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch codes[i] {
+		case 200:
+			cancelled++
+			if sent[fmt.Sprint("m", i)] || m.Status != store.StatusCancelled {
+				t.Errorf("message %d: DELETE said cancelled, but it is %s (sent: %t)", i, m.Status, sent[fmt.Sprint("m", i)])
+			}
+		case 409:
+			if !sent[fmt.Sprint("m", i)] || m.Status == store.StatusCancelled {
+				t.Errorf("message %d: DELETE said too late, but it is %s (sent: %t)", i, m.Status, sent[fmt.Sprint("m", i)])
+			}
+		default:
+			t.Errorf("message %d: DELETE answered %d", i, codes[i])
+		}
+	}
+	t.Logf("%d of %d cancelled before the primary claimed them", cancelled, n)
+	if r := do(t, "DELETE", e.url+"/v1/messages/msg_nope", nil, e.writer); r.status != 404 {
+		t.Errorf("DELETE of an unknown message: %d", r.status)
+	}
+}
+
+// Pages newest first: following next from page to page lists every
+// message once while new ones keep arriving.
+func TestPaginationWhileMessagesArrive(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	e.sb.Disconnect("test", time.Hour) // keep them queued; the list is what matters
+	post := func(i int) string {
+		r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(fmt.Sprintf(`{"to":"+491701234567","text":"p%d"}`, i)), e.writer)
+		if r.status != 202 {
+			t.Fatalf("POST: %d %v", r.status, r.body)
+		}
+		return r.body["id"].(string)
+	}
+	var before []string
+	for i := range 25 {
+		before = append(before, post(i))
+	}
+	var seen []string
+	next := ""
+	for page := 0; page < 10; page++ {
+		q := "?limit=10&chat=%2B491701234567"
+		if next != "" {
+			q += "&before=" + next
+		}
+		r := do(t, "GET", e.url+"/v1/messages"+q, nil, e.reader)
+		if r.status != 200 {
+			t.Fatalf("page %d: %d %v", page, r.status, r.body)
+		}
+		for _, m := range r.body["messages"].([]any) {
+			seen = append(seen, m.(map[string]any)["id"].(string))
+		}
+		post(100 + page) // a new message between pages
+		next, _ = r.body["next"].(string)
+		if next == "" {
+			break
+		}
+	}
+	if len(seen) != len(before) {
+		t.Fatalf("pages listed %d messages, want the %d that existed at the first page", len(seen), len(before))
+	}
+	for i, id := range seen {
+		if want := before[len(before)-1-i]; id != want {
+			t.Fatalf("position %d: %s, want %s (newest first, no gaps or repeats)", i, id, want)
+		}
+	}
+}
+
+// FuzzDecodeMessageRequest: no body makes the decoder panic, and what it
+// accepts is a message that can be sent.
+func FuzzDecodeMessageRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"to":"+491701234567","text":"hi"}`, `{"to":"491701234567@s.whatsapp.net","text":"hi","reply_to":"3EB0ABC"}`,
+		`{"to":"120363025246125486@g.us","text":"team"}`, `{"to":1}`, `[]`, `null`, `{"text":"\u0000"}`, `{"to":"+1","text":"` + strings.Repeat("x", 100) + `"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, ferr := DecodeMessageRequest(body)
+		if ferr != nil {
+			if ferr.msg == "" {
+				t.Fatalf("an error without a message for %q", body)
+			}
+			return
+		}
+		if m.Chat == "" || strings.TrimSpace(m.Text) == "" || len(m.Text) > MaxTextBytes || !utf8.ValidString(m.Text) {
+			t.Fatalf("accepted %q as %+v", body, m)
+		}
+		if _, err := whatsapp.NormalizeRecipient(m.Chat); err != nil {
+			t.Fatalf("accepted chat %q that does not normalise: %v", m.Chat, err)
+		}
+	})
+}
+
+// Database round trips per request, counted by the driver's command
+// monitor: a cached key costs none, POST /v1/messages one insert (two on
+// an idempotent retry), GET /v1/messages/{id} one find.
+func TestRoundTripsPerRequest(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	count := func(method, path, body string, h map[string]string) int64 {
+		before := e.api.Stats().Commands()
+		var rd *strings.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		var r reply
+		if rd != nil {
+			r = do(t, method, e.url+path, rd, h)
+		} else {
+			r = do(t, method, e.url+path, nil, h)
+		}
+		if r.status >= 300 {
+			t.Fatalf("%s %s: %d %v", method, path, r.status, r.body)
+		}
+		return e.api.Stats().Commands() - before
+	}
+	first := count("POST", "/v1/messages", `{"to":"+491701234567","text":"one"}`, e.writer) // looks the key up
+	post := count("POST", "/v1/messages", `{"to":"+491701234567","text":"two"}`, e.writer)
+	idem := with(e.writer, "Idempotency-Key", "k1")
+	count("POST", "/v1/messages", `{"to":"+491701234567","text":"three"}`, idem)
+	retry := count("POST", "/v1/messages", `{"to":"+491701234567","text":"three"}`, idem)
+	r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+491701234567","text":"four"}`), e.writer)
+	id := r.body["id"].(string)
+	count("GET", "/v1/messages/"+id, "", e.reader)
+	get := count("GET", "/v1/messages/"+id, "", e.reader)
+	t.Logf("round trips: first POST with an uncached key %d, POST %d, idempotent retry %d, GET by id %d", first, post, retry, get)
+	if first != 2 || post != 1 || retry != 2 || get != 1 {
+		t.Errorf("round trips: first %d (want 2: key + insert), POST %d (want 1), retry %d (want 2), GET %d (want 1)", first, post, retry, get)
+	}
+}
