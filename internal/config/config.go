@@ -54,6 +54,9 @@ type Config struct {
 
 	WhatsApp WhatsApp
 
+	RateLimit float64 // API requests per second per key, over all workers; 0: no limit
+	RateBurst int     // requests a key may send at once
+
 	WorkerID string // APP_WORKER_ID, systemd's %i
 }
 

@@ -240,6 +240,9 @@ func TestInvalidValues(t *testing.T) {
 	}{
 		{"APP_ENV", map[string]string{"APP_ENV": "prod"}, "prod"},
 		{"WHATSAPP_DRIVER", map[string]string{"WHATSAPP_DRIVER": "whatsapp"}, "whatsapp"},
+		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "fast"}, "fast"},
+		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "-1"}, "-1"},
+		{"APP_RATE_BURST", map[string]string{"APP_RATE_BURST": "0"}, "0"},
 		{"WHATSAPP_SEND_PER_MINUTE", map[string]string{"WHATSAPP_SEND_PER_MINUTE": "-1"}, "-1"},
 		{"WHATSAPP_DAILY_CAP", map[string]string{"WHATSAPP_DAILY_CAP": "1k"}, "1k"},
 		{"WHATSAPP_NEW_CONTACTS_PER_DAY", map[string]string{"WHATSAPP_NEW_CONTACTS_PER_DAY": "ten"}, "ten"},

@@ -128,6 +128,17 @@ var vars = []variable{
 			}
 			return "json"
 		}, parse: oneOf(func(c *Config, v string) { c.LogFormat = v }, "json", "console")},
+	{name: "APP_RATE_LIMIT", doc: "API requests per second per key over all workers (each worker enforces its share); 0: no limit",
+		def: fixed("20"), parse: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1e6 {
+				return errors.New("requests per second from 0 to 1000000, for example 20 or 0.5")
+			}
+			c.RateLimit = f
+			return nil
+		}},
+	{name: "APP_RATE_BURST", doc: "requests a key may send at once before the rate applies",
+		def: fixed("40"), parse: intVar(1, 1000000, func(c *Config, n int) { c.RateBurst = n })},
 	{name: "WHATSAPP_DRIVER", doc: "whatsmeow (the real WhatsApp) or sandbox (a stand-in for development and tests); default sandbox in development, whatsmeow otherwise",
 		def: func(c Config, _ Lookup) string {
 			if c.Env == EnvDevelopment {

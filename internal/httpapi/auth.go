@@ -105,6 +105,9 @@ func (s *Server) auth(scope string, h httprouter.Handle) httprouter.Handle {
 			writeError(w, r, http.StatusForbidden, "forbidden", "the API key "+k.ID+" lacks the scope "+scope, "")
 			return
 		}
+		if !s.allow(w, r, k.ID) {
+			return
+		}
 		h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, k)), ps)
 	}
 }

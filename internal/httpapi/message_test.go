@@ -365,3 +365,70 @@ func TestRoundTripsPerRequest(t *testing.T) {
 		t.Errorf("round trips: first %d (want 2: key + insert), POST %d (want 1), retry %d (want 2), GET %d (want 1)", first, post, retry, get)
 	}
 }
+
+// Two workers, each enforcing half of a key's limit (100/s, burst 20 in
+// all). A client flooding them never gets more than the limit; a client
+// sending exactly at the limit gets all of it when its requests spread
+// evenly, and loses what lands beyond a worker's share when they do not
+// (3:1, as the kernel's accept queue spreads connections at low load).
+func TestRateLimitAcrossWorkers(t *testing.T) {
+	db := testdb.Start(t)
+	st := newStore(t, db)
+	key, k := store.NewAPIKey("flood", []string{store.ScopeMessagesRead})
+	if err := st.CreateAPIKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	const total, burst = 100.0, 20
+	h := map[string]string{"Authorization": "Bearer " + key}
+	for _, c := range []struct {
+		name  string
+		share int // of every 4 requests, how many go to worker 1
+		paced bool
+	}{{"even flood", 2, false}, {"3:1 flood", 3, false}, {"even at the limit", 2, true}, {"3:1 at the limit", 3, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			var urls []string
+			for w := range 2 {
+				urls = append(urls, serve(t, &Server{Backend: st, Messages: st, Keys: st, Log: zerolog.Nop(), Worker: fmt.Sprint(w + 1),
+					RateLimit: total / 2, RateBurst: burst / 2}, nil))
+			}
+			const d = 3 * time.Second
+			ok, limited := 0, 0
+			start := time.Now()
+			for i := 0; time.Since(start) < d && i < 100000; i++ {
+				if c.paced {
+					time.Sleep(time.Until(start.Add(time.Duration(float64(i) / total * float64(time.Second)))))
+				}
+				u := urls[1]
+				if i%4 < c.share {
+					u = urls[0]
+				}
+				r := do(t, "GET", u+"/v1/messages/msg_x", nil, h)
+				switch r.status {
+				case 404:
+					ok++
+				case 429:
+					limited++
+					if r.header.Get("Retry-After") == "" || r.header.Get("RateLimit-Remaining") != "0" {
+						t.Fatalf("429 without Retry-After, or RateLimit-Remaining %q", r.header.Get("RateLimit-Remaining"))
+					}
+				default:
+					t.Fatalf("status %d", r.status)
+				}
+			}
+			elapsed := time.Since(start).Seconds()
+			allowed := total*elapsed + burst
+			sent := ok + limited
+			t.Logf("%s: %d of %d accepted in %.2fs; the limit allows %.0f; accepted/min(sent, allowed) = %.0f%%",
+				c.name, ok, sent, elapsed, allowed, 100*float64(ok)/min(float64(sent), allowed))
+			if float64(ok) > allowed*1.02 {
+				t.Errorf("%d accepted, more than the %.0f the limit allows", ok, allowed)
+			}
+			if !c.paced && limited == 0 {
+				t.Error("a flood was not limited")
+			}
+			if c.paced && c.share == 2 && float64(ok) < 0.95*float64(sent) {
+				t.Errorf("an evenly spread client at the limit got %d of %d through", ok, sent)
+			}
+		})
+	}
+}

@@ -50,6 +50,11 @@ type Server struct {
 	Keys        KeyBackend
 	KeyCacheTTL time.Duration
 	keys        keyCache
+	// RateLimit (requests per second) and RateBurst are this worker's
+	// share of a key's limit; 0 turns limiting off.
+	RateLimit float64
+	RateBurst int
+	limits    keyLimiters
 
 	requests atomic.Int64
 	inFlight atomic.Int64
