@@ -35,11 +35,11 @@ const MaxTextBytes = 65536
 // cancelWait is how long DELETE waits for the primary's decision.
 const cancelWait = 10 * time.Second
 
-func (s *Server) messageRoutes(r *httprouter.Router) {
-	r.POST("/v1/messages", s.auth(store.ScopeMessagesWrite, s.createMessage))
-	r.GET("/v1/messages", s.auth(store.ScopeMessagesRead, s.listMessages))
-	r.GET("/v1/messages/:id", s.auth(store.ScopeMessagesRead, s.getMessage))
-	r.DELETE("/v1/messages/:id", s.auth(store.ScopeMessagesWrite, s.cancelMessage))
+func (s *Server) messageRoutes(r routes) {
+	r.handle("POST", "/v1/messages", s.auth(store.ScopeMessagesWrite, s.createMessage))
+	r.handle("GET", "/v1/messages", s.auth(store.ScopeMessagesRead, s.listMessages))
+	r.handle("GET", "/v1/messages/:id", s.auth(store.ScopeMessagesRead, s.getMessage))
+	r.handle("DELETE", "/v1/messages/:id", s.auth(store.ScopeMessagesWrite, s.cancelMessage))
 }
 
 type messageView struct {

@@ -56,6 +56,8 @@ type Server struct {
 	RateBurst int
 	limits    keyLimiters
 
+	routeList []string // "METHOD /path" of every route, for the OpenAPI test
+
 	requests atomic.Int64
 	inFlight atomic.Int64
 
@@ -88,14 +90,17 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	})
 	r.PanicHandler = s.panicked
 
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/v1/cluster", s.cluster)
+	rt := routes{r, &s.routeList}
+	s.routeList = nil
+	rt.handle("GET", "/healthz", s.healthz)
+	rt.handle("GET", "/readyz", s.readyz)
+	rt.handle("GET", "/v1/cluster", s.cluster)
+	rt.handle("GET", "/v1/openapi.json", serveOpenAPI)
 	if s.Sessions != nil {
-		s.sessionRoutes(r)
+		s.sessionRoutes(rt)
 	}
 	if s.Messages != nil {
-		s.messageRoutes(r)
+		s.messageRoutes(rt)
 	}
 	if extra != nil {
 		extra(r)

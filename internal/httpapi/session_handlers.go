@@ -30,13 +30,13 @@ type SessionBackend interface {
 // commandWait is how long a route waits for the primary to run a command.
 const commandWait = 30 * time.Second
 
-func (s *Server) sessionRoutes(r *httprouter.Router) {
-	r.GET("/v1/session", s.auth(store.ScopeSession, s.session))
-	r.GET("/v1/session/qr", s.auth(store.ScopeSession, s.sessionQR))
-	r.POST("/v1/session/pair-code", s.auth(store.ScopeSession, s.pairCode))
-	r.POST("/v1/session/logout", s.auth(store.ScopeSession, s.logout))
+func (s *Server) sessionRoutes(r routes) {
+	r.handle("GET", "/v1/session", s.auth(store.ScopeSession, s.session))
+	r.handle("GET", "/v1/session/qr", s.auth(store.ScopeSession, s.sessionQR))
+	r.handle("POST", "/v1/session/pair-code", s.auth(store.ScopeSession, s.pairCode))
+	r.handle("POST", "/v1/session/logout", s.auth(store.ScopeSession, s.logout))
 	if s.Sandbox {
-		r.POST("/v1/sandbox/:action", s.auth(store.ScopeSession, s.sandbox))
+		r.handle("POST", "/v1/sandbox/:action", s.auth(store.ScopeSession, s.sandbox))
 	}
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -201,5 +202,58 @@ func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
 	}
 	if d := time.Since(revoked); d > 1500*time.Millisecond {
 		t.Errorf("revocation took %s to apply, want within the 500ms cache time plus a lookup", d)
+	}
+}
+
+// The OpenAPI document lists exactly the routes the server has.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	db := testdb.Start(t)
+	st := newStore(t, db)
+	s := &Server{Backend: st, Sessions: st, Messages: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1"}
+	url := serve(t, s, nil)
+	res, err := http.Get(url + "/v1/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil || res.StatusCode != 200 || !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Fatalf("GET /v1/openapi.json: %d, %v, openapi %q", res.StatusCode, err, doc.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method != "parameters" {
+				documented[strings.ToUpper(method)+" "+path] = true
+			}
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range s.routeList {
+		method, path, _ := strings.Cut(r, " ")
+		var parts []string
+		for _, p := range strings.Split(path, "/") {
+			if strings.HasPrefix(p, ":") {
+				p = "{" + p[1:] + "}"
+			}
+			parts = append(parts, p)
+		}
+		served[method+" "+strings.Join(parts, "/")] = true
+	}
+	for r := range served {
+		if !documented[r] {
+			t.Errorf("%s is served but not in openapi.json", r)
+		}
+	}
+	for r := range documented {
+		if !served[r] {
+			t.Errorf("%s is in openapi.json but not served", r)
+		}
+	}
+	if len(served) < 12 {
+		t.Errorf("only %d routes recorded: %v", len(served), s.routeList)
 	}
 }

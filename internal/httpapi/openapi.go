@@ -1,0 +1,31 @@
+package httpapi
+
+import (
+	_ "embed"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// openAPI is the API's contract (OpenAPI 3.1); TestOpenAPIMatchesRoutes
+// keeps it and the routes in step.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// routes registers handlers and remembers every route.
+type routes struct {
+	*httprouter.Router
+	list *[]string
+}
+
+func (r routes) handle(method, path string, h httprouter.Handle) {
+	*r.list = append(*r.list, method+" "+path)
+	r.Router.Handle(method, path, h)
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(openAPI)
+}
