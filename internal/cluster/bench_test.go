@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,28 +108,93 @@ func startProc(b *testing.B, cmd *exec.Cmd) {
 }
 
 func load(b *testing.B, url string) {
+	loadReq(b, func() *http.Request { r, _ := http.NewRequest("GET", url, nil); return r }, 200)
+}
+
+// loadReq sends the requests newReq makes from 8 goroutines per CPU and
+// reports requests per second and the 99th percentile latency.
+func loadReq(b *testing.B, newReq func() *http.Request, want int) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var mu sync.Mutex
+	var lat []time.Duration
 	b.SetParallelism(8)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
 		for pb.Next() {
-			res, err := client.Get(url)
+			t0 := time.Now()
+			res, err := client.Do(newReq())
 			if err != nil {
 				b.Error(err)
 				return
 			}
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
-			if res.StatusCode != 200 {
-				b.Errorf("status %d", res.StatusCode)
+			mine = append(mine, time.Since(t0))
+			if res.StatusCode != want {
+				b.Errorf("status %d, want %d", res.StatusCode, want)
 				return
 			}
 		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+	}
+}
+
+// BenchmarkAPI measures the messages API through `app run` with 2 workers
+// on the embedded database, next to /healthz in the same run: requests
+// per second and p99 (round trips per request: TestRoundTripsPerRequest).
+func BenchmarkAPI(b *testing.B) {
+	addr := freePortB(b)
+	state, err := os.MkdirTemp("", "appbench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(state) })
+	env := append(os.Environ(), "CLUSTER_WORKERS=2", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
+		"APP_ENV=qa", "LOG_LEVEL=warn", "MONGO_URI=", "WHATSAPP_DRIVER=sandbox", "APP_RATE_LIMIT=0")
+	cmd := exec.Command(appBinary(b), "run")
+	cmd.Env = env
+	startProc(b, cmd)
+	base := "http://" + addr
+	waitHTTP(b, base+"/readyz", 60*time.Second)
+	keys := exec.Command(appBinary(b), "keys", "create", "--name", "bench", "--scopes", "admin")
+	keys.Env = env
+	out, err := keys.Output()
+	if err != nil {
+		b.Fatalf("app keys create: %v", err)
+	}
+	auth := "Bearer " + strings.TrimSpace(string(out))
+	post := func() *http.Request {
+		r, _ := http.NewRequest("POST", base+"/v1/messages", strings.NewReader(`{"to":"+491701234567","text":"benchmark"}`))
+		r.Header.Set("Authorization", auth)
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	res, err := http.DefaultClient.Do(post())
+	if err != nil || res.StatusCode != 202 {
+		b.Fatalf("POST /v1/messages: %v %v", err, res)
+	}
+	id := strings.TrimPrefix(res.Header.Get("Location"), "/v1/messages/")
+	res.Body.Close()
+	b.Run("healthz", func(b *testing.B) { load(b, base+"/healthz") })
+	b.Run("get-message", func(b *testing.B) {
+		loadReq(b, func() *http.Request {
+			r, _ := http.NewRequest("GET", base+"/v1/messages/"+id, nil)
+			r.Header.Set("Authorization", auth)
+			return r
+		}, 200)
+	})
+	b.Run("post-message", func(b *testing.B) { loadReq(b, post, 202) })
 }
 
 func BenchmarkHealthz(b *testing.B) {
