@@ -372,7 +372,7 @@ func decodeCursor(c string) (int64, string, bool) {
 	}
 	nsText, id, ok := strings.Cut(string(b), ":")
 	ns, err := strconv.ParseInt(nsText, 10, 64)
-	if !ok || err != nil || ns <= 0 || id == "" || len(id) > 64 {
+	if !ok || err != nil || ns <= 0 || id == "" || len(id) > 256 {
 		return 0, "", false
 	}
 	return ns, id, true

@@ -51,7 +51,7 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 	// so its round trips can be counted apart from the primary's.
 	api := newStore(t, db)
 	env := msgEnv{st: st, sb: sb, api: api}
-	env.url = serve(t, &Server{Backend: api, Messages: api, Keys: api, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: maxBody}, nil)
+	env.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Keys: api, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: maxBody}, nil)
 	mk := func(scopes ...string) map[string]string {
 		key, k := store.NewAPIKey("test", scopes)
 		if err := st.CreateAPIKey(context.Background(), k); err != nil {
@@ -430,5 +430,56 @@ func TestRateLimitAcrossWorkers(t *testing.T) {
 				t.Errorf("an evenly spread client at the limit got %d of %d through", ok, sent)
 			}
 		})
+	}
+}
+
+func TestChatsContactsAndHistory(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+491701234567","text":"Hello Alice"}`), e.writer)
+	if r.status != 202 {
+		t.Fatal(r.status, r.body)
+	}
+	time.Sleep(20 * time.Millisecond)
+	e.sb.Inject(whatsapp.Incoming{Chat: "491701234567@s.whatsapp.net", PushName: "Alice", Text: "Hi!"})
+	e.sb.Inject(whatsapp.Incoming{Chat: "120363025246125486@g.us", Sender: "4915112345678@s.whatsapp.net", Text: "team news"})
+	var chats []any
+	for deadline := time.Now().Add(10 * time.Second); len(chats) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		chats, _ = do(t, "GET", e.url+"/v1/chats", nil, e.reader).body["chats"].([]any)
+	}
+	if len(chats) != 2 {
+		t.Fatalf("chats: %v", chats)
+	}
+	contacts := do(t, "GET", e.url+"/v1/contacts", nil, e.reader).body["chats"].([]any)
+	if len(contacts) != 1 || contacts[0].(map[string]any)["phone"] != "+491701234567" || contacts[0].(map[string]any)["name"] != "Alice" {
+		t.Errorf("contacts: %v", contacts)
+	}
+	// Alice's history, one message per page: newest (hers) first, then ours.
+	var dirs []string
+	next := ""
+	for range 5 {
+		q := "?limit=1"
+		if next != "" {
+			q += "&before=" + next
+		}
+		r := do(t, "GET", e.url+"/v1/chats/%2B491701234567/messages"+q, nil, e.reader)
+		if r.status != 200 {
+			t.Fatalf("history: %d %v", r.status, r.body)
+		}
+		for _, m := range r.body["messages"].([]any) {
+			mm := m.(map[string]any)
+			dirs = append(dirs, mm["direction"].(string)+":"+mm["text"].(string))
+		}
+		if next, _ = r.body["next"].(string); next == "" {
+			break
+		}
+	}
+	if strings.Join(dirs, " | ") != "in:Hi! | out:Hello Alice" {
+		t.Errorf("history pages: %v", dirs)
+	}
+	if r := do(t, "GET", e.url+"/v1/chats/alice/messages", nil, e.reader); r.status != 400 || errorOf(t, r)["field"] != "jid" {
+		t.Errorf("bad jid: %d %v", r.status, r.body)
+	}
+	if r := do(t, "GET", e.url+"/v1/chats?limit=500", nil, e.reader); r.status != 400 || errorOf(t, r)["field"] != "limit" {
+		t.Errorf("bad limit: %d %v", r.status, r.body)
 	}
 }

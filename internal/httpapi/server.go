@@ -45,6 +45,8 @@ type Server struct {
 	Sandbox bool
 	// Messages serves the message routes; nil leaves them out.
 	Messages MessageBackend
+	// Chats serves the chat and contact routes; nil leaves them out.
+	Chats ChatBackend
 	// Keys checks API keys; KeyCacheTTL (default 10s) bounds how long a
 	// revoked key keeps working.
 	Keys        KeyBackend
@@ -101,6 +103,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	}
 	if s.Messages != nil {
 		s.messageRoutes(rt)
+	}
+	if s.Chats != nil {
+		s.chatRoutes(rt)
 	}
 	if extra != nil {
 		extra(r)

@@ -191,3 +191,49 @@ func (s *Store) CountNewContactsSince(ctx context.Context, t time.Time) (int64, 
 	}
 	return n, nil
 }
+
+// ChatsPage lists chats by latest activity, newest first, strictly before
+// the cursor (last_message_at in nanoseconds and the JID); users only
+// lists one-to-one chats (the contacts).
+func (s *Store) ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]Chat, error) {
+	filter := bson.D{}
+	if usersOnly {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$regex", Value: `@s\.whatsapp\.net$`}}})
+	}
+	if beforeNS != 0 {
+		t := time.Unix(0, beforeNS)
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "last_message_at", Value: bson.D{{Key: "$lt", Value: t}}}},
+			bson.D{{Key: "last_message_at", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeJID}}}},
+		}})
+	}
+	cur, err := s.db.Collection(colChats).Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list chats: %w", err)
+	}
+	var out []Chat
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list chats: %w", err)
+	}
+	return out, nil
+}
+
+// IncomingBefore lists chat's incoming messages sent at or before t,
+// newest first.
+func (s *Store) IncomingBefore(ctx context.Context, chat string, t time.Time, limit int) ([]IncomingMessage, error) {
+	filter := bson.D{{Key: "chat", Value: chat}}
+	if !t.IsZero() {
+		filter = append(filter, bson.E{Key: "sent_at", Value: bson.D{{Key: "$lte", Value: t}}})
+	}
+	cur, err := s.db.Collection(colMessages).Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list incoming messages: %w", err)
+	}
+	var out []IncomingMessage
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list incoming messages: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,181 @@
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"app/internal/store"
+	"app/internal/whatsapp"
+)
+
+// ChatBackend is what the chat routes need from the database.
+type ChatBackend interface {
+	ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]store.Chat, error)
+	IncomingBefore(ctx context.Context, chat string, t time.Time, limit int) ([]store.IncomingMessage, error)
+	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
+}
+
+func (s *Server) chatRoutes(r routes) {
+	r.handle("GET", "/v1/chats", s.auth(store.ScopeMessagesRead, s.listChats(false)))
+	r.handle("GET", "/v1/contacts", s.auth(store.ScopeMessagesRead, s.listChats(true)))
+	r.handle("GET", "/v1/chats/:jid/messages", s.auth(store.ScopeMessagesRead, s.chatMessages))
+}
+
+type chatView struct {
+	JID            string    `json:"jid"`
+	Kind           string    `json:"kind"` // user or group
+	Phone          string    `json:"phone,omitempty"`
+	Name           string    `json:"name,omitempty"`
+	LastMessageAt  time.Time `json:"last_message_at"`
+	LastIncomingAt time.Time `json:"last_incoming_at,omitzero"`
+	FirstOutgoing  time.Time `json:"first_outgoing_at,omitzero"`
+}
+
+func chatOf(c store.Chat) chatView {
+	v := chatView{JID: c.JID, Kind: "group", Name: c.Name, LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
+	if user, ok := strings.CutSuffix(c.JID, "@s.whatsapp.net"); ok {
+		v.Kind, v.Phone = "user", "+"+user
+	}
+	return v
+}
+
+// pageParams reads limit and before, the parameters every list shares;
+// on failure it has answered.
+func pageParams(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Values, int, int64, string, bool) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "limit" && k != "before" && !slices.Contains(allowed, k) {
+			writeError(w, r, http.StatusBadRequest, "invalid", "unknown query parameter "+strconv.Quote(k), k)
+			return nil, 0, 0, "", false
+		}
+	}
+	limit := 50
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 200 {
+			writeError(w, r, http.StatusBadRequest, "invalid", "limit must be an integer from 1 to 200", "limit")
+			return nil, 0, 0, "", false
+		}
+		limit = n
+	}
+	var ns int64
+	var id string
+	if b := q.Get("before"); b != "" {
+		var ok bool
+		if ns, id, ok = decodeCursor(b); !ok {
+			writeError(w, r, http.StatusBadRequest, "invalid", "before must be a cursor from a previous page's next", "before")
+			return nil, 0, 0, "", false
+		}
+	}
+	return q, limit, ns, id, true
+}
+
+func (s *Server) listChats(usersOnly bool) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		_, limit, ns, jid, ok := pageParams(w, r)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		chats, err := s.Chats.ChatsPage(ctx, ns, jid, usersOnly, limit)
+		if err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		out := struct {
+			Chats []chatView `json:"chats"`
+			Next  string     `json:"next,omitempty"`
+		}{Chats: make([]chatView, 0, len(chats))}
+		for _, c := range chats {
+			out.Chats = append(out.Chats, chatOf(c))
+		}
+		if len(chats) == limit {
+			last := chats[len(chats)-1]
+			out.Next = encodeCursor(last.LastMessageAt.UnixNano(), last.JID)
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// chatItem is one message of a chat's history, either direction.
+type chatItem struct {
+	Direction string          `json:"direction"` // in or out
+	ID        string          `json:"id"`        // outbox id (out) or chat/sender/wa_id (in)
+	WAID      string          `json:"wa_id,omitempty"`
+	Sender    string          `json:"sender,omitempty"`
+	PushName  string          `json:"push_name,omitempty"`
+	Kind      string          `json:"kind"`
+	Text      string          `json:"text,omitempty"`
+	ReplyTo   string          `json:"reply_to,omitempty"`
+	Reaction  string          `json:"reaction,omitempty"`
+	Media     *store.MediaRef `json:"media,omitempty"`
+	Status    string          `json:"status,omitempty"`
+	At        time.Time       `json:"at"`
+	ns        int64
+}
+
+// chatMessages is a chat's history, both directions, newest first: the
+// outbox by when a message was queued, incoming by when it was sent.
+func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	jid, err := whatsapp.NormalizeRecipient(ps.ByName("jid"))
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "invalid", "jid must be "+err.Error(), "jid")
+		return
+	}
+	_, limit, ns, id, ok := pageParams(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	var upTo time.Time
+	if ns != 0 {
+		upTo = time.Unix(0, ns)
+	}
+	in, err := s.Chats.IncomingBefore(ctx, jid, upTo, limit+1)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	out, err := s.Chats.OutboxPage(ctx, jid, "", ns, id, limit+1)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	var items []chatItem
+	for _, m := range in {
+		items = append(items, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName, Kind: m.Kind,
+			Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: m.Media, At: m.SentAt, ns: m.SentAt.UnixNano()})
+	}
+	for _, m := range out {
+		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: "text", Text: m.Text, ReplyTo: m.ReplyTo,
+			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
+	}
+	// Newest first; strictly before the cursor.
+	slices.SortFunc(items, func(a, b chatItem) int {
+		return cmp.Or(cmp.Compare(b.ns, a.ns), strings.Compare(b.ID, a.ID))
+	})
+	if ns != 0 {
+		items = slices.DeleteFunc(items, func(c chatItem) bool { return c.ns > ns || (c.ns == ns && c.ID >= id) })
+	}
+	page := struct {
+		Messages []chatItem `json:"messages"`
+		Next     string     `json:"next,omitempty"`
+	}{Messages: []chatItem{}}
+	if len(items) > limit {
+		items = items[:limit]
+		last := items[len(items)-1]
+		page.Next = encodeCursor(last.ns, last.ID)
+	}
+	page.Messages = append(page.Messages, items...)
+	writeJSON(w, http.StatusOK, page)
+}
