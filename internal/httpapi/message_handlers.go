@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type MessageBackend interface {
 	EnqueueMessage(ctx context.Context, m *store.OutboxMessage) error
 	OutboxMessage(ctx context.Context, id string) (store.OutboxMessage, error)
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
+	MediaInfo(ctx context.Context, id string) (store.MediaInfo, error)
 	RequestCancel(ctx context.Context, id string) error
 	CancelRequest(ctx context.Context, id string) (store.CancelRequest, error)
 }
@@ -47,6 +49,8 @@ type messageView struct {
 	To          string         `json:"to"`
 	Text        string         `json:"text"`
 	ReplyTo     string         `json:"reply_to,omitempty"`
+	MediaID     string         `json:"media_id,omitempty"`
+	MediaType   string         `json:"media_type,omitempty"`
 	Status      string         `json:"status"`
 	WAID        string         `json:"wa_id,omitempty"`
 	Attempts    int            `json:"attempts"`
@@ -60,7 +64,7 @@ type messageView struct {
 }
 
 func viewOf(m store.OutboxMessage) messageView {
-	return messageView{ID: m.ID, To: m.Chat, Text: m.Text, ReplyTo: m.ReplyTo, Status: m.Status, WAID: m.WAID,
+	return messageView{ID: m.ID, To: m.Chat, Text: m.Text, ReplyTo: m.ReplyTo, MediaID: m.MediaID, MediaType: m.MediaType, Status: m.Status, WAID: m.WAID,
 		Attempts: m.Attempts, Waiting: m.Waiting, Error: m.Error, QueuedAt: m.QueuedAt, SentAt: m.SentAt,
 		DeliveredAt: m.DeliveredAt, ReadAt: m.ReadAt, FinishedAt: m.FinishedAt}
 }
@@ -70,6 +74,7 @@ type MessageRequest struct {
 	To      *string `json:"to"`
 	Text    *string `json:"text"`
 	ReplyTo *string `json:"reply_to"`
+	MediaID *string `json:"media_id"`
 }
 
 // fieldError is a request that is wrong in one field.
@@ -87,8 +92,16 @@ func (req MessageRequest) Validate() (store.OutboxMessage, *fieldError) {
 	if err != nil {
 		return m, &fieldError{"to", "to must be " + err.Error()}
 	}
-	if req.Text == nil || strings.TrimSpace(*req.Text) == "" {
-		return m, &fieldError{"text", "text is required and not blank"}
+	if req.MediaID != nil {
+		if !mediaID.MatchString(*req.MediaID) {
+			return m, &fieldError{"media_id", "media_id must be the id POST /v1/media returned"}
+		}
+		m.MediaID = *req.MediaID
+		if req.Text == nil {
+			req.Text = new(string) // no caption
+		}
+	} else if req.Text == nil || strings.TrimSpace(*req.Text) == "" {
+		return m, &fieldError{"text", "text is required and not blank (or send media_id)"}
 	}
 	if !utf8.ValidString(*req.Text) {
 		return m, &fieldError{"text", "text must be valid UTF-8"}
@@ -105,6 +118,8 @@ func (req MessageRequest) Validate() (store.OutboxMessage, *fieldError) {
 	}
 	return m, nil
 }
+
+var mediaID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // DecodeMessageRequest decodes and validates a POST /v1/messages body. It
 // never panics, whatever the bytes (FuzzDecodeMessageRequest).
@@ -162,17 +177,29 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	k, _ := KeyOf(r)
 	m.KeyID = k.ID
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if m.MediaID != "" {
+		info, err := s.Messages.MediaInfo(ctx, m.MediaID)
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, r, http.StatusBadRequest, "invalid", "no media "+strconv.Quote(m.MediaID)+"; upload it with POST /v1/media", "media_id")
+			return
+		}
+		if err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		m.MediaType, m.MediaName = info.MimeType, info.FileName
+	}
 	idem := r.Header.Get("Idempotency-Key")
 	if idem != "" {
 		if len(idem) > 255 {
 			writeError(w, r, http.StatusBadRequest, "invalid", "Idempotency-Key is at most 255 characters", "Idempotency-Key")
 			return
 		}
-		sum := sha256.Sum256([]byte(m.Chat + "\x00" + m.Text + "\x00" + m.ReplyTo))
+		sum := sha256.Sum256([]byte(m.Chat + "\x00" + m.Text + "\x00" + m.ReplyTo + "\x00" + m.MediaID))
 		m.ID, m.RequestHash = store.IdempotentMessageID(k.ID, idem), hex.EncodeToString(sum[:])
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
 	err := s.Messages.EnqueueMessage(ctx, &m)
 	if errors.Is(err, store.ErrExists) && idem != "" {
 		// A retry: the message the first request queued.

@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
@@ -51,7 +55,8 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 	// so its round trips can be counted apart from the primary's.
 	api := newStore(t, db)
 	env := msgEnv{st: st, sb: sb, api: api}
-	env.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Keys: api, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: maxBody}, nil)
+	env.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: 1 << 16, Keys: api, Log: zerolog.Nop(),
+		Worker: "1", MaxBodyBytes: maxBody}, nil)
 	mk := func(scopes ...string) map[string]string {
 		key, k := store.NewAPIKey("test", scopes)
 		if err := st.CreateAPIKey(context.Background(), k); err != nil {
@@ -320,7 +325,7 @@ func FuzzDecodeMessageRequest(f *testing.F) {
 			}
 			return
 		}
-		if m.Chat == "" || strings.TrimSpace(m.Text) == "" || len(m.Text) > MaxTextBytes || !utf8.ValidString(m.Text) {
+		if m.Chat == "" || (strings.TrimSpace(m.Text) == "" && m.MediaID == "") || len(m.Text) > MaxTextBytes || !utf8.ValidString(m.Text) {
 			t.Fatalf("accepted %q as %+v", body, m)
 		}
 		if _, err := whatsapp.NormalizeRecipient(m.Chat); err != nil {
@@ -481,5 +486,82 @@ func TestChatsContactsAndHistory(t *testing.T) {
 	}
 	if r := do(t, "GET", e.url+"/v1/chats?limit=500", nil, e.reader); r.status != 400 || errorOf(t, r)["field"] != "limit" {
 		t.Errorf("bad limit: %d %v", r.status, r.body)
+	}
+}
+
+func TestMediaUploadDownloadAndSend(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 1000)...)
+	upload := func(body []byte, ctype, query string) reply {
+		return do(t, "POST", e.url+"/v1/media"+query, bytes.NewReader(body), with(e.writer, "Content-Type", ctype))
+	}
+	r := upload(png, "image/png", "?filename=chart.png")
+	if r.status != 201 || r.body["mime_type"] != "image/png" || r.body["size"] != float64(len(png)) || r.body["file_name"] != "chart.png" {
+		t.Fatalf("upload: %d %v", r.status, r.body)
+	}
+	id := r.body["id"].(string)
+	for _, c := range []struct {
+		body   []byte
+		ctype  string
+		status int
+		field  string
+	}{
+		{png, "image/jpeg", 415, "file"},
+		{[]byte("MZ\x90\x00 an executable"), "application/x-msdownload", 415, "file"},
+		{[]byte{}, "image/png", 400, "file"},
+		{append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 1<<16)...), "image/png", 413, "file"},
+		{png, "", 415, ""},
+	} {
+		r := upload(c.body, c.ctype, "")
+		if got := errorOf(t, r); r.status != c.status || got["field"] != nilIfEmpty(c.field) {
+			t.Errorf("upload of %d bytes as %q: %d %v, want %d naming %q", len(c.body), c.ctype, r.status, got, c.status, c.field)
+		}
+	}
+	// multipart/form-data, as a browser form sends it.
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="file"; filename="invoice.pdf"`)
+	h.Set("Content-Type", "application/pdf")
+	part, _ := mw.CreatePart(h)
+	_, _ = part.Write([]byte("%PDF-1.4 invoice"))
+	_ = mw.Close()
+	r = upload(form.Bytes(), mw.FormDataContentType(), "")
+	if r.status != 201 || r.body["mime_type"] != "application/pdf" || r.body["file_name"] != "invoice.pdf" {
+		t.Errorf("multipart upload: %d %v", r.status, r.body)
+	}
+
+	res, err := http.DefaultClient.Do(func() *http.Request {
+		req, _ := http.NewRequest("GET", e.url+"/v1/media/"+id, nil)
+		req.Header.Set("Authorization", e.reader["Authorization"])
+		return req
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/png" || !bytes.Equal(got, png) {
+		t.Errorf("GET /v1/media/%s: %d %s, %d bytes", id, res.StatusCode, res.Header.Get("Content-Type"), len(got))
+	}
+	if r := do(t, "GET", e.url+"/v1/media/0123456789abcdef01234567", nil, e.reader); r.status != 404 {
+		t.Errorf("unknown media: %d", r.status)
+	}
+
+	// Sent with a caption.
+	r = do(t, "POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+491701234567","media_id":"`+id+`","text":"This week"}`), e.writer)
+	if r.status != 202 || r.body["media_type"] != "image/png" {
+		t.Fatalf("POST with media: %d %v", r.status, r.body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(e.sb.Sent()) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	sent := e.sb.Sent()
+	if len(sent) != 1 || sent[0].Media == nil || !bytes.Equal(sent[0].Media.Data, png) || sent[0].Media.MimeType != "image/png" || sent[0].Text != "This week" {
+		t.Errorf("the sandbox got %+v", sent)
+	}
+	for _, body := range []string{`{"to":"+491701234567","media_id":"0123456789abcdef01234567"}`, `{"to":"+491701234567","media_id":"nope"}`} {
+		if r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(body), e.writer); r.status != 400 || errorOf(t, r)["field"] != "media_id" {
+			t.Errorf("%s: %d %v", body, r.status, r.body)
+		}
 	}
 }

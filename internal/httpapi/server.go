@@ -47,6 +47,10 @@ type Server struct {
 	Messages MessageBackend
 	// Chats serves the chat and contact routes; nil leaves them out.
 	Chats ChatBackend
+	// Media serves the media routes; nil leaves them out. MediaMaxBytes
+	// (default MaxBodyBytes) caps an upload.
+	Media         MediaBackend
+	MediaMaxBytes int64
 	// Keys checks API keys; KeyCacheTTL (default 10s) bounds how long a
 	// revoked key keeps working.
 	Keys        KeyBackend
@@ -106,6 +110,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	}
 	if s.Chats != nil {
 		s.chatRoutes(rt)
+	}
+	if s.Media != nil {
+		s.mediaRoutes(rt)
 	}
 	if extra != nil {
 		extra(r)
@@ -217,15 +224,19 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h["X-App-Worker"] = []string{s.Worker}
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}
+		limit := s.MaxBodyBytes
+		if s.MediaMaxBytes > 0 && r.Method == http.MethodPost && r.URL.Path == "/v1/media" {
+			limit = s.MediaMaxBytes + 64*1024 // the file and a multipart envelope
+		}
 		switch {
-		case s.MaxBodyBytes > 0 && r.ContentLength > s.MaxBodyBytes:
+		case limit > 0 && r.ContentLength > limit:
 			// Refused before reading; a body without a length is cut off by
 			// the MaxBytesReader below and the handler answers 413 itself.
 			writeError(sw, r, http.StatusRequestEntityTooLarge, "body_too_large",
-				fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, s.MaxBodyBytes), "body")
+				fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, limit), "body")
 		default:
-			if r.Body != nil && s.MaxBodyBytes > 0 {
-				r.Body = http.MaxBytesReader(sw, r.Body, s.MaxBodyBytes)
+			if r.Body != nil && limit > 0 {
+				r.Body = http.MaxBytesReader(sw, r.Body, limit)
 			}
 			next.ServeHTTP(sw, r)
 		}

@@ -492,10 +492,21 @@ func (w *WhatsApp) sendOne(ctx context.Context, m store.OutboxMessage, inherited
 	delete(inherited, m.ID)
 	*next = time.Now().Add(w.interval())
 
+	out := whatsapp.Outgoing{ID: cur.WAID, Chat: cur.Chat, Text: cur.Text, ReplyTo: cur.ReplyTo}
+	if cur.MediaID != "" {
+		data, err := w.Store.Media(ctx, cur.MediaID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "media " + cur.MediaID + " no longer exists"})
+		case err != nil:
+			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "cannot read media: " + err.Error(), Retryable: true})
+		}
+		out.Media = &whatsapp.OutgoingMedia{MimeType: cur.MediaType, FileName: cur.MediaName, Data: data}
+	}
 	if w.beforeSend != nil {
 		w.beforeSend(cur.ID)
 	}
-	ts, sendErr := w.Driver.Send(ctx, whatsapp.Outgoing{ID: cur.WAID, Chat: cur.Chat, Text: cur.Text, ReplyTo: cur.ReplyTo})
+	ts, sendErr := w.Driver.Send(ctx, out)
 	if sendErr == nil && w.afterSend != nil {
 		w.afterSend(cur.ID)
 	}

@@ -3,10 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -16,8 +18,17 @@ import (
 
 // PutMedia stores data under name and returns the file's id.
 func (s *Store) PutMedia(ctx context.Context, name, contentType string, data io.Reader) (string, error) {
+	return s.PutMediaOf(ctx, name, contentType, "", data)
+}
+
+// PutMediaOf stores data uploaded with API key keyID.
+func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string, data io.Reader) (string, error) {
 	b := s.db.GridFSBucket(options.GridFSBucket().SetName("media"))
-	id, err := b.UploadFromStream(ctx, name, data, options.GridFSUpload().SetMetadata(bson.D{{Key: "content_type", Value: contentType}}))
+	meta := bson.D{{Key: "content_type", Value: contentType}}
+	if keyID != "" {
+		meta = append(meta, bson.E{Key: "key_id", Value: keyID})
+	}
+	id, err := b.UploadFromStream(ctx, name, data, options.GridFSUpload().SetMetadata(meta))
 	if err != nil {
 		return "", fmt.Errorf("store: put media: %w", err)
 	}
@@ -33,7 +44,41 @@ func (s *Store) Media(ctx context.Context, id string) ([]byte, error) {
 	var buf bytes.Buffer
 	b := s.db.GridFSBucket(options.GridFSBucket().SetName("media"))
 	if _, err := b.DownloadToStream(ctx, oid, &buf); err != nil {
+		if errors.Is(err, mongo.ErrFileNotFound) {
+			return nil, ErrNotFound
+		}
 		return nil, fmt.Errorf("store: read media %s: %w", id, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// MediaInfo describes a stored file.
+type MediaInfo struct {
+	ID       string
+	FileName string
+	MimeType string
+	Size     int64
+}
+
+// MediaInfo reads a stored file's description: one round trip.
+func (s *Store) MediaInfo(ctx context.Context, id string) (MediaInfo, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return MediaInfo{}, ErrNotFound
+	}
+	var doc struct {
+		Length   int64  `bson:"length"`
+		Filename string `bson:"filename"`
+		Metadata struct {
+			ContentType string `bson:"content_type"`
+		} `bson:"metadata"`
+	}
+	err = s.db.Collection("media.files").FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return MediaInfo{}, ErrNotFound
+	}
+	if err != nil {
+		return MediaInfo{}, fmt.Errorf("store: read media %s: %w", id, err)
+	}
+	return MediaInfo{ID: id, FileName: doc.Filename, MimeType: doc.Metadata.ContentType, Size: doc.Length}, nil
 }

@@ -59,7 +59,11 @@ type OutboxMessage struct {
 	Chat    string `bson:"chat"`
 	Text    string `bson:"text"`
 	ReplyTo string `bson:"reply_to,omitempty"`
-	Status  string `bson:"status"`
+	// Media, when set, is sent with Text as its caption.
+	MediaID   string `bson:"media_id,omitempty"`
+	MediaType string `bson:"media_type,omitempty"`
+	MediaName string `bson:"media_name,omitempty"`
+	Status    string `bson:"status"`
 	// QueuedNS orders the messages of a chat: the enqueuing process's
 	// clock in nanoseconds, so two messages a client sends one after the
 	// other keep their order.

@@ -233,6 +233,9 @@ func (s *Sandbox) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	if m.ID == "" || m.Chat == "" {
 		return time.Time{}, &SendError{Reason: "message without id or chat"}
 	}
+	if m.Media != nil && (len(m.Media.Data) == 0 || m.Media.MimeType == "") {
+		return time.Time{}, &SendError{Reason: "media without bytes or type"}
+	}
 	if len(s.failures) > 0 {
 		f := s.failures[0]
 		s.failures = s.failures[1:]

@@ -111,8 +111,17 @@ type Handler func(ctx context.Context, ev Event) error
 type Outgoing struct {
 	ID      string
 	Chat    string // recipient JID (user or group)
-	Text    string
+	Text    string // the text, or the caption of Media
 	ReplyTo string // id of the message to quote, optional
+	Media   *OutgoingMedia
+}
+
+// OutgoingMedia is an attachment to send: an image, video or audio by its
+// MIME type, anything else as a document.
+type OutgoingMedia struct {
+	MimeType string
+	FileName string
+	Data     []byte
 }
 
 // SendError is a failed send. Retryable says whether the same message may

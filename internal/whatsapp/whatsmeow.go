@@ -807,14 +807,53 @@ func parseRecipient(s string) (types.JID, error) {
 }
 
 // buildMessage is the WhatsApp message for m: plain, or quoting ReplyTo.
-func buildMessage(m Outgoing) *waE2E.Message {
-	if m.ReplyTo == "" {
+func buildMessage(m Outgoing, up *whatsmeow.UploadResponse) *waE2E.Message {
+	var ctxInfo *waE2E.ContextInfo
+	if m.ReplyTo != "" {
+		ctxInfo = &waE2E.ContextInfo{StanzaID: proto.String(m.ReplyTo)}
+	}
+	if m.Media != nil && up != nil {
+		mt := m.Media.MimeType
+		var caption *string
+		if m.Text != "" {
+			caption = proto.String(m.Text)
+		}
+		switch mediaKind(mt) {
+		case whatsmeow.MediaImage:
+			return &waE2E.Message{ImageMessage: &waE2E.ImageMessage{Caption: caption, Mimetype: proto.String(mt), URL: proto.String(up.URL),
+				DirectPath: proto.String(up.DirectPath), MediaKey: up.MediaKey, FileEncSHA256: up.FileEncSHA256,
+				FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength), ContextInfo: ctxInfo}}
+		case whatsmeow.MediaVideo:
+			return &waE2E.Message{VideoMessage: &waE2E.VideoMessage{Caption: caption, Mimetype: proto.String(mt), URL: proto.String(up.URL),
+				DirectPath: proto.String(up.DirectPath), MediaKey: up.MediaKey, FileEncSHA256: up.FileEncSHA256,
+				FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength), ContextInfo: ctxInfo}}
+		case whatsmeow.MediaAudio:
+			return &waE2E.Message{AudioMessage: &waE2E.AudioMessage{Mimetype: proto.String(mt), URL: proto.String(up.URL),
+				DirectPath: proto.String(up.DirectPath), MediaKey: up.MediaKey, FileEncSHA256: up.FileEncSHA256,
+				FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength), ContextInfo: ctxInfo}}
+		default:
+			return &waE2E.Message{DocumentMessage: &waE2E.DocumentMessage{Caption: caption, Mimetype: proto.String(mt), FileName: proto.String(m.Media.FileName),
+				URL: proto.String(up.URL), DirectPath: proto.String(up.DirectPath), MediaKey: up.MediaKey, FileEncSHA256: up.FileEncSHA256,
+				FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength), ContextInfo: ctxInfo}}
+		}
+	}
+	if ctxInfo == nil {
 		return &waE2E.Message{Conversation: proto.String(m.Text)}
 	}
-	return &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{
-		Text:        proto.String(m.Text),
-		ContextInfo: &waE2E.ContextInfo{StanzaID: proto.String(m.ReplyTo)},
-	}}
+	return &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String(m.Text), ContextInfo: ctxInfo}}
+}
+
+// mediaKind is how WhatsApp carries a file of MIME type mt.
+func mediaKind(mt string) whatsmeow.MediaType {
+	switch {
+	case strings.HasPrefix(mt, "image/") && mt != "image/svg+xml":
+		return whatsmeow.MediaImage
+	case strings.HasPrefix(mt, "video/"):
+		return whatsmeow.MediaVideo
+	case strings.HasPrefix(mt, "audio/"):
+		return whatsmeow.MediaAudio
+	}
+	return whatsmeow.MediaDocument
 }
 
 // Send implements Driver.
@@ -826,8 +865,11 @@ func (d *Whatsmeow) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, &SendError{Reason: err.Error()}
 	}
-	if strings.TrimSpace(m.Text) == "" {
+	if strings.TrimSpace(m.Text) == "" && m.Media == nil {
 		return time.Time{}, &SendError{Reason: "empty message"}
+	}
+	if m.Media != nil && len(m.Media.Data) == 0 {
+		return time.Time{}, &SendError{Reason: "media without bytes"}
 	}
 	if len(m.Text) > wmMaxTextLength {
 		return time.Time{}, &SendError{Reason: fmt.Sprintf("message too large (%d bytes, at most %d)", len(m.Text), wmMaxTextLength)}
@@ -840,7 +882,19 @@ func (d *Whatsmeow) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	if id == "" {
 		id = cli.GenerateMessageID()
 	}
-	resp, err := cli.SendMessage(ctx, jid, buildMessage(m), whatsmeow.SendRequestExtra{ID: types.MessageID(id)})
+	var up *whatsmeow.UploadResponse
+	if m.Media != nil {
+		// An upload is idempotent from our side: a retry uploads again and
+		// sends with the same message id.
+		res, err := cli.Upload(ctx, m.Media.Data, mediaKind(m.Media.MimeType))
+		if err != nil {
+			se := classifySendError(err)
+			d.log.Warn().Err(err).Str("id", id).Bool("retryable", se.Retryable).Msg("whatsapp: media upload failed")
+			return time.Time{}, se
+		}
+		up = &res
+	}
+	resp, err := cli.SendMessage(ctx, jid, buildMessage(m, up), whatsmeow.SendRequestExtra{ID: types.MessageID(id)})
 	if err != nil {
 		se := classifySendError(err)
 		d.log.Warn().Err(err).Str("id", id).Bool("retryable", se.Retryable).Bool("rate_limited", se.RateLimited).

@@ -589,13 +589,29 @@ func TestWhatsmeowNotRunning(t *testing.T) {
 }
 
 func TestWhatsmeowSendMessageShape(t *testing.T) {
-	plain := buildMessage(Outgoing{Text: "hi"})
+	plain := buildMessage(Outgoing{Text: "hi"}, nil)
 	if plain.GetConversation() != "hi" || plain.ExtendedTextMessage != nil {
 		t.Errorf("plain message: %v", plain)
 	}
-	reply := buildMessage(Outgoing{Text: "yes", ReplyTo: "3EB0Q"})
+	reply := buildMessage(Outgoing{Text: "yes", ReplyTo: "3EB0Q"}, nil)
 	if reply.GetExtendedTextMessage().GetText() != "yes" || reply.GetExtendedTextMessage().GetContextInfo().GetStanzaID() != "3EB0Q" {
 		t.Errorf("reply: %v", reply)
+	}
+	up := &whatsmeow.UploadResponse{URL: "https://mmg.example/x", DirectPath: "/v/x", MediaKey: []byte{1}, FileEncSHA256: []byte{2},
+		FileSHA256: []byte{3}, FileLength: 4}
+	img := buildMessage(Outgoing{Text: "look", Media: &OutgoingMedia{MimeType: "image/jpeg", Data: []byte("jpeg")}}, up)
+	if im := img.GetImageMessage(); im.GetCaption() != "look" || im.GetMimetype() != "image/jpeg" || im.GetDirectPath() != "/v/x" || im.GetFileLength() != 4 {
+		t.Errorf("image message: %v", img)
+	}
+	doc := buildMessage(Outgoing{Media: &OutgoingMedia{MimeType: "application/pdf", FileName: "invoice.pdf", Data: []byte("%PDF")}}, up)
+	if dm := doc.GetDocumentMessage(); dm.GetFileName() != "invoice.pdf" || dm.GetMimetype() != "application/pdf" || dm.Caption != nil {
+		t.Errorf("document message: %v", doc)
+	}
+	for mt, want := range map[string]whatsmeow.MediaType{"image/png": whatsmeow.MediaImage, "video/mp4": whatsmeow.MediaVideo,
+		"audio/ogg": whatsmeow.MediaAudio, "application/pdf": whatsmeow.MediaDocument, "image/svg+xml": whatsmeow.MediaDocument} {
+		if got := mediaKind(mt); got != want {
+			t.Errorf("mediaKind(%s) = %v, want %v", mt, got, want)
+		}
 	}
 	for in, want := range map[string]string{
 		"4915112345678@s.whatsapp.net":   "4915112345678@s.whatsapp.net",
