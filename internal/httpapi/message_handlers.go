@@ -27,6 +27,7 @@ type MessageBackend interface {
 	OutboxMessage(ctx context.Context, id string) (store.OutboxMessage, error)
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
 	MediaInfo(ctx context.Context, id string) (store.MediaInfo, error)
+	IncomingBefore(ctx context.Context, chat string, t time.Time, limit int) ([]store.IncomingMessage, error)
 	RequestCancel(ctx context.Context, id string) error
 	CancelRequest(ctx context.Context, id string) (store.CancelRequest, error)
 }
@@ -348,8 +349,16 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ httprout
 		writeError(w, r, http.StatusBadRequest, "invalid", "status must be one of queued, sending, sent, delivered, read, failed, cancelled", "status")
 		return
 	}
-	if d := q.Get("direction"); d != "" && d != "outgoing" {
-		writeError(w, r, http.StatusBadRequest, "invalid", "direction must be outgoing (incoming messages are listed per chat)", "direction")
+	direction := q.Get("direction")
+	switch direction {
+	case "", "outgoing":
+	case "incoming":
+		if status != "" {
+			writeError(w, r, http.StatusBadRequest, "invalid", "status applies to outgoing messages only", "status")
+			return
+		}
+	default:
+		writeError(w, r, http.StatusBadRequest, "invalid", "direction must be outgoing (the default) or incoming", "direction")
 		return
 	}
 	limit := 50
@@ -372,6 +381,10 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
+	if direction == "incoming" {
+		s.listIncoming(ctx, w, r, chat, beforeNS, beforeID, limit)
+		return
+	}
 	ms, err := s.Messages.OutboxPage(ctx, chat, status, beforeNS, beforeID, limit)
 	if err != nil {
 		s.unavailable(w, r, err)
@@ -403,4 +416,38 @@ func decodeCursor(c string) (int64, string, bool) {
 		return 0, "", false
 	}
 	return ns, id, true
+}
+
+// listIncoming pages through received messages, newest first (by when
+// they were sent), with the same cursor as the outgoing list.
+func (s *Server) listIncoming(ctx context.Context, w http.ResponseWriter, r *http.Request, chat string, beforeNS int64, beforeID string, limit int) {
+	var upTo time.Time
+	if beforeNS != 0 {
+		upTo = time.Unix(0, beforeNS)
+	}
+	// Times are stored in milliseconds: read what shares the cursor's
+	// millisecond too, then drop what is not strictly before it.
+	ms, err := s.Messages.IncomingBefore(ctx, chat, upTo, limit+64)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	page := struct {
+		Messages []chatItem `json:"messages"`
+		Next     string     `json:"next,omitempty"`
+	}{Messages: []chatItem{}}
+	for _, m := range ms {
+		ns := m.SentAt.UnixNano()
+		if beforeNS != 0 && (ns > beforeNS || (ns == beforeNS && m.Key >= beforeID)) {
+			continue
+		}
+		if len(page.Messages) == limit {
+			last := page.Messages[len(page.Messages)-1]
+			page.Next = encodeCursor(last.ns, last.ID)
+			break
+		}
+		page.Messages = append(page.Messages, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName,
+			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: m.Media, At: m.SentAt, ns: ns})
+	}
+	writeJSON(w, http.StatusOK, page)
 }

@@ -446,6 +446,7 @@ func TestChatsContactsAndHistory(t *testing.T) {
 	}
 	time.Sleep(20 * time.Millisecond)
 	e.sb.Inject(whatsapp.Incoming{Chat: "491701234567@s.whatsapp.net", PushName: "Alice", Text: "Hi!"})
+	time.Sleep(5 * time.Millisecond) // stored times have millisecond precision
 	e.sb.Inject(whatsapp.Incoming{Chat: "120363025246125486@g.us", Sender: "4915112345678@s.whatsapp.net", Text: "team news"})
 	var chats []any
 	for deadline := time.Now().Add(10 * time.Second); len(chats) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -480,6 +481,31 @@ func TestChatsContactsAndHistory(t *testing.T) {
 	}
 	if strings.Join(dirs, " | ") != "in:Hi! | out:Hello Alice" {
 		t.Errorf("history pages: %v", dirs)
+	}
+	// Everything received, newest first, a page at a time.
+	var texts []string
+	next = ""
+	for range 5 {
+		q := "?direction=incoming&limit=1"
+		if next != "" {
+			q += "&before=" + next
+		}
+		r := do(t, "GET", e.url+"/v1/messages"+q, nil, e.reader)
+		if r.status != 200 {
+			t.Fatalf("incoming: %d %v", r.status, r.body)
+		}
+		for _, m := range r.body["messages"].([]any) {
+			texts = append(texts, m.(map[string]any)["text"].(string))
+		}
+		if next, _ = r.body["next"].(string); next == "" {
+			break
+		}
+	}
+	if strings.Join(texts, " | ") != "team news | Hi!" {
+		t.Errorf("incoming pages: %v", texts)
+	}
+	if r := do(t, "GET", e.url+"/v1/messages?direction=incoming&status=sent", nil, e.reader); r.status != 400 || errorOf(t, r)["field"] != "status" {
+		t.Errorf("incoming with a status: %d %v", r.status, r.body)
 	}
 	if r := do(t, "GET", e.url+"/v1/chats/alice/messages", nil, e.reader); r.status != 400 || errorOf(t, r)["field"] != "jid" {
 		t.Errorf("bad jid: %d %v", r.status, r.body)

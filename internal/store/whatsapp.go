@@ -219,10 +219,13 @@ func (s *Store) ChatsPage(ctx context.Context, beforeNS int64, beforeJID string,
 	return out, nil
 }
 
-// IncomingBefore lists chat's incoming messages sent at or before t,
-// newest first.
+// IncomingBefore lists incoming messages (of chat, or all when chat is
+// empty) sent at or before t, newest first.
 func (s *Store) IncomingBefore(ctx context.Context, chat string, t time.Time, limit int) ([]IncomingMessage, error) {
-	filter := bson.D{{Key: "chat", Value: chat}}
+	filter := bson.D{}
+	if chat != "" {
+		filter = append(filter, bson.E{Key: "chat", Value: chat})
+	}
 	if !t.IsZero() {
 		filter = append(filter, bson.E{Key: "sent_at", Value: bson.D{{Key: "$lte", Value: t}}})
 	}
