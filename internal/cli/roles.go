@@ -76,13 +76,26 @@ func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	}
 	defer closeStore(st)
 	log.Info().Msg(fmt.Sprintf("primary started (pid %d)", os.Getpid()))
-	wa, err := newWhatsApp(cfg, st, log)
+	p, err := newPrimary(cfg, st, log)
 	if err != nil {
 		return err
 	}
-	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), NotifyReady: true,
-		Tasks: []primary.Task{wa.Task()}}
+	p.NotifyReady = true
 	return p.Run(ctx)
+}
+
+// newPrimary builds the primary with its tasks (WhatsApp, the scheduler)
+// sharing one event log.
+func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger) (*primary.Primary, error) {
+	wa, err := newWhatsApp(cfg, st, log)
+	if err != nil {
+		return nil, err
+	}
+	events := primary.NewEventLog(st, log)
+	wa.Events = events
+	sched := &primary.Scheduler{Store: st, Log: log.With().Str("component", "scheduler").Logger(), Events: events}
+	return &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), Events: events, Scheduler: sched,
+		Tasks: []primary.Task{wa.Task(), sched.Task()}}, nil
 }
 
 // newWhatsApp builds the primary's WhatsApp task with the configured
@@ -195,11 +208,10 @@ func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	log.Info().Str("listen", ln.Addr().String()).Msg(fmt.Sprintf("normal mode: one process (pid %d)", os.Getpid()))
 
 	w := &worker.Worker{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("worker", "serve"), Listener: ln}
-	wa, err := newWhatsApp(cfg, st, log)
+	p, err := newPrimary(cfg, st, log)
 	if err != nil {
 		return err
 	}
-	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), Tasks: []primary.Task{wa.Task()}}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Add(2)

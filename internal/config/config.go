@@ -54,6 +54,9 @@ type Config struct {
 
 	WhatsApp WhatsApp
 
+	EventRetention time.Duration // events older than this are pruned
+	MediaRetention time.Duration // stored files older than this are pruned (unless still needed)
+
 	RateLimit float64 // API requests per second per key, over all workers; 0: no limit
 	RateBurst int     // requests a key may send at once
 

@@ -241,6 +241,8 @@ func TestInvalidValues(t *testing.T) {
 		{"APP_ENV", map[string]string{"APP_ENV": "prod"}, "prod"},
 		{"WHATSAPP_DRIVER", map[string]string{"WHATSAPP_DRIVER": "whatsapp"}, "whatsapp"},
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "fast"}, "fast"},
+		{"APP_EVENT_RETENTION", map[string]string{"APP_EVENT_RETENTION": "7d"}, "7d"},
+		{"APP_MEDIA_RETENTION", map[string]string{"APP_MEDIA_RETENTION": "1m"}, "1m"},
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "-1"}, "-1"},
 		{"APP_RATE_BURST", map[string]string{"APP_RATE_BURST": "0"}, "0"},
 		{"WHATSAPP_SEND_PER_MINUTE", map[string]string{"WHATSAPP_SEND_PER_MINUTE": "-1"}, "-1"},

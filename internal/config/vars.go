@@ -128,6 +128,10 @@ var vars = []variable{
 			}
 			return "json"
 		}, parse: oneOf(func(c *Config, v string) { c.LogFormat = v }, "json", "console")},
+	{name: "APP_EVENT_RETENTION", doc: "how long the event log keeps an event (the primary's housekeeping prunes older ones)",
+		def: fixed("168h"), parse: durVar(time.Hour, 24*365*time.Hour, func(c *Config, d time.Duration) { c.EventRetention = d })},
+	{name: "APP_MEDIA_RETENTION", doc: "how long stored media is kept (files a live schedule or an unsent message needs are kept)",
+		def: fixed("2160h"), parse: durVar(time.Hour, 24*3650*time.Hour, func(c *Config, d time.Duration) { c.MediaRetention = d })},
 	{name: "APP_RATE_LIMIT", doc: "API requests per second per key over all workers (each worker enforces its share); 0: no limit",
 		def: fixed("20"), parse: func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(v, 64)

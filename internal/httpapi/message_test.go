@@ -55,7 +55,7 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 	// so its round trips can be counted apart from the primary's.
 	api := newStore(t, db)
 	env := msgEnv{st: st, sb: sb, api: api}
-	env.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: 1 << 16, Keys: api, Log: zerolog.Nop(),
+	env.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: 1 << 16, Schedules: api, Keys: api, Log: zerolog.Nop(),
 		Worker: "1", MaxBodyBytes: maxBody}, nil)
 	mk := func(scopes ...string) map[string]string {
 		key, k := store.NewAPIKey("test", scopes)
@@ -589,5 +589,96 @@ func TestMediaUploadDownloadAndSend(t *testing.T) {
 		if r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(body), e.writer); r.status != 400 || errorOf(t, r)["field"] != "media_id" {
 			t.Errorf("%s: %d %v", body, r.status, r.body)
 		}
+	}
+}
+
+func TestScheduleRoutes(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	post := func(body string) reply {
+		return do(t, "POST", e.url+"/v1/schedules", strings.NewReader(body), e.writer)
+	}
+	soon := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	r := post(`{"send_at":"` + soon + `","message":{"to":"+491701234567","text":"Reminder: your appointment"}}`)
+	if r.status != 201 || r.body["kind"] != "once" || r.body["missed"] != "run_once" || len(r.body["next_runs"].([]any)) != 1 {
+		t.Fatalf("one-shot: %d %v", r.status, r.body)
+	}
+	r = post(`{"cron":"30 2 * * *","timezone":"Europe/Berlin","max_runs":3,"message":{"to":"+491701234567","text":"Daily report"}}`)
+	if r.status != 201 || r.body["kind"] != "cron" || len(r.body["next_runs"].([]any)) != 3 {
+		t.Fatalf("recurring: %d %v", r.status, r.body)
+	}
+	id := r.body["id"].(string)
+
+	for _, c := range []struct {
+		body, field string
+	}{
+		{`{"message":{"to":"+491701234567","text":"x"}}`, "send_at"},
+		{`{"send_at":"2020-01-01T00:00:00Z","message":{"to":"+491701234567","text":"x"}}`, "send_at"},
+		{`{"send_at":"tomorrow","message":{"to":"+491701234567","text":"x"}}`, ""},
+		{`{"cron":"61 * * * *","message":{"to":"+491701234567","text":"x"}}`, "cron"},
+		{`{"cron":"0 9 * * *","timezone":"Mars/Olympus","message":{"to":"+491701234567","text":"x"}}`, "timezone"},
+		{`{"cron":"0 9 * * *","send_at":"` + soon + `","message":{"to":"+491701234567","text":"x"}}`, "cron"},
+		{`{"cron":"0 9 * * *","missed":"sometimes","message":{"to":"+491701234567","text":"x"}}`, "missed"},
+		{`{"cron":"0 9 * * *","start_at":"2027-01-02T00:00:00Z","end_at":"2027-01-01T00:00:00Z","message":{"to":"+491701234567","text":"x"}}`, "end_at"},
+		{`{"cron":"0 9 * * *"}`, "message"},
+		{`{"cron":"0 9 * * *","message":{"to":"bob","text":"x"}}`, "message.to"},
+		{`{"cron":"0 9 * * *","message":{"to":"+491701234567"}}`, "message.text"},
+		{`{"cron":"0 9 * * *","message":{"to":"+491701234567","text":"x"},"color":"red"}`, "color"},
+		{`{"cron":"0 9 * * *","message":{"to":"+491701234567","text":"x"},"version":1}`, "version"},
+	} {
+		r := post(c.body)
+		if got := errorOf(t, r); r.status != 400 || got["field"] != nilIfEmpty(c.field) {
+			t.Errorf("%s: %d %v, want 400 naming %q", c.body, r.status, got, c.field)
+		}
+	}
+
+	// Edits need the version read; a stale one is refused.
+	r = do(t, "PATCH", e.url+"/v1/schedules/"+id, strings.NewReader(`{"version":1,"cron":"0 8 * * 1-5"}`), e.writer)
+	if r.status != 200 || r.body["version"] != float64(2) || r.body["cron"] != "0 8 * * 1-5" {
+		t.Fatalf("PATCH: %d %v", r.status, r.body)
+	}
+	r = do(t, "PATCH", e.url+"/v1/schedules/"+id, strings.NewReader(`{"version":1,"max_runs":5}`), e.writer)
+	if got := errorOf(t, r); r.status != 409 || got["field"] != "version" {
+		t.Errorf("stale PATCH: %d %v", r.status, got)
+	}
+	r = do(t, "PATCH", e.url+"/v1/schedules/"+id, strings.NewReader(`{"max_runs":5}`), e.writer)
+	if got := errorOf(t, r); r.status != 400 || got["field"] != "version" {
+		t.Errorf("PATCH without version: %d %v", r.status, got)
+	}
+	r = do(t, "POST", e.url+"/v1/schedules/"+id+"/pause", nil, e.writer)
+	if r.status != 200 || r.body["paused"] != true || r.body["next_runs"] != nil {
+		t.Errorf("pause: %d %v", r.status, r.body)
+	}
+	r = do(t, "POST", e.url+"/v1/schedules/"+id+"/resume", nil, e.writer)
+	if r.status != 200 || r.body["paused"] != false || len(r.body["next_runs"].([]any)) == 0 {
+		t.Errorf("resume: %d %v", r.status, r.body)
+	}
+	r = do(t, "GET", e.url+"/v1/schedules/"+id+"?preview=20", nil, e.reader)
+	if r.status != 200 || len(r.body["next_runs"].([]any)) != 3 {
+		t.Errorf("GET with preview (max_runs 3): %d %v", r.status, r.body["next_runs"])
+	}
+	r = do(t, "GET", e.url+"/v1/schedules", nil, e.reader)
+	if r.status != 200 || len(r.body["schedules"].([]any)) != 2 {
+		t.Errorf("list: %d %v", r.status, r.body)
+	}
+	r = do(t, "GET", e.url+"/v1/schedules/"+id+"/runs", nil, e.reader)
+	if r.status != 200 || r.body["runs"] == nil {
+		t.Errorf("runs: %d %v", r.status, r.body)
+	}
+	r = do(t, "GET", e.url+"/v1/schedule-preview?cron=30+2+*+*+*&timezone=Europe/Berlin&n=3", nil, e.reader)
+	if r.status != 200 || len(r.body["runs"].([]any)) != 3 || !strings.HasSuffix(r.body["local"].([]any)[0].(string), "+01:00") && !strings.HasSuffix(r.body["local"].([]any)[0].(string), "+02:00") {
+		t.Errorf("preview: %d %v", r.status, r.body)
+	}
+	if r := do(t, "GET", e.url+"/v1/schedule-preview?cron=nope", nil, e.reader); r.status != 400 || errorOf(t, r)["field"] != "cron" {
+		t.Errorf("bad preview: %d %v", r.status, r.body)
+	}
+	req, _ := http.NewRequest("DELETE", e.url+"/v1/schedules/"+id, nil)
+	req.Header.Set("Authorization", e.writer["Authorization"])
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 204 {
+		t.Fatalf("DELETE: %v %v", err, res)
+	}
+	res.Body.Close()
+	if r := do(t, "GET", e.url+"/v1/schedules/"+id, nil, e.reader); r.status != 404 {
+		t.Errorf("after DELETE: %d", r.status)
 	}
 }

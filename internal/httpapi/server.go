@@ -47,6 +47,8 @@ type Server struct {
 	Messages MessageBackend
 	// Chats serves the chat and contact routes; nil leaves them out.
 	Chats ChatBackend
+	// Schedules serves the schedule routes; nil leaves them out.
+	Schedules ScheduleBackend
 	// Media serves the media routes; nil leaves them out. MediaMaxBytes
 	// (default MaxBodyBytes) caps an upload.
 	Media         MediaBackend
@@ -113,6 +115,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	}
 	if s.Media != nil {
 		s.mediaRoutes(rt)
+	}
+	if s.Schedules != nil {
+		s.scheduleRoutes(rt)
 	}
 	if extra != nil {
 		extra(r)

@@ -209,7 +209,7 @@ func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	db := testdb.Start(t)
 	st := newStore(t, db)
-	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1"}
+	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Schedules: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1"}
 	url := serve(t, s, nil)
 	res, err := http.Get(url + "/v1/openapi.json")
 	if err != nil {

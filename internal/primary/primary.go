@@ -36,6 +36,11 @@ type Primary struct {
 	// process, as in `app serve`, owns readiness).
 	NotifyReady bool
 	Tasks       []Task
+	// Events, when set, is the event log the tasks share; it is started
+	// at each lease before they run.
+	Events *EventLog
+	// Scheduler, when set (and among Tasks), runs the housekeeping jobs.
+	Scheduler *Scheduler
 
 	lease *Lease
 }
@@ -133,7 +138,16 @@ func (p *Primary) work(ctx context.Context, epoch int64) {
 	log := p.Log.With().Int64("epoch", epoch).Logger()
 	log.Info().Int("tasks", len(p.Tasks)).Msg("Primary work started.")
 	p.Notify.Status("primary: holding the lease (epoch " + strconv.FormatInt(epoch, 10) + ")")
-	tasks := append([]Task{{Name: "housekeeping", Run: p.housekeeping}}, p.Tasks...)
+	if p.Events != nil && !p.Events.Start(ctx, epoch) {
+		return
+	}
+	tasks := p.Tasks
+	if p.Scheduler != nil {
+		// Housekeeping runs on the scheduler's passes.
+		p.Scheduler.Jobs = p.housekeepingJobs(epoch)
+	} else {
+		tasks = append([]Task{{Name: "housekeeping", Run: p.housekeeping}}, tasks...)
+	}
 	var wg sync.WaitGroup
 	for _, t := range tasks {
 		wg.Add(1)
@@ -170,5 +184,38 @@ func (p *Primary) housekeeping(ctx context.Context, epoch int64) error {
 			return nil
 		case <-time.After(time.Hour):
 		}
+	}
+}
+
+// housekeepingJobs is the suite's periodic clean-up, for the scheduler.
+func (p *Primary) housekeepingJobs(epoch int64) []Job {
+	logged := func(what string, n int64, err error) error {
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			p.Log.Info().Int64("deleted", n).Msg("Housekeeping: pruned " + what + ".")
+		}
+		return nil
+	}
+	return []Job{
+		{Name: "prune-heartbeats", Every: time.Hour, Run: func(ctx context.Context) error {
+			n, err := p.Store.PruneHeartbeats(ctx, time.Now().Add(-24*time.Hour))
+			return logged("heartbeats of processes gone for a day", n, err)
+		}},
+		{Name: "prune-commands", Every: time.Hour, Run: func(ctx context.Context) error {
+			return p.Store.PruneCommands(ctx, time.Now().Add(-24*time.Hour))
+		}},
+		{Name: "prune-leases", Every: time.Hour, Run: func(ctx context.Context) error {
+			return p.Store.PruneLeases(ctx, epoch-10)
+		}},
+		{Name: "prune-events", Every: time.Hour, Run: func(ctx context.Context) error {
+			n, err := p.Store.PruneEvents(ctx, time.Now().Add(-p.Cfg.EventRetention))
+			return logged("events older than APP_EVENT_RETENTION", n, err)
+		}},
+		{Name: "prune-media", Every: 6 * time.Hour, Run: func(ctx context.Context) error {
+			n, err := p.Store.PruneMedia(ctx, time.Now().Add(-p.Cfg.MediaRetention))
+			return logged("media older than APP_MEDIA_RETENTION", int64(n), err)
+		}},
 	}
 }

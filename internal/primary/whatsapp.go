@@ -37,8 +37,11 @@ type WhatsApp struct {
 	// (default 200ms); the same process's enqueues do not wake it.
 	Poll time.Duration
 
+	// Events is the primary's shared event log, started by Primary.work;
+	// nil makes the task keep (and start) its own.
+	Events *EventLog
+
 	mu       sync.Mutex // one outbox writer at a time (the sender or the receipts); guards unsaved
-	events   eventLog
 	stateMu  sync.Mutex
 	session  whatsapp.Session
 	paused   time.Time // sending paused until (rate limited)
@@ -47,6 +50,8 @@ type WhatsApp struct {
 	daily    []time.Time          // sends in the last 24 hours, oldest first
 	newChats []time.Time          // first messages to new chats in the last 24 hours
 	epoch    int64
+
+	ownEvents bool
 
 	// Test hooks around a send, to stop the task as a crash would.
 	beforeSend, afterSend func(id string)
@@ -76,14 +81,12 @@ func (w *WhatsApp) Run(ctx context.Context, epoch int64) error {
 	w.stateMu.Lock()
 	w.session = whatsapp.Session{State: whatsapp.StateConnecting}
 	w.stateMu.Unlock()
-	var seq int64
-	if !retry(ctx, w.Log, "read the event log position", func(ctx context.Context) (err error) {
-		seq, err = w.Store.LastEventSeq(ctx)
-		return err
-	}) {
-		return nil
+	if w.Events == nil || w.ownEvents {
+		w.Events, w.ownEvents = NewEventLog(w.Store, w.Log), true
+		if !w.Events.Start(ctx, epoch) {
+			return nil
+		}
 	}
-	w.events = eventLog{store: w.Store, seq: seq, epoch: epoch, log: w.Log}
 	if !retry(ctx, w.Log, "count recent sends", w.loadCaps) {
 		return nil
 	}
@@ -197,12 +200,12 @@ func (w *WhatsApp) onSession(ctx context.Context, s whatsapp.Session) error {
 		return ctx.Err()
 	}
 	if s.State != prev.State || s.Reason != prev.Reason || !s.Until.Equal(prev.Until) || s.JID != prev.JID {
-		if err := w.events.append(ctx, "session.state", sessionEvent{State: string(s.State), Reason: s.Reason, Until: s.Until, JID: s.JID}); err != nil {
+		if err := w.Events.Append(ctx, "session.state", sessionEvent{State: string(s.State), Reason: s.Reason, Until: s.Until, JID: s.JID}); err != nil {
 			return err
 		}
 	}
 	if s.QR != "" && s.QR != prev.QR {
-		return w.events.append(ctx, "session.qr", qrEvent{QR: s.QR, Expires: s.QRExpires})
+		return w.Events.Append(ctx, "session.qr", qrEvent{QR: s.QR, Expires: s.QRExpires})
 	}
 	return nil
 }
@@ -240,7 +243,7 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 	if err := w.touchChat(ctx, m.Chat, m.Timestamp, false, m.PushName); err != nil {
 		return err
 	}
-	return w.events.append(ctx, "message.incoming", incomingEvent(doc))
+	return w.Events.Append(ctx, "message.incoming", incomingEvent(doc))
 }
 
 // fetchMedia downloads an incoming attachment into GridFS, up to the cap.
@@ -340,7 +343,7 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 		return err
 	}
 	delete(w.unsaved, m.ID)
-	return w.events.append(ctx, "message.status", statusEvent(m))
+	return w.Events.Append(ctx, "message.status", statusEvent(m))
 }
 
 // send is the outbox loop.
@@ -543,7 +546,7 @@ func (w *WhatsApp) finishSent(ctx context.Context, id string, ts time.Time) (boo
 		return false, err
 	}
 	delete(w.unsaved, id)
-	if err := w.events.append(ctx, "message.status", statusEvent(m)); err != nil {
+	if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -585,7 +588,7 @@ func (w *WhatsApp) failed(ctx context.Context, id string, sendErr error) (bool, 
 	if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
 		return false, err
 	}
-	if err := w.events.append(ctx, "message.status", statusEvent(m)); err != nil {
+	if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
 		return false, err
 	}
 	return m.Status == store.StatusFailed, nil
@@ -604,7 +607,7 @@ func (w *WhatsApp) pause(ctx context.Context, reason string) {
 	if err := w.Store.SaveSession(ctx, doc); err != nil {
 		w.Log.Warn().Err(err).Msg("Cannot record the sending pause.")
 	}
-	_ = w.events.append(ctx, "sending.paused", pausedEvent{Until: until, Reason: reason})
+	_ = w.Events.Append(ctx, "sending.paused", pausedEvent{Until: until, Reason: reason})
 }
 
 // interval is the pause before the next send: 60s / WHATSAPP_SEND_PER_MINUTE
@@ -687,7 +690,7 @@ func (w *WhatsApp) applyCancels(ctx context.Context) error {
 				return err
 			}
 			c.Outcome, c.Status = "cancelled", store.StatusCancelled
-			if err := w.events.append(ctx, "message.status", statusEvent(m)); err != nil {
+			if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
 				w.mu.Unlock()
 				return err
 			}
@@ -702,9 +705,10 @@ func (w *WhatsApp) applyCancels(ctx context.Context) error {
 	return nil
 }
 
-// eventLog appends to the event log in order: the primary is its one
-// writer, so the next number is always the last one plus one.
-type eventLog struct {
+// EventLog appends to the event log in order: the primary is its one
+// writer, and every task of a primary shares one EventLog, so the next
+// number is always the last one plus one.
+type EventLog struct {
 	mu    sync.Mutex
 	store *store.Store
 	seq   int64
@@ -712,20 +716,59 @@ type eventLog struct {
 	log   zerolog.Logger
 }
 
-func (l *eventLog) append(ctx context.Context, typ string, data any) error {
+// NewEventLog is an event log for st; Start it at each lease.
+func NewEventLog(st *store.Store, log zerolog.Logger) *EventLog {
+	return &EventLog{store: st, log: log}
+}
+
+// Start reads where the log stands, for the lease of epoch. It returns
+// false when ctx ended first.
+func (l *EventLog) Start(ctx context.Context, epoch int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	seq := l.seq + 1
-	ok := retry(ctx, l.log, "append to the event log", func(ctx context.Context) error {
-		err := l.store.AppendEvent(ctx, seq, typ, l.epoch, data)
-		if errors.Is(err, store.ErrExists) {
-			return nil // an earlier try that timed out did write it
-		}
+	l.epoch = epoch
+	return retry(ctx, l.log, "read the event log position", func(ctx context.Context) (err error) {
+		l.seq, err = l.store.LastEventSeq(ctx)
 		return err
 	})
-	if !ok {
-		return ctx.Err()
+}
+
+// Append writes one event.
+func (l *EventLog) Append(ctx context.Context, typ string, data any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		seq := l.seq + 1
+		stale := false
+		ok := retry(ctx, l.log, "append to the event log", func(ctx context.Context) error {
+			err := l.store.AppendEvent(ctx, seq, typ, l.epoch, data)
+			if !errors.Is(err, store.ErrExists) {
+				return err
+			}
+			// Either an earlier try that timed out did write it, or the
+			// position moved under us (it must not; say so and move on).
+			evs, rerr := l.store.Events(ctx, seq-1, 1)
+			if rerr != nil {
+				return rerr
+			}
+			if len(evs) == 1 && evs[0].Seq == seq && evs[0].Epoch == l.epoch && evs[0].Type == typ {
+				return nil
+			}
+			stale = true
+			return nil
+		})
+		if !ok {
+			return ctx.Err()
+		}
+		if !stale {
+			l.seq = seq
+			return nil
+		}
+		l.log.Error().Int64("seq", seq).Msg("The event log has an entry this primary did not write; continuing after it.")
+		last, err := l.store.LastEventSeq(ctx)
+		if err != nil {
+			return err
+		}
+		l.seq = last
 	}
-	l.seq = seq
-	return nil
 }

@@ -71,3 +71,12 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, er
 
 // DecodeData decodes an event's data into v.
 func (e Event) DecodeData(v any) error { return bson.Unmarshal(e.Data, v) }
+
+// PruneEvents deletes events written before t (the log's retention).
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.Collection(colEvents).DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune events: %w", err)
+	}
+	return res.DeletedCount, nil
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -81,4 +82,54 @@ func (s *Store) MediaInfo(ctx context.Context, id string) (MediaInfo, error) {
 		return MediaInfo{}, fmt.Errorf("store: read media %s: %w", id, err)
 	}
 	return MediaInfo{ID: id, FileName: doc.Filename, MimeType: doc.Metadata.ContentType, Size: doc.Length}, nil
+}
+
+// PruneMedia deletes stored files uploaded before t, except those a live
+// schedule or an unsent message still needs.
+func (s *Store) PruneMedia(ctx context.Context, before time.Time) (int, error) {
+	keep := map[string]bool{}
+	for _, q := range []struct {
+		coll   string
+		filter bson.D
+	}{
+		{colSchedules, bson.D{{Key: "deleted", Value: false}, {Key: "media_id", Value: bson.D{{Key: "$exists", Value: true}}}}},
+		{colOutbox, bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{StatusQueued, StatusSending}}}}, {Key: "media_id", Value: bson.D{{Key: "$exists", Value: true}}}}},
+	} {
+		cur, err := s.db.Collection(q.coll).Find(ctx, q.filter, options.Find().SetProjection(bson.D{{Key: "media_id", Value: 1}}))
+		if err != nil {
+			return 0, fmt.Errorf("store: prune media: %w", err)
+		}
+		var docs []struct {
+			MediaID string `bson:"media_id"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return 0, fmt.Errorf("store: prune media: %w", err)
+		}
+		for _, d := range docs {
+			keep[d.MediaID] = true
+		}
+	}
+	cur, err := s.db.Collection("media.files").Find(ctx, bson.D{{Key: "uploadDate", Value: bson.D{{Key: "$lt", Value: before}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(10000))
+	if err != nil {
+		return 0, fmt.Errorf("store: prune media: %w", err)
+	}
+	var old []struct {
+		ID bson.ObjectID `bson:"_id"`
+	}
+	if err := cur.All(ctx, &old); err != nil {
+		return 0, fmt.Errorf("store: prune media: %w", err)
+	}
+	b := s.db.GridFSBucket(options.GridFSBucket().SetName("media"))
+	n := 0
+	for _, f := range old {
+		if keep[f.ID.Hex()] {
+			continue
+		}
+		if err := b.Delete(ctx, f.ID); err != nil && !errors.Is(err, mongo.ErrFileNotFound) {
+			return n, fmt.Errorf("store: prune media: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -179,17 +179,20 @@ func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
 
 // Collection names.
 const (
-	colHeartbeats = "heartbeats"
-	colLease      = "primary_lease"
-	colOutbox     = "outbox"
-	colCancels    = "outbox_cancels"
-	colSession    = "wa_session"
-	colMessages   = "messages"
-	colReceipts   = "receipts"
-	colChats      = "chats"
-	colEvents     = "events"
-	colCommands   = "wa_commands"
-	colKeys       = "api_keys"
+	colHeartbeats    = "heartbeats"
+	colLease         = "primary_lease"
+	colOutbox        = "outbox"
+	colCancels       = "outbox_cancels"
+	colSession       = "wa_session"
+	colMessages      = "messages"
+	colReceipts      = "receipts"
+	colChats         = "chats"
+	colEvents        = "events"
+	colCommands      = "wa_commands"
+	colKeys          = "api_keys"
+	colSchedules     = "schedules"
+	colScheduleState = "schedule_state"
+	colScheduleRuns  = "schedule_runs"
 )
 
 // EnsureIndexes creates the indexes the project needs. Creating an index
@@ -210,6 +213,9 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("newest")}},
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "first_outgoing_at", Value: 1}}, Options: options.Index().SetName("first_outgoing").SetSparse(true)}},
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("latest")}},
+		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "updated_ns", Value: 1}}, Options: options.Index().SetName("updated")}},
+		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "deleted", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("live_newest")}},
+		{colScheduleRuns, mongo.IndexModel{Keys: bson.D{{Key: "schedule_id", Value: 1}, {Key: "due_at", Value: -1}}, Options: options.Index().SetName("schedule_due")}},
 	}
 	for _, sp := range specs {
 		name, err := s.db.Collection(sp.coll).Indexes().CreateOne(ctx, sp.model)

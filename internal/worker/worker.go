@@ -64,7 +64,7 @@ type Worker struct {
 func (w *Worker) Run(ctx context.Context) error {
 	w.api = &httpapi.Server{Backend: w.Store, Log: w.Log, Worker: w.ID.Worker, MaxBodyBytes: w.Cfg.MaxBodyBytes,
 		HeartbeatInterval: w.Cfg.HeartbeatInterval, Sessions: w.Store, Keys: w.Store, Messages: w.Store, Chats: w.Store,
-		Media: w.Store, MediaMaxBytes: w.Cfg.WhatsApp.MediaMaxBytes,
+		Media: w.Store, MediaMaxBytes: w.Cfg.WhatsApp.MediaMaxBytes, Schedules: w.Store,
 		RateLimit: w.Cfg.RateLimit / float64(w.Cfg.Workers()), RateBurst: max(1, (w.Cfg.RateBurst+w.Cfg.Workers()-1)/w.Cfg.Workers()),
 		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox"}
 	handler := w.api.Handler()

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Schedule is a message to send at a time (Kind "once", SendAt) or on a
+// cron expression in a time zone (Kind "cron"). Workers write its
+// definition (create, edit, pause, delete) with Version guarding against
+// lost edits; the primary keeps its progress in ScheduleState.
+type Schedule struct {
+	ID       string    `bson:"_id"`
+	KeyID    string    `bson:"key_id,omitempty"`
+	Kind     string    `bson:"kind"`
+	SendAt   time.Time `bson:"send_at,omitempty"`
+	Cron     string    `bson:"cron,omitempty"`
+	Timezone string    `bson:"timezone,omitempty"`
+	StartAt  time.Time `bson:"start_at,omitempty"`
+	EndAt    time.Time `bson:"end_at,omitempty"`
+	MaxRuns  int       `bson:"max_runs,omitempty"`
+	// Missed is what happens to runs missed while no primary was up:
+	// skip, run_once (the latest) or run_all (up to MaxCatchUp).
+	Missed  string `bson:"missed"`
+	Chat    string `bson:"chat"`
+	Text    string `bson:"text,omitempty"`
+	ReplyTo string `bson:"reply_to,omitempty"`
+	MediaID string `bson:"media_id,omitempty"`
+	Paused  bool   `bson:"paused"`
+	Deleted bool   `bson:"deleted"`
+	// Version counts edits; UpdatedNS orders them for the primary's poll.
+	Version   int       `bson:"version"`
+	CreatedAt time.Time `bson:"created_at"`
+	UpdatedNS int64     `bson:"updated_ns"`
+}
+
+// ScheduleState is the primary's progress on a schedule (its one writer).
+type ScheduleState struct {
+	ID        string    `bson:"_id"`
+	Version   int       `bson:"version"` // the definition version NextRunAt was computed from
+	NextRunAt time.Time `bson:"next_run_at,omitempty"`
+	LastRunAt time.Time `bson:"last_run_at,omitempty"`
+	Runs      int       `bson:"runs"`
+	Done      bool      `bson:"done"` // no run will come any more
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+// ScheduleRun records one run: enqueued (with its message), or skipped.
+type ScheduleRun struct {
+	Key        string    `bson:"_id"` // schedule id and due time: one record per run
+	ScheduleID string    `bson:"schedule_id"`
+	DueAt      time.Time `bson:"due_at"`
+	FiredAt    time.Time `bson:"fired_at"`
+	Outcome    string    `bson:"outcome"` // enqueued, skipped
+	Reason     string    `bson:"reason,omitempty"`
+	MessageID  string    `bson:"message_id,omitempty"`
+	Epoch      int64     `bson:"epoch"`
+}
+
+// ErrConflict is an edit of a version that is no longer current.
+var ErrConflict = errors.New("store: the document changed meanwhile")
+
+// RunKey is the id of the run of schedule id due at t.
+func RunKey(id string, t time.Time) string { return id + "@" + strconv.FormatInt(t.UnixNano(), 10) }
+
+// RunMessageID is the outbox id of the run of schedule id due at t: the
+// same run always enqueues the same message id, so a primary that stopped
+// between enqueueing and recording the run cannot enqueue it twice.
+func RunMessageID(id string, t time.Time) string {
+	sum := sha256.Sum256([]byte(RunKey(id, t)))
+	return "msg_s" + hex.EncodeToString(sum[:13])
+}
+
+// CreateSchedule inserts s (version 1).
+func (s *Store) CreateSchedule(ctx context.Context, sc *Schedule) error {
+	now := time.Now()
+	sc.Version, sc.CreatedAt, sc.UpdatedNS = 1, now, now.UnixNano()
+	if _, err := s.db.Collection(colSchedules).InsertOne(ctx, sc); err != nil {
+		if IsDuplicateKey(err) {
+			return ErrExists
+		}
+		return fmt.Errorf("store: create schedule: %w", err)
+	}
+	return nil
+}
+
+// Schedule reads one schedule (deleted ones are not found).
+func (s *Store) Schedule(ctx context.Context, id string) (Schedule, error) {
+	var sc Schedule
+	err := s.db.Collection(colSchedules).FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}}).Decode(&sc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return sc, ErrNotFound
+	}
+	if err != nil {
+		return sc, fmt.Errorf("store: read schedule: %w", err)
+	}
+	return sc, nil
+}
+
+// UpdateSchedule replaces the definition if it is still at version
+// sc.Version, and moves it to the next version.
+func (s *Store) UpdateSchedule(ctx context.Context, sc *Schedule) error {
+	prev := sc.Version
+	sc.Version, sc.UpdatedNS = prev+1, time.Now().UnixNano()
+	res, err := s.db.Collection(colSchedules).ReplaceOne(ctx, bson.D{{Key: "_id", Value: sc.ID}, {Key: "version", Value: prev}}, sc)
+	if err != nil {
+		sc.Version = prev
+		return fmt.Errorf("store: update schedule: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		sc.Version = prev
+		return ErrConflict
+	}
+	return nil
+}
+
+// SchedulesChangedSince lists definitions (deleted ones included) edited
+// after ns, oldest edit first.
+func (s *Store) SchedulesChangedSince(ctx context.Context, ns int64, limit int) ([]Schedule, error) {
+	cur, err := s.db.Collection(colSchedules).Find(ctx, bson.D{{Key: "updated_ns", Value: bson.D{{Key: "$gt", Value: ns}}}},
+		options.Find().SetSort(bson.D{{Key: "updated_ns", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: read schedules: %w", err)
+	}
+	var out []Schedule
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: read schedules: %w", err)
+	}
+	return out, nil
+}
+
+// SchedulesPage lists live schedules newest first, before the cursor.
+func (s *Store) SchedulesPage(ctx context.Context, beforeNS int64, beforeID string, limit int) ([]Schedule, error) {
+	filter := bson.D{{Key: "deleted", Value: false}}
+	if beforeNS != 0 {
+		t := time.Unix(0, beforeNS)
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: t}}}},
+			bson.D{{Key: "created_at", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeID}}}},
+		}})
+	}
+	cur, err := s.db.Collection(colSchedules).Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list schedules: %w", err)
+	}
+	var out []Schedule
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list schedules: %w", err)
+	}
+	return out, nil
+}
+
+// ScheduleStates reads the primary's progress of every schedule.
+func (s *Store) ScheduleStates(ctx context.Context) ([]ScheduleState, error) {
+	cur, err := s.db.Collection(colScheduleState).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("store: read schedule states: %w", err)
+	}
+	var out []ScheduleState
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: read schedule states: %w", err)
+	}
+	return out, nil
+}
+
+// ScheduleState reads one schedule's progress.
+func (s *Store) ScheduleState(ctx context.Context, id string) (ScheduleState, error) {
+	var st ScheduleState
+	err := s.db.Collection(colScheduleState).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&st)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return st, ErrNotFound
+	}
+	if err != nil {
+		return st, fmt.Errorf("store: read schedule state: %w", err)
+	}
+	return st, nil
+}
+
+// SaveScheduleState writes the primary's progress.
+func (s *Store) SaveScheduleState(ctx context.Context, st ScheduleState) error {
+	st.UpdatedAt = time.Now()
+	_, err := s.db.Collection(colScheduleState).ReplaceOne(ctx, bson.D{{Key: "_id", Value: st.ID}}, st, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("store: save schedule state: %w", err)
+	}
+	return nil
+}
+
+// RecordRun stores a run; recording the same run again changes nothing.
+func (s *Store) RecordRun(ctx context.Context, r ScheduleRun) error {
+	if _, err := s.db.Collection(colScheduleRuns).InsertOne(ctx, r); err != nil && !IsDuplicateKey(err) {
+		return fmt.Errorf("store: record schedule run: %w", err)
+	}
+	return nil
+}
+
+// ScheduleRuns lists a schedule's runs, newest first, before the cursor.
+func (s *Store) ScheduleRuns(ctx context.Context, id string, beforeNS int64, limit int) ([]ScheduleRun, error) {
+	filter := bson.D{{Key: "schedule_id", Value: id}}
+	if beforeNS != 0 {
+		filter = append(filter, bson.E{Key: "due_at", Value: bson.D{{Key: "$lt", Value: time.Unix(0, beforeNS)}}})
+	}
+	cur, err := s.db.Collection(colScheduleRuns).Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "due_at", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: list schedule runs: %w", err)
+	}
+	var out []ScheduleRun
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: list schedule runs: %w", err)
+	}
+	return out, nil
+}
