@@ -49,6 +49,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'Healthz' -benchtime 3s -count 4 ./internal/cluster/
 	$(GO) test -run '^$$' -bench 'WorkerStartToReady' -benchtime 10x ./internal/cluster/
 	$(GO) test -run '^$$' -bench 'Outbox' -benchtime 1x -count 3 ./internal/primary/
+	$(GO) test -run '^$$' -bench 'Scheduler10k' -benchtime 1x ./internal/primary/
 	$(GO) test -run '^$$' -bench 'API' -benchtime 2s -count 3 ./internal/cluster/
 
 # dist/app_<version>_<arch>.deb and dist/app-<version>-1.<arch>.rpm

@@ -43,6 +43,7 @@ type Scheduler struct {
 
 	entries map[string]*schedEntry
 	since   int64
+	loaded  bool
 	epoch   int64
 	jobNext map[string]time.Time
 	jobBusy map[string]bool
@@ -86,7 +87,7 @@ func (s *Scheduler) Start(ctx context.Context, epoch int64) error {
 			return ctx.Err()
 		}
 	}
-	s.epoch, s.since = epoch, 0
+	s.epoch, s.since, s.loaded = epoch, 0, false
 	s.entries = map[string]*schedEntry{}
 	s.jobMu.Lock()
 	s.jobNext, s.jobBusy = map[string]time.Time{}, map[string]bool{}
@@ -126,25 +127,84 @@ func (s *Scheduler) Run(ctx context.Context, epoch int64) error {
 	return nil
 }
 
-// Pass picks up edited definitions and fires what is due now.
+// NextRun is when the schedule id runs next, as this scheduler plans it
+// (zero when it will not run).
+func (s *Scheduler) NextRun(id string) time.Time {
+	e, ok := s.entries[id]
+	if !ok || e.st.Done || e.def.Paused {
+		return time.Time{}
+	}
+	return e.st.NextRunAt
+}
+
+// Pass picks up edited definitions and fires what is due now. The first
+// pass of a lease reads every definition; later ones read only the noted
+// changes, so a pass with nothing due costs one small query.
 func (s *Scheduler) Pass(ctx context.Context) error {
-	for {
-		defs, err := s.Store.SchedulesChangedSince(ctx, s.since, 1000)
+	if !s.loaded {
+		// Changes noted before the full read are covered by it.
+		changes, err := s.Store.ScheduleChanges(ctx, 100000)
 		if err != nil {
 			return err
 		}
-		for _, d := range defs {
+		for {
+			defs, err := s.Store.SchedulesChangedSince(ctx, s.since, 1000)
+			if err != nil {
+				return err
+			}
+			for _, d := range defs {
+				if err := s.apply(ctx, d); err != nil {
+					return err
+				}
+				s.since = max(s.since, d.UpdatedNS)
+			}
+			if len(defs) < 1000 {
+				break
+			}
+		}
+		if err := s.forget(ctx, changes); err != nil {
+			return err
+		}
+		s.loaded = true
+	} else {
+		changes, err := s.Store.ScheduleChanges(ctx, 1000)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, c := range changes {
+			if seen[c.ScheduleID] {
+				continue
+			}
+			seen[c.ScheduleID] = true
+			d, err := s.Store.ScheduleAny(ctx, c.ScheduleID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
 			if err := s.apply(ctx, d); err != nil {
 				return err
 			}
-			s.since = max(s.since, d.UpdatedNS)
 		}
-		if len(defs) < 1000 {
-			break
+		if err := s.forget(ctx, changes); err != nil {
+			return err
 		}
 	}
 	now := s.now()
 	s.startJobs(ctx, now)
+	var dirty []*schedEntry
+	defer func() {
+		// Progress is saved after the pass's runs are enqueued, so runs are
+		// not delayed by it; a primary that stops before this finds those
+		// runs due again and their messages already there.
+		for _, e := range dirty {
+			if err := s.Store.SaveScheduleState(ctx, e.st); err != nil {
+				s.Log.Warn().Err(err).Str("schedule", e.def.ID).Msg("Cannot save a schedule's progress; its runs are found again next time.")
+			}
+		}
+	}()
 	for _, e := range s.entries {
 		if e.def.ID == "" || e.def.Paused || e.st.Done || e.st.NextRunAt.IsZero() || e.st.NextRunAt.After(now) {
 			continue
@@ -152,8 +212,17 @@ func (s *Scheduler) Pass(ctx context.Context) error {
 		if err := s.fire(ctx, e, now); err != nil {
 			return err
 		}
+		dirty = append(dirty, e)
 	}
 	return nil
+}
+
+func (s *Scheduler) forget(ctx context.Context, changes []store.ScheduleChange) error {
+	keys := make([]string, len(changes))
+	for i, c := range changes {
+		keys[i] = c.Key
+	}
+	return s.Store.ForgetScheduleChanges(ctx, keys)
 }
 
 // startJobs starts the jobs that are due and not running.
@@ -227,9 +296,9 @@ func (s *Scheduler) apply(ctx context.Context, d store.Schedule) error {
 		st.NextRunAt = e.spec.Next(from)
 		st.Done = st.NextRunAt.IsZero() || (!d.EndAt.IsZero() && st.NextRunAt.After(d.EndAt)) || (d.MaxRuns > 0 && st.Runs >= d.MaxRuns)
 	}
-	if err := s.Store.SaveScheduleState(ctx, st); err != nil {
-		return err
-	}
+	// Not saved here: the next primary derives the same first run from
+	// the same version, and the progress is saved with the first run.
+	// (Saving 10,000 new schedules one by one would hold up the first pass.)
 	e.st = st
 	return nil
 }
@@ -305,14 +374,14 @@ func (s *Scheduler) fire(ctx context.Context, e *schedEntry, now time.Time) erro
 		st.NextRunAt = e.spec.Next(after)
 		st.Done = st.NextRunAt.IsZero() || (!d.EndAt.IsZero() && st.NextRunAt.After(d.EndAt)) || (d.MaxRuns > 0 && st.Runs >= d.MaxRuns)
 	}
-	if err := s.Store.SaveScheduleState(ctx, st); err != nil {
-		return err
-	}
-	e.st = st
+	e.st = st // saved by Pass once every due run is enqueued
 	return nil
 }
 
 func (s *Scheduler) record(ctx context.Context, e *schedEntry, due, now time.Time, outcome, reason, msgID string) error {
+	// FiredAt is when the run was done (its message enqueued), which is
+	// what its lateness is measured by.
+	now = s.now()
 	r := store.ScheduleRun{Key: store.RunKey(e.def.ID, due), ScheduleID: e.def.ID, DueAt: due, FiredAt: now, Outcome: outcome,
 		Reason: reason, MessageID: msgID, Epoch: s.epoch}
 	if err := s.Store.RecordRun(ctx, r); err != nil {

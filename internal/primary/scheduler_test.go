@@ -78,7 +78,7 @@ func create(t *testing.T, st *store.Store, sc store.Schedule) store.Schedule {
 func advance(t *testing.T, s *primary.Scheduler, st *store.Store, clock *fakeClock, id string, until time.Time) []store.ScheduleRun {
 	t.Helper()
 	for range 1000 {
-		next := stateOf(t, st, id).NextRunAt
+		next := s.NextRun(id)
 		if next.IsZero() || next.After(until) {
 			break
 		}
@@ -245,7 +245,8 @@ func TestKilledBetweenEnqueueAndProgress(t *testing.T) {
 	a := newScheduler(t, st, clock, 1)
 	sc := create(t, st, store.Schedule{Kind: "cron", Cron: "0 * * * *", Timezone: "UTC", Missed: "skip"})
 	pass(t, a)
-	before := stateOf(t, st, sc.ID)
+	// The progress as it was before the 10:00 run.
+	before := store.ScheduleState{ID: sc.ID, Version: sc.Version, NextRunAt: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)}
 	clock.Set(time.Date(2026, 6, 1, 10, 0, 0, 100, time.UTC))
 	pass(t, a)
 	// As if the progress had never been saved.

@@ -90,7 +90,63 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *Schedule) error {
 		}
 		return fmt.Errorf("store: create schedule: %w", err)
 	}
+	return s.noteScheduleChange(ctx, sc)
+}
+
+// noteScheduleChange tells the primary a definition changed: a small
+// collection it reads on every pass and empties, so noticing an edit costs
+// no scan of every schedule.
+func (s *Store) noteScheduleChange(ctx context.Context, sc *Schedule) error {
+	_, err := s.db.Collection(colScheduleChanges).InsertOne(ctx, bson.D{
+		{Key: "_id", Value: sc.ID + "#" + strconv.Itoa(sc.Version)}, {Key: "schedule_id", Value: sc.ID}})
+	if err != nil && !IsDuplicateKey(err) {
+		return fmt.Errorf("store: note schedule change: %w", err)
+	}
 	return nil
+}
+
+// ScheduleChange is one noted change.
+type ScheduleChange struct {
+	Key        string `bson:"_id"`
+	ScheduleID string `bson:"schedule_id"`
+}
+
+// ScheduleChanges lists noted changes, at most limit.
+func (s *Store) ScheduleChanges(ctx context.Context, limit int) ([]ScheduleChange, error) {
+	cur, err := s.db.Collection(colScheduleChanges).Find(ctx, bson.D{}, options.Find().SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: read schedule changes: %w", err)
+	}
+	var out []ScheduleChange
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: read schedule changes: %w", err)
+	}
+	return out, nil
+}
+
+// ForgetScheduleChanges deletes noted changes once taken.
+func (s *Store) ForgetScheduleChanges(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := s.db.Collection(colScheduleChanges).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	if err != nil {
+		return fmt.Errorf("store: forget schedule changes: %w", err)
+	}
+	return nil
+}
+
+// ScheduleAny reads a definition, deleted or not.
+func (s *Store) ScheduleAny(ctx context.Context, id string) (Schedule, error) {
+	var sc Schedule
+	err := s.db.Collection(colSchedules).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&sc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return sc, ErrNotFound
+	}
+	if err != nil {
+		return sc, fmt.Errorf("store: read schedule: %w", err)
+	}
+	return sc, nil
 }
 
 // Schedule reads one schedule (deleted ones are not found).
@@ -120,7 +176,7 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *Schedule) error {
 		sc.Version = prev
 		return ErrConflict
 	}
-	return nil
+	return s.noteScheduleChange(ctx, sc)
 }
 
 // SchedulesChangedSince lists definitions (deleted ones included) edited
@@ -220,4 +276,18 @@ func (s *Store) ScheduleRuns(ctx context.Context, id string, beforeNS int64, lim
 		return nil, fmt.Errorf("store: list schedule runs: %w", err)
 	}
 	return out, nil
+}
+
+// CreateSchedules inserts many schedules at once (benchmarks, imports).
+func (s *Store) CreateSchedules(ctx context.Context, scs []Schedule) error {
+	now := time.Now()
+	docs := make([]any, len(scs))
+	for i := range scs {
+		scs[i].Version, scs[i].CreatedAt, scs[i].UpdatedNS = 1, now, now.UnixNano()+int64(i)
+		docs[i] = scs[i]
+	}
+	if _, err := s.db.Collection(colSchedules).InsertMany(ctx, docs); err != nil {
+		return fmt.Errorf("store: create schedules: %w", err)
+	}
+	return nil
 }

@@ -179,20 +179,21 @@ func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
 
 // Collection names.
 const (
-	colHeartbeats    = "heartbeats"
-	colLease         = "primary_lease"
-	colOutbox        = "outbox"
-	colCancels       = "outbox_cancels"
-	colSession       = "wa_session"
-	colMessages      = "messages"
-	colReceipts      = "receipts"
-	colChats         = "chats"
-	colEvents        = "events"
-	colCommands      = "wa_commands"
-	colKeys          = "api_keys"
-	colSchedules     = "schedules"
-	colScheduleState = "schedule_state"
-	colScheduleRuns  = "schedule_runs"
+	colHeartbeats      = "heartbeats"
+	colLease           = "primary_lease"
+	colOutbox          = "outbox"
+	colCancels         = "outbox_cancels"
+	colSession         = "wa_session"
+	colMessages        = "messages"
+	colReceipts        = "receipts"
+	colChats           = "chats"
+	colEvents          = "events"
+	colCommands        = "wa_commands"
+	colKeys            = "api_keys"
+	colSchedules       = "schedules"
+	colScheduleState   = "schedule_state"
+	colScheduleRuns    = "schedule_runs"
+	colScheduleChanges = "schedule_changes"
 )
 
 // EnsureIndexes creates the indexes the project needs. Creating an index

@@ -191,3 +191,39 @@ func TestBadURIOptionsAreAConfigError(t *testing.T) {
 		t.Fatalf("error %q shows the password or spans lines", err)
 	}
 }
+
+// Media retention keeps what a live schedule or an unsent message needs.
+func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
+	st := connect(t, testdb.Start(t), nil)
+	ctx := context.Background()
+	put := func(name string) string {
+		id, err := st.PutMedia(ctx, name, "image/png", strings.NewReader("\x89PNG "+name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	forSchedule, forMessage, unused := put("schedule"), put("message"), put("unused")
+	if err := st.CreateSchedule(ctx, &store.Schedule{ID: "sch_1", Kind: "cron", Cron: "0 9 * * *", Missed: "skip", Chat: "x@s.whatsapp.net", MediaID: forSchedule}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnqueueMessage(ctx, &store.OutboxMessage{Chat: "x@s.whatsapp.net", MediaID: forMessage}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.PruneMedia(ctx, time.Now().Add(time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want the 1 unused file", n, err)
+	}
+	for id, want := range map[string]bool{forSchedule: true, forMessage: true, unused: false} {
+		_, err := st.Media(ctx, id)
+		if got := err == nil; got != want {
+			t.Errorf("media %s kept: %t, want %t (%v)", id, got, want, err)
+		}
+	}
+	if err := st.AppendEvent(ctx, 1, "test", 1, map[string]string{"a": "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.PruneEvents(ctx, time.Now().Add(time.Minute)); err != nil || n != 1 {
+		t.Errorf("pruned %d events, %v; want 1", n, err)
+	}
+}
