@@ -337,7 +337,7 @@ func (s *Scheduler) fire(ctx context.Context, e *schedEntry, now time.Time) erro
 		}
 	}
 	for _, t := range skipList {
-		if err := s.record(ctx, e, t, now, "skipped", "missed while no primary ran (policy "+d.Missed+")", ""); err != nil {
+		if err := s.record(ctx, e, t, "skipped", "missed while no primary ran (policy "+d.Missed+")", ""); err != nil {
 			return err
 		}
 	}
@@ -353,7 +353,7 @@ func (s *Scheduler) fire(ctx context.Context, e *schedEntry, now time.Time) erro
 		if err := s.Store.EnqueueMessage(ctx, &m); err != nil && !errors.Is(err, store.ErrExists) {
 			return err // nothing recorded: the next pass tries this run again
 		}
-		if err := s.record(ctx, e, t, now, "enqueued", "", id); err != nil {
+		if err := s.record(ctx, e, t, "enqueued", "", id); err != nil {
 			return err
 		}
 		fired++
@@ -378,10 +378,10 @@ func (s *Scheduler) fire(ctx context.Context, e *schedEntry, now time.Time) erro
 	return nil
 }
 
-func (s *Scheduler) record(ctx context.Context, e *schedEntry, due, now time.Time, outcome, reason, msgID string) error {
+func (s *Scheduler) record(ctx context.Context, e *schedEntry, due time.Time, outcome, reason, msgID string) error {
 	// FiredAt is when the run was done (its message enqueued), which is
 	// what its lateness is measured by.
-	now = s.now()
+	now := s.now()
 	r := store.ScheduleRun{Key: store.RunKey(e.def.ID, due), ScheduleID: e.def.ID, DueAt: due, FiredAt: now, Outcome: outcome,
 		Reason: reason, MessageID: msgID, Epoch: s.epoch}
 	if err := s.Store.RecordRun(ctx, r); err != nil {
