@@ -30,10 +30,11 @@ test:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'TestThousandMessagesInOrderPerChat' ./internal/primary/
 
-# The request decoders fuzzed for a bounded time; the corpus is kept in
-# internal/httpapi/testdata/fuzz (and replayed by every go test).
+# The request decoder and the cron parser fuzzed for a bounded time; the
+# corpora are kept in testdata/fuzz (and replayed by every go test).
 fuzz:
 	$(GO) test -run '^$$' -fuzz 'FuzzDecodeMessageRequest' -fuzztime 30s ./internal/httpapi/
+	$(GO) test -run '^$$' -fuzz 'FuzzParse' -fuzztime 20s ./internal/schedule/
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
