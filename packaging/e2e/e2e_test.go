@@ -242,6 +242,29 @@ func TestInstalledPackage(t *testing.T) {
 		}
 	})
 
+	t.Run("the messages API queues a message and schedules one", func(t *testing.T) {
+		key := strings.TrimSpace(c.must(t, 30*time.Second, "app keys create --name e2e-api --scopes messages:read,messages:write 2>/dev/null"))
+		auth := "-H 'Authorization: Bearer " + key + "' -H 'Content-Type: application/json'"
+		out := c.must(t, 30*time.Second, "curl -s "+auth+` -d '{"to":"+491701234567","text":"hello from the package"}' 127.0.0.1:8080/v1/messages`)
+		id := regexp.MustCompile(`"id":"(msg_[^"]+)"`).FindStringSubmatch(out)
+		if id == nil || !strings.Contains(out, `"status":"queued"`) {
+			t.Fatalf("POST /v1/messages: %s", out)
+		}
+		// Not paired (no network here): it stays queued, and says so.
+		out = c.must(t, 30*time.Second, "curl -s "+auth+" 127.0.0.1:8080/v1/messages/"+id[1])
+		if !strings.Contains(out, `"status":"queued"`) {
+			t.Errorf("GET /v1/messages/%s: %s", id[1], out)
+		}
+		out = c.must(t, 30*time.Second, "curl -s "+auth+` -d '{"cron":"30 2 * * *","timezone":"Europe/Berlin","message":{"to":"+491701234567","text":"daily"}}' 127.0.0.1:8080/v1/schedules`)
+		if !strings.Contains(out, `"kind":"cron"`) || !strings.Contains(out, `"next_runs":[`) {
+			t.Errorf("POST /v1/schedules: %s", out)
+		}
+		out = c.must(t, 30*time.Second, "curl -s -o /dev/null -w '%{http_code}' "+auth+` -d '{"to":"nobody","text":"x"}' 127.0.0.1:8080/v1/messages`)
+		if out != "400" {
+			t.Errorf("a bad recipient: %s, want 400", out)
+		}
+	})
+
 	t.Run("SIGKILL of a worker under load refuses nothing", func(t *testing.T) {
 		pid := c.activePID(t, "app-worker@1.service")
 		out := c.must(t, 90*time.Second, `
