@@ -309,8 +309,27 @@ func (s *Scheduler) fire(ctx context.Context, e *schedEntry, now time.Time) erro
 	d := e.def
 	due := []time.Time{e.st.NextRunAt}
 	if e.spec != nil {
-		more, _ := e.spec.Runs(e.st.NextRunAt, now, s.MaxCatchUp*2)
+		more, truncated := e.spec.Runs(e.st.NextRunAt, now, s.MaxCatchUp*2)
 		due = append(due, more...)
+		if truncated {
+			// A long outage: also the last runs before now, so the latest
+			// missed run (run_once) and the on-time ones are among them.
+			// The window doubles back from now until it holds a missed run;
+			// the runs between the two parts get no record.
+			last := due[len(due)-1]
+			var tail []time.Time
+			for w := 2 * s.Grace; w <= 800*24*time.Hour; w *= 2 {
+				from := now.Add(-w)
+				if !from.After(last) {
+					from = last
+				}
+				tail, _ = e.spec.Runs(from, now, s.MaxCatchUp*2)
+				if from.Equal(last) || (len(tail) > 0 && now.Sub(tail[0]) > s.Grace) {
+					break
+				}
+			}
+			due = append(due, tail...)
+		}
 	}
 	var runs []time.Time
 	for _, t := range due {

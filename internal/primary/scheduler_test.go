@@ -297,3 +297,32 @@ func TestEndAndMaxRuns(t *testing.T) {
 		t.Error("finished schedules are not done")
 	}
 }
+
+// A week without a primary for a schedule every minute: run_once sends the
+// latest missed run (not one a week old), and the schedule goes on.
+func TestLongOutageRunOnce(t *testing.T) {
+	st := waStore(t)
+	clock := &fakeClock{t: time.Date(2026, 6, 1, 9, 59, 30, 0, time.UTC)}
+	a := newScheduler(t, st, clock, 1)
+	sc := create(t, st, store.Schedule{Kind: "cron", Cron: "* * * * *", Timezone: "UTC", Missed: "run_once"})
+	pass(t, a)
+	clock.Set(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC))
+	pass(t, a) // the 10:00 run of June 1, then the primary is gone for a week
+	clock.Set(time.Date(2026, 6, 8, 10, 0, 30, 0, time.UTC))
+	b := newScheduler(t, st, clock, 2)
+	pass(t, b)
+	var fired []time.Time
+	for _, r := range runsOf(t, st, sc.ID) {
+		if r.Outcome == "enqueued" && r.Epoch == 2 {
+			fired = append(fired, r.DueAt)
+		}
+	}
+	// 09:59 is the latest missed run (more than a minute late), 10:00 is on time.
+	want := []time.Time{time.Date(2026, 6, 8, 9, 59, 0, 0, time.UTC), time.Date(2026, 6, 8, 10, 0, 0, 0, time.UTC)}
+	if len(fired) != 2 || !fired[0].Equal(want[0]) || !fired[1].Equal(want[1]) {
+		t.Errorf("fired %v, want %v", fired, want)
+	}
+	if n := b.NextRun(sc.ID); !n.Equal(time.Date(2026, 6, 8, 10, 1, 0, 0, time.UTC)) {
+		t.Errorf("next run %s, want 10:01", n)
+	}
+}
