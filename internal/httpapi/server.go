@@ -49,6 +49,8 @@ type Server struct {
 	Chats ChatBackend
 	// Schedules serves the schedule routes; nil leaves them out.
 	Schedules ScheduleBackend
+	// Realtime serves /v1/events and /v1/ws; nil leaves them out.
+	Realtime *Realtime
 	// Media serves the media routes; nil leaves them out. MediaMaxBytes
 	// (default MaxBodyBytes) caps an upload.
 	Media         MediaBackend
@@ -118,6 +120,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	}
 	if s.Schedules != nil {
 		s.scheduleRoutes(rt)
+	}
+	if s.Realtime != nil {
+		s.eventRoutes(rt)
 	}
 	if extra != nil {
 		extra(r)

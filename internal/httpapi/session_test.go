@@ -14,6 +14,7 @@ import (
 
 	"app/internal/config"
 	"app/internal/primary"
+	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/testdb"
 	"app/internal/whatsapp"
@@ -209,7 +210,8 @@ func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	db := testdb.Start(t)
 	st := newStore(t, db)
-	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Schedules: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1"}
+	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Schedules: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1",
+		Realtime: &Realtime{Hub: &realtime.Hub{Src: st}, Src: st}}
 	url := serve(t, s, nil)
 	res, err := http.Get(url + "/v1/openapi.json")
 	if err != nil {

@@ -72,11 +72,33 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, er
 // DecodeData decodes an event's data into v.
 func (e Event) DecodeData(v any) error { return bson.Unmarshal(e.Data, v) }
 
-// PruneEvents deletes events written before t (the log's retention).
+// PruneEvents deletes events written before t (the log's retention). The
+// newest event always stays: it holds the log's position, from which the
+// next primary continues, so numbers never start over.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.Collection(colEvents).DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}})
+	last, err := s.LastEventSeq(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.db.Collection(colEvents).DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}},
+		{Key: "_id", Value: bson.D{{Key: "$lt", Value: last}}}})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune events: %w", err)
 	}
 	return res.DeletedCount, nil
+}
+
+// FirstEventSeq is the lowest sequence number still in the log, 0 when
+// the log is empty.
+func (s *Store) FirstEventSeq(ctx context.Context) (int64, error) {
+	var e Event
+	err := s.db.Collection(colEvents).FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: 1}}).
+		SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&e)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: first event: %w", err)
+	}
+	return e.Seq, nil
 }

@@ -220,10 +220,16 @@ func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
 			t.Errorf("media %s kept: %t, want %t (%v)", id, got, want, err)
 		}
 	}
-	if err := st.AppendEvent(ctx, 1, "test", 1, map[string]string{"a": "b"}); err != nil {
-		t.Fatal(err)
+	for seq := int64(1); seq <= 3; seq++ {
+		if err := st.AppendEvent(ctx, seq, "test", 1, map[string]string{"a": "b"}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n, err := st.PruneEvents(ctx, time.Now().Add(time.Minute)); err != nil || n != 1 {
-		t.Errorf("pruned %d events, %v; want 1", n, err)
+	// Everything is past retention, but the newest stays: the position.
+	if n, err := st.PruneEvents(ctx, time.Now().Add(time.Minute)); err != nil || n != 2 {
+		t.Errorf("pruned %d events, %v; want 2", n, err)
+	}
+	if last, err := st.LastEventSeq(ctx); err != nil || last != 3 {
+		t.Errorf("after pruning the log is at %d, %v; want 3", last, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"app/internal/config"
 	"app/internal/httpapi"
 	"app/internal/proc"
+	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/systemd"
 )
@@ -67,8 +68,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		Media: w.Store, MediaMaxBytes: w.Cfg.WhatsApp.MediaMaxBytes, Schedules: w.Store,
 		RateLimit: w.Cfg.RateLimit / float64(w.Cfg.Workers()), RateBurst: max(1, (w.Cfg.RateBurst+w.Cfg.Workers()-1)/w.Cfg.Workers()),
 		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox"}
+	hub := &realtime.Hub{Src: w.Store, Log: w.Log}
+	streamsDone := make(chan struct{})
+	w.api.Realtime = &httpapi.Realtime{Hub: hub, Src: w.Store, Done: streamsDone}
 	handler := w.api.Handler()
 	srv := httpapi.NewHTTPServer(handler, w.Log)
+	// Streams never end by themselves: shutting down ends them, so the
+	// other requests in flight get the shutdown time.
+	srv.RegisterOnShutdown(func() { close(streamsDone) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(w.Listener) }()
@@ -88,7 +95,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	hb := &proc.Heartbeat{Store: w.Store, ID: w.ID, Interval: w.Cfg.HeartbeatInterval, Log: w.Log,
 		Requests: w.api.Requests, State: w.state}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); hub.Run(bgCtx) }()
 	go func() { defer wg.Done(); hb.Run(bgCtx) }()
 	go func() { defer wg.Done(); w.watchDB(bgCtx) }()
 	go func() { defer wg.Done(); proc.Watchdog(bgCtx, w.Notify, func() bool { return responsive(handler) }) }()

@@ -1,0 +1,262 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/julienschmidt/httprouter"
+
+	"app/internal/realtime"
+	"app/internal/store"
+)
+
+// Realtime is what the event routes need: the worker's hub and the log.
+type Realtime struct {
+	Hub *realtime.Hub
+	Src realtime.Source
+	// A client that falls behind the hub's ring (the events it needs are
+	// no longer in memory) is cut off with a clear reason; so is one that
+	// takes longer than WriteTimeout to take a write. Heartbeat is how
+	// often an idle stream says it is alive (default 15s).
+	Heartbeat    time.Duration
+	WriteTimeout time.Duration // a client that takes longer to take a write is cut off (default 10s)
+	// Done, when closed, ends every stream (the worker is stopping: the
+	// clients reconnect to another worker with Last-Event-ID).
+	Done <-chan struct{}
+}
+
+func (s *Server) eventRoutes(r routes) {
+	r.handle("GET", "/v1/events", s.auth(store.ScopeMessagesRead, s.sse))
+	r.handle("GET", "/v1/ws", s.auth(store.ScopeMessagesRead, s.ws))
+}
+
+// stream is one client's view: its cursor and filters.
+type stream struct {
+	cursor int64
+	live   bool // reading from the ring (not catching up from the database)
+	types  map[string]bool
+	chat   string
+}
+
+func (st *stream) wants(e realtime.Event) bool {
+	if len(st.types) > 0 && !st.types[e.Type] {
+		return false
+	}
+	return st.chat == "" || e.Chat == st.chat
+}
+
+// openStream reads the position and filters; on failure it has answered.
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, bool) {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "types", "chat", "last_event_id":
+		default:
+			writeError(w, r, http.StatusBadRequest, "invalid", "unknown query parameter "+strconv.Quote(k), k)
+			return nil, false
+		}
+	}
+	st := &stream{types: map[string]bool{}}
+	if t := q.Get("types"); t != "" {
+		for _, x := range strings.Split(t, ",") {
+			st.types[strings.TrimSpace(x)] = true
+		}
+	}
+	st.chat = q.Get("chat")
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	last := r.Header.Get("Last-Event-ID")
+	if v := q.Get("last_event_id"); v != "" {
+		last = v
+	}
+	if last == "" {
+		head, err := s.Realtime.Hub.Head(ctx)
+		if err != nil {
+			s.unavailable(w, r, err)
+			return nil, false
+		}
+		st.cursor = head
+		return st, true
+	}
+	n, err := strconv.ParseInt(last, 10, 64)
+	if err != nil || n < 0 {
+		writeError(w, r, http.StatusBadRequest, "invalid", "Last-Event-ID must be the seq of an event received", "Last-Event-ID")
+		return nil, false
+	}
+	first, err := s.Realtime.Src.FirstEventSeq(ctx)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return nil, false
+	}
+	if first > 0 && n < first-1 {
+		writeError(w, r, http.StatusGone, "position_expired",
+			"events after "+last+" are no longer kept (the oldest is "+strconv.FormatInt(first, 10)+"); connect without Last-Event-ID and reload your state", "Last-Event-ID")
+		return nil, false
+	}
+	st.cursor = n
+	return st, true
+}
+
+// next waits for the client's next events: from the hub's ring, or from
+// the database while the client catches up. errTooSlow when a client that
+// was live has fallen out of the ring.
+func (s *Server) next(ctx context.Context, st *stream, idle <-chan time.Time) ([]realtime.Event, error) {
+	for {
+		evs, more, _, ok := s.Realtime.Hub.Since(st.cursor)
+		if !ok && st.live {
+			return nil, errTooSlow
+		}
+		st.live = st.live || ok
+		if !ok {
+			stored, err := s.Realtime.Src.Events(ctx, st.cursor, 500)
+			if err != nil {
+				return nil, err
+			}
+			evs = evs[:0]
+			for _, e := range stored {
+				evs = append(evs, realtime.Encode(e))
+			}
+		}
+		if len(evs) > 0 {
+			return evs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.Realtime.Done:
+			return nil, errStopping
+		case <-idle:
+			return nil, nil // time for a heartbeat
+		case <-more:
+		}
+	}
+}
+
+var (
+	errTooSlow  = errors.New("the client reads too slowly; reconnect with Last-Event-ID")
+	errStopping = errors.New("the worker is stopping")
+)
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.Realtime.WriteTimeout > 0 {
+		return s.Realtime.WriteTimeout
+	}
+	return 10 * time.Second
+}
+
+func (s *Server) heartbeat() time.Duration {
+	if s.Realtime.Heartbeat > 0 {
+		return s.Realtime.Heartbeat
+	}
+	return 15 * time.Second
+}
+
+// sse serves the events as Server-Sent Events.
+func (s *Server) sse(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	st, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(": connected\nretry: 2000\n\n"))
+	_ = rc.Flush()
+	ctx := r.Context()
+	beat := time.NewTicker(s.heartbeat())
+	defer beat.Stop()
+	for {
+		evs, err := s.next(ctx, st, beat.C)
+		_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
+		if errors.Is(err, errTooSlow) {
+			_, _ = w.Write([]byte("event: error\ndata: {\"code\":\"too_slow\",\"message\":\"" + err.Error() + "\"}\n\n"))
+			_ = rc.Flush()
+			return
+		}
+		if err != nil {
+			return
+		}
+		var b []byte
+		if len(evs) == 0 {
+			b = append(b, ": heartbeat\n\n"...)
+		}
+		for _, e := range evs {
+			st.cursor = e.Seq
+			if !st.wants(e) {
+				continue
+			}
+			b = append(b, "id: "...)
+			b = strconv.AppendInt(b, e.Seq, 10)
+			b = append(b, "\nevent: "...)
+			b = append(b, e.Type...)
+			b = append(b, "\ndata: "...)
+			b = append(b, e.JSON...)
+			b = append(b, "\n\n"...)
+		}
+		if len(b) > 0 {
+			if _, err := w.Write(b); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// ws serves the same events over a WebSocket, one JSON text frame each.
+func (s *Server) ws(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	st, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	// The server's read and write timeouts would end the socket; the
+	// stream keeps its own (a write deadline per frame, pings).
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context()) // the client sends nothing; this notices it leaving
+	beat := time.NewTicker(s.heartbeat())
+	defer beat.Stop()
+	for {
+		evs, err := s.next(ctx, st, beat.C)
+		if errors.Is(err, errTooSlow) {
+			_ = c.Close(websocket.StatusPolicyViolation, "too slow: reconnect with last_event_id")
+			return
+		}
+		if errors.Is(err, errStopping) {
+			_ = c.Close(websocket.StatusGoingAway, "the worker is stopping: reconnect with last_event_id")
+			return
+		}
+		if err != nil {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.writeTimeout())
+		if len(evs) == 0 {
+			err = c.Ping(wctx)
+		}
+		for _, e := range evs {
+			st.cursor = e.Seq
+			if err == nil && st.wants(e) {
+				err = c.Write(wctx, websocket.MessageText, e.JSON)
+			}
+		}
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}

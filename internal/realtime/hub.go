@@ -1,0 +1,212 @@
+// Package realtime tails the event log once per worker process and hands
+// its events to that worker's realtime clients (SSE and WebSocket).
+//
+// The hub polls the log with an adaptive interval (at once again while it
+// finds events, backing off to 200ms when idle) and keeps the latest
+// events, already encoded as JSON, in a ring. Each client has its own
+// cursor and reads from the ring, or from the database when it resumes
+// from further back, so a slow client holds up nobody: it falls behind
+// and is cut off once it is MaxLag events behind.
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"app/internal/store"
+)
+
+// Source is the event log.
+type Source interface {
+	Events(ctx context.Context, after int64, limit int) ([]store.Event, error)
+	LastEventSeq(ctx context.Context) (int64, error)
+	FirstEventSeq(ctx context.Context) (int64, error)
+}
+
+// Event is one event as clients get it.
+type Event struct {
+	Seq  int64
+	Type string
+	Chat string // the event's chat, for filters ("" when it has none)
+	JSON []byte // {"seq","type","at","data"}
+}
+
+// Hub is one worker's tail of the event log.
+type Hub struct {
+	Src Source
+	Log zerolog.Logger
+	// Ring is how many recent events are kept (default 4096).
+	Ring int
+
+	mu      sync.Mutex
+	ring    []Event
+	head    int64 // last seq seen; -1 until started
+	started chan struct{}
+	changed chan struct{} // closed and replaced when events arrive
+}
+
+// Run tails the log until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	if h.Ring == 0 {
+		h.Ring = 4096
+	}
+	h.init()
+	for ctx.Err() == nil {
+		last, err := h.Src.LastEventSeq(ctx)
+		if err == nil {
+			h.mu.Lock()
+			h.head = last
+			h.mu.Unlock()
+			close(h.started)
+			break
+		}
+		h.Log.Warn().Err(err).Msg("Realtime: cannot read the event log; will retry.")
+		sleep(ctx, time.Second)
+	}
+	wait := 20 * time.Millisecond
+	for ctx.Err() == nil {
+		h.mu.Lock()
+		head := h.head
+		h.mu.Unlock()
+		evs, err := h.Src.Events(ctx, head, 500)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.Log.Warn().Err(err).Msg("Realtime: cannot read the event log; will retry.")
+			}
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(evs) > 0 {
+			h.add(evs)
+			wait = 20 * time.Millisecond
+			continue
+		}
+		sleep(ctx, wait)
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (h *Hub) init() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started == nil {
+		h.started = make(chan struct{})
+		h.changed = make(chan struct{})
+		h.head = -1
+	}
+}
+
+// Encode turns a stored event into what clients get.
+func Encode(e store.Event) Event {
+	var data bson.M
+	_ = bson.Unmarshal(e.Data, &data)
+	chat, _ := data["chat"].(string)
+	b, err := json.Marshal(struct {
+		Seq  int64     `json:"seq"`
+		Type string    `json:"type"`
+		At   time.Time `json:"at"`
+		Data any       `json:"data"`
+	}{e.Seq, e.Type, e.At, jsonable(data)})
+	if err != nil {
+		b = []byte(`{"seq":` + itoa(e.Seq) + `,"type":"` + e.Type + `"}`)
+	}
+	return Event{Seq: e.Seq, Type: e.Type, Chat: chat, JSON: b}
+}
+
+// jsonable turns BSON values into what encoding/json writes well.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case bson.M:
+		out := make(map[string]any, len(x))
+		for k, v := range x {
+			out[k] = jsonable(v)
+		}
+		return out
+	case bson.D:
+		out := make(map[string]any, len(x))
+		for _, e := range x {
+			out[e.Key] = jsonable(e.Value)
+		}
+		return out
+	case bson.A:
+		out := make([]any, len(x))
+		for i, v := range x {
+			out[i] = jsonable(v)
+		}
+		return out
+	case bson.DateTime:
+		return x.Time().UTC()
+	case bson.Binary:
+		return x.Data
+	}
+	return v
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func (h *Hub) add(evs []store.Event) {
+	enc := make([]Event, len(evs))
+	for i, e := range evs {
+		enc[i] = Encode(e)
+	}
+	h.mu.Lock()
+	h.ring = append(h.ring, enc...)
+	if over := len(h.ring) - h.Ring; over > 0 {
+		h.ring = append([]Event(nil), h.ring[over:]...)
+	}
+	h.head = enc[len(enc)-1].Seq
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// Head is the last sequence number the hub has seen (waiting until it
+// has read the log's position once).
+func (h *Hub) Head(ctx context.Context) (int64, error) {
+	h.init()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-h.started:
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.head, nil
+}
+
+// Since returns the ring's events after cursor, a channel closed when
+// more arrive, and the head. ok is false when cursor is older than the
+// ring: the caller reads the database.
+func (h *Hub) Since(cursor int64) (evs []Event, more <-chan struct{}, head int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	more, head = h.changed, h.head
+	if cursor >= head {
+		return nil, more, head, true
+	}
+	if len(h.ring) == 0 || cursor < h.ring[0].Seq-1 {
+		return nil, more, head, false
+	}
+	i := int(cursor - (h.ring[0].Seq - 1))
+	// Sequence numbers are contiguous unless an append was abandoned;
+	// search from the estimate.
+	for i > 0 && i <= len(h.ring) && h.ring[i-1].Seq > cursor {
+		i--
+	}
+	for i < len(h.ring) && h.ring[i].Seq <= cursor {
+		i++
+	}
+	return append([]Event(nil), h.ring[i:]...), more, head, true
+}
