@@ -210,7 +210,13 @@ func TestSlowClientIsCutOff(t *testing.T) {
 	}
 	defer slow.Close()
 	fmt.Fprintf(slow, "GET /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", addr, e.key)
-	time.Sleep(300 * time.Millisecond)
+	// Its stream is open (the server has its position) once the first
+	// bytes come; after that it reads nothing more.
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	first := make([]byte, 512)
+	if k, err := slow.Read(first); err != nil || !strings.Contains(string(first[:k]), "200 OK") {
+		t.Fatalf("slow client's stream did not open: %q, %v", first[:k], err)
+	}
 
 	start := time.Now()
 	const n = 1500
