@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -126,15 +127,47 @@ var mediaID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 // never panics, whatever the bytes (FuzzDecodeMessageRequest).
 func DecodeMessageRequest(body []byte) (store.OutboxMessage, *fieldError) {
 	var req MessageRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return store.OutboxMessage{}, jsonFieldError(err)
-	}
-	if dec.More() {
-		return store.OutboxMessage{}, &fieldError{"", "the body must be one JSON object"}
+	if fe := decodeObject(body, &req); fe != nil {
+		return store.OutboxMessage{}, fe
 	}
 	return req.Validate()
+}
+
+// decodeObject decodes one JSON object strictly: no unknown fields,
+// nothing after it. The error names the field at fault when there is one.
+func decodeObject(body []byte, v any) *fieldError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
+		return &fieldError{"", "the body must be one JSON object"}
+	}
+	if err == nil {
+		return nil
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return &fieldError{"", "times are RFC 3339, for example 2026-12-24T18:00:00+01:00: " + err.Error()}
+	}
+	return jsonFieldError(err)
+}
+
+// decodeJSON reads a request's JSON object body: the right content type,
+// within the size limit, decoded by decodeObject. On failure it has
+// answered (415, 413 or 400 naming the field).
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !jsonContent(w, r) {
+		return false
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return false
+	}
+	if fe := decodeObject(body, v); fe != nil {
+		writeError(w, r, http.StatusBadRequest, "invalid", fe.msg, fe.field)
+		return false
+	}
+	return true
 }
 
 func jsonFieldError(err error) *fieldError {

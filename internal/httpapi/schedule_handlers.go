@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -169,35 +167,9 @@ func (s *Server) merge(ctx context.Context, sc *store.Schedule, req scheduleRequ
 	return nil
 }
 
-func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
-	if !jsonContent(w, r) {
-		return false
-	}
-	body, ok := readBody(w, r)
-	if !ok {
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		fe := jsonFieldError(err)
-		var pe *time.ParseError
-		if errors.As(err, &pe) {
-			fe = &fieldError{"", "times are RFC 3339, for example 2026-12-24T18:00:00+01:00: " + err.Error()}
-		}
-		writeError(w, r, http.StatusBadRequest, "invalid", fe.msg, fe.field)
-		return false
-	}
-	if dec.More() {
-		writeError(w, r, http.StatusBadRequest, "invalid", "the body must be one JSON object", "")
-		return false
-	}
-	return true
-}
-
 func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	var req scheduleRequest
-	if !decodeStrict(w, r, &req) {
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	if req.Version != nil {
@@ -281,7 +253,7 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request, ps httprout
 
 func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	var req scheduleRequest
-	if !decodeStrict(w, r, &req) {
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	if req.Version == nil {

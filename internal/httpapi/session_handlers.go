@@ -2,9 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"regexp"
@@ -226,36 +224,4 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request, kind string, ar
 		}
 		return
 	}
-}
-
-// decodeJSON reads a JSON object body strictly: the right content type,
-// no unknown fields, nothing after it. On failure it has answered.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeError(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json", "")
-		return false
-	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
-		err = errors.New("more than one JSON value")
-	}
-	if err == nil {
-		return true
-	}
-	var ute *json.UnmarshalTypeError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		writeError(w, r, http.StatusRequestEntityTooLarge, "too_large", "the body is over the limit", "")
-	case errors.As(err, &ute):
-		writeError(w, r, http.StatusBadRequest, "invalid", ute.Field+" has the wrong type: want "+ute.Type.String(), ute.Field)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		writeError(w, r, http.StatusBadRequest, "invalid", "unknown field "+strconv.Quote(f), f)
-	default:
-		writeError(w, r, http.StatusBadRequest, "invalid", "the body is not a JSON object: "+err.Error(), "")
-	}
-	return false
 }
