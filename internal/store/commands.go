@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -39,29 +37,13 @@ func (s *Store) InsertCommand(ctx context.Context, c *Command) error {
 
 // Command reads one command.
 func (s *Store) Command(ctx context.Context, id string) (Command, error) {
-	var c Command
-	err := s.db.Collection(colCommands).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&c)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return c, ErrNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("store: read command: %w", err)
-	}
-	return c, nil
+	return findOne[Command](ctx, s.db.Collection(colCommands), "read command", bson.D{{Key: "_id", Value: id}})
 }
 
 // PendingCommands lists commands no primary has run, oldest first.
 func (s *Store) PendingCommands(ctx context.Context) ([]Command, error) {
-	cur, err := s.db.Collection(colCommands).Find(ctx, bson.D{{Key: "outcome", Value: bson.D{{Key: "$exists", Value: false}}}},
+	return findAll[Command](ctx, s.db.Collection(colCommands), "list commands", bson.D{{Key: "outcome", Value: bson.D{{Key: "$exists", Value: false}}}},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}).SetLimit(100))
-	if err != nil {
-		return nil, fmt.Errorf("store: list commands: %w", err)
-	}
-	var out []Command
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list commands: %w", err)
-	}
-	return out, nil
 }
 
 // DecideCommand records the outcome of c.

@@ -57,16 +57,8 @@ func (s *Store) LastEventSeq(ctx context.Context) (int64, error) {
 
 // Events lists events after seq, in order, at most limit.
 func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, error) {
-	cur, err := s.db.Collection(colEvents).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}},
+	return findAll[Event](ctx, s.db.Collection(colEvents), "read events", bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: read events: %w", err)
-	}
-	var out []Event
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: read events: %w", err)
-	}
-	return out, nil
 }
 
 // DecodeData decodes an event's data into v.

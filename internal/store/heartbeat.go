@@ -36,16 +36,8 @@ func (s *Store) WriteHeartbeat(ctx context.Context, hb Heartbeat) error {
 
 // Heartbeats lists the processes seen since since, oldest id first.
 func (s *Store) Heartbeats(ctx context.Context, since time.Time) ([]Heartbeat, error) {
-	cur, err := s.db.Collection(colHeartbeats).Find(ctx, bson.D{{Key: "last_seen", Value: bson.D{{Key: "$gte", Value: since}}}},
+	return findAll[Heartbeat](ctx, s.db.Collection(colHeartbeats), "list heartbeats", bson.D{{Key: "last_seen", Value: bson.D{{Key: "$gte", Value: since}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(1000))
-	if err != nil {
-		return nil, fmt.Errorf("store: list heartbeats: %w", err)
-	}
-	var out []Heartbeat
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list heartbeats: %w", err)
-	}
-	return out, nil
 }
 
 // PruneHeartbeats deletes the records of processes not seen since before.

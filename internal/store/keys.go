@@ -7,13 +7,11 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -97,28 +95,12 @@ func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) error {
 
 // APIKey reads the key with id.
 func (s *Store) APIKey(ctx context.Context, id string) (APIKey, error) {
-	var k APIKey
-	err := s.db.Collection(colKeys).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&k)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return k, ErrNotFound
-	}
-	if err != nil {
-		return k, fmt.Errorf("store: read key: %w", err)
-	}
-	return k, nil
+	return findOne[APIKey](ctx, s.db.Collection(colKeys), "read key", bson.D{{Key: "_id", Value: id}})
 }
 
 // APIKeys lists every key, oldest first.
 func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
-	cur, err := s.db.Collection(colKeys).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("store: list keys: %w", err)
-	}
-	var out []APIKey
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list keys: %w", err)
-	}
-	return out, nil
+	return findAll[APIKey](ctx, s.db.Collection(colKeys), "list keys", bson.D{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
 }
 
 // RevokeAPIKey marks the key revoked; ErrNotFound when there is none.

@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -26,15 +24,7 @@ type Lease struct {
 
 // CurrentLease returns the highest epoch, or ErrNotFound before the first.
 func (s *Store) CurrentLease(ctx context.Context) (Lease, error) {
-	var l Lease
-	err := s.db.Collection(colLease).FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&l)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return l, ErrNotFound
-	}
-	if err != nil {
-		return l, fmt.Errorf("store: read lease: %w", err)
-	}
-	return l, nil
+	return findOne[Lease](ctx, s.db.Collection(colLease), "read lease", bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}}))
 }
 
 // ClaimLease inserts epoch l.Epoch. It reports false, without error, when

@@ -114,16 +114,8 @@ func (s *Store) OutboxPage(ctx context.Context, chat, status string, beforeNS in
 			bson.D{{Key: "queued_ns", Value: beforeNS}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeID}}}},
 		}})
 	}
-	cur, err := s.db.Collection(colOutbox).Find(ctx, filter,
+	return findAll[OutboxMessage](ctx, s.db.Collection(colOutbox), "list messages", filter,
 		options.Find().SetSort(bson.D{{Key: "queued_ns", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list messages: %w", err)
-	}
-	var out []OutboxMessage
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list messages: %w", err)
-	}
-	return out, nil
 }
 
 // NewMessageID returns an id for a new outbox message.
@@ -172,45 +164,21 @@ func (s *Store) OutboxMessage(ctx context.Context, id string) (OutboxMessage, er
 // OutboxUnfinished lists queued and sending messages in queue order, at
 // most limit.
 func (s *Store) OutboxUnfinished(ctx context.Context, limit int) ([]OutboxMessage, error) {
-	cur, err := s.db.Collection(colOutbox).Find(ctx,
+	return findAll[OutboxMessage](ctx, s.db.Collection(colOutbox), "list outbox",
 		bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{StatusQueued, StatusSending}}}}},
 		options.Find().SetSort(bson.D{{Key: "queued_ns", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list outbox: %w", err)
-	}
-	var out []OutboxMessage
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list outbox: %w", err)
-	}
-	return out, nil
 }
 
 // OutboxByStatus lists messages with one status in queue order (tests,
 // and the API's listing).
 func (s *Store) OutboxByStatus(ctx context.Context, status string, limit int) ([]OutboxMessage, error) {
-	cur, err := s.db.Collection(colOutbox).Find(ctx, bson.D{{Key: "status", Value: status}},
+	return findAll[OutboxMessage](ctx, s.db.Collection(colOutbox), "list outbox", bson.D{{Key: "status", Value: status}},
 		options.Find().SetSort(bson.D{{Key: "queued_ns", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list outbox: %w", err)
-	}
-	var out []OutboxMessage
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list outbox: %w", err)
-	}
-	return out, nil
 }
 
 // OutboxByWAID finds the message sent with WhatsApp id waID.
 func (s *Store) OutboxByWAID(ctx context.Context, waID string) (OutboxMessage, error) {
-	var m OutboxMessage
-	err := s.db.Collection(colOutbox).FindOne(ctx, bson.D{{Key: "wa_id", Value: waID}}).Decode(&m)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return m, ErrNotFound
-	}
-	if err != nil {
-		return m, fmt.Errorf("store: find message by WhatsApp id: %w", err)
-	}
-	return m, nil
+	return findOne[OutboxMessage](ctx, s.db.Collection(colOutbox), "find message by WhatsApp id", bson.D{{Key: "wa_id", Value: waID}})
 }
 
 // SaveOutbox writes the primary's view of m (status, attempts, times): the
@@ -260,29 +228,13 @@ func (s *Store) RequestCancel(ctx context.Context, id string) error {
 
 // CancelRequest reads the request for message id.
 func (s *Store) CancelRequest(ctx context.Context, id string) (CancelRequest, error) {
-	var c CancelRequest
-	err := s.db.Collection(colCancels).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&c)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return c, ErrNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("store: read cancel request: %w", err)
-	}
-	return c, nil
+	return findOne[CancelRequest](ctx, s.db.Collection(colCancels), "read cancel request", bson.D{{Key: "_id", Value: id}})
 }
 
 // PendingCancels lists requests the primary has not decided.
 func (s *Store) PendingCancels(ctx context.Context) ([]CancelRequest, error) {
-	cur, err := s.db.Collection(colCancels).Find(ctx, bson.D{{Key: "outcome", Value: bson.D{{Key: "$exists", Value: false}}}},
+	return findAll[CancelRequest](ctx, s.db.Collection(colCancels), "list cancel requests", bson.D{{Key: "outcome", Value: bson.D{{Key: "$exists", Value: false}}}},
 		options.Find().SetLimit(1000))
-	if err != nil {
-		return nil, fmt.Errorf("store: list cancel requests: %w", err)
-	}
-	var out []CancelRequest
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list cancel requests: %w", err)
-	}
-	return out, nil
 }
 
 // DecideCancel records the primary's decision on a request.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -113,15 +112,7 @@ type ScheduleChange struct {
 
 // ScheduleChanges lists noted changes, at most limit.
 func (s *Store) ScheduleChanges(ctx context.Context, limit int) ([]ScheduleChange, error) {
-	cur, err := s.db.Collection(colScheduleChanges).Find(ctx, bson.D{}, options.Find().SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: read schedule changes: %w", err)
-	}
-	var out []ScheduleChange
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: read schedule changes: %w", err)
-	}
-	return out, nil
+	return findAll[ScheduleChange](ctx, s.db.Collection(colScheduleChanges), "read schedule changes", bson.D{}, options.Find().SetLimit(int64(limit)))
 }
 
 // ForgetScheduleChanges deletes noted changes once taken.
@@ -138,28 +129,12 @@ func (s *Store) ForgetScheduleChanges(ctx context.Context, keys []string) error 
 
 // ScheduleAny reads a definition, deleted or not.
 func (s *Store) ScheduleAny(ctx context.Context, id string) (Schedule, error) {
-	var sc Schedule
-	err := s.db.Collection(colSchedules).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&sc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return sc, ErrNotFound
-	}
-	if err != nil {
-		return sc, fmt.Errorf("store: read schedule: %w", err)
-	}
-	return sc, nil
+	return findOne[Schedule](ctx, s.db.Collection(colSchedules), "read schedule", bson.D{{Key: "_id", Value: id}})
 }
 
 // Schedule reads one schedule (deleted ones are not found).
 func (s *Store) Schedule(ctx context.Context, id string) (Schedule, error) {
-	var sc Schedule
-	err := s.db.Collection(colSchedules).FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}}).Decode(&sc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return sc, ErrNotFound
-	}
-	if err != nil {
-		return sc, fmt.Errorf("store: read schedule: %w", err)
-	}
-	return sc, nil
+	return findOne[Schedule](ctx, s.db.Collection(colSchedules), "read schedule", bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}})
 }
 
 // UpdateSchedule replaces the definition if it is still at version
@@ -182,16 +157,8 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *Schedule) error {
 // SchedulesChangedSince lists definitions (deleted ones included) edited
 // after ns, oldest edit first.
 func (s *Store) SchedulesChangedSince(ctx context.Context, ns int64, limit int) ([]Schedule, error) {
-	cur, err := s.db.Collection(colSchedules).Find(ctx, bson.D{{Key: "updated_ns", Value: bson.D{{Key: "$gt", Value: ns}}}},
+	return findAll[Schedule](ctx, s.db.Collection(colSchedules), "read schedules", bson.D{{Key: "updated_ns", Value: bson.D{{Key: "$gt", Value: ns}}}},
 		options.Find().SetSort(bson.D{{Key: "updated_ns", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: read schedules: %w", err)
-	}
-	var out []Schedule
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: read schedules: %w", err)
-	}
-	return out, nil
 }
 
 // SchedulesPage lists live schedules newest first, before the cursor.
@@ -204,42 +171,18 @@ func (s *Store) SchedulesPage(ctx context.Context, beforeNS int64, beforeID stri
 			bson.D{{Key: "created_at", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeID}}}},
 		}})
 	}
-	cur, err := s.db.Collection(colSchedules).Find(ctx, filter,
+	return findAll[Schedule](ctx, s.db.Collection(colSchedules), "list schedules", filter,
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list schedules: %w", err)
-	}
-	var out []Schedule
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list schedules: %w", err)
-	}
-	return out, nil
 }
 
 // ScheduleStates reads the primary's progress of every schedule.
 func (s *Store) ScheduleStates(ctx context.Context) ([]ScheduleState, error) {
-	cur, err := s.db.Collection(colScheduleState).Find(ctx, bson.D{})
-	if err != nil {
-		return nil, fmt.Errorf("store: read schedule states: %w", err)
-	}
-	var out []ScheduleState
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: read schedule states: %w", err)
-	}
-	return out, nil
+	return findAll[ScheduleState](ctx, s.db.Collection(colScheduleState), "read schedule states", bson.D{})
 }
 
 // ScheduleState reads one schedule's progress.
 func (s *Store) ScheduleState(ctx context.Context, id string) (ScheduleState, error) {
-	var st ScheduleState
-	err := s.db.Collection(colScheduleState).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&st)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return st, ErrNotFound
-	}
-	if err != nil {
-		return st, fmt.Errorf("store: read schedule state: %w", err)
-	}
-	return st, nil
+	return findOne[ScheduleState](ctx, s.db.Collection(colScheduleState), "read schedule state", bson.D{{Key: "_id", Value: id}})
 }
 
 // SaveScheduleState writes the primary's progress.
@@ -266,16 +209,8 @@ func (s *Store) ScheduleRuns(ctx context.Context, id string, beforeNS int64, lim
 	if beforeNS != 0 {
 		filter = append(filter, bson.E{Key: "due_at", Value: bson.D{{Key: "$lt", Value: time.Unix(0, beforeNS)}}})
 	}
-	cur, err := s.db.Collection(colScheduleRuns).Find(ctx, filter,
+	return findAll[ScheduleRun](ctx, s.db.Collection(colScheduleRuns), "list schedule runs", filter,
 		options.Find().SetSort(bson.D{{Key: "due_at", Value: -1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list schedule runs: %w", err)
-	}
-	var out []ScheduleRun
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list schedule runs: %w", err)
-	}
-	return out, nil
 }
 
 // CreateSchedules inserts many schedules at once (benchmarks, imports).

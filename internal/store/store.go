@@ -235,3 +235,30 @@ func IsDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }
 
 // ErrNotFound is returned when a document does not exist.
 var ErrNotFound = errors.New("store: not found")
+
+// findAll runs a query and decodes every document it finds; what names
+// the query in errors.
+func findAll[T any](ctx context.Context, c *mongo.Collection, what string, filter any, opts ...options.Lister[options.FindOptions]) ([]T, error) {
+	cur, err := c.Find(ctx, filter, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	var out []T
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// findOne decodes the first document filter finds, or ErrNotFound.
+func findOne[T any](ctx context.Context, c *mongo.Collection, what string, filter any, opts ...options.Lister[options.FindOneOptions]) (T, error) {
+	var v T
+	err := c.FindOne(ctx, filter, opts...).Decode(&v)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return v, ErrNotFound
+	}
+	if err != nil {
+		return v, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return v, nil
+}

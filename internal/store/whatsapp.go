@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -45,15 +43,7 @@ func (s *Store) SaveSession(ctx context.Context, ws WASession) error {
 
 // Session reads the session document; ErrNotFound before a primary ran.
 func (s *Store) Session(ctx context.Context) (WASession, error) {
-	var ws WASession
-	err := s.db.Collection(colSession).FindOne(ctx, bson.D{{Key: "_id", Value: sessionID}}).Decode(&ws)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return ws, ErrNotFound
-	}
-	if err != nil {
-		return ws, fmt.Errorf("store: read session: %w", err)
-	}
-	return ws, nil
+	return findOne[WASession](ctx, s.db.Collection(colSession), "read session", bson.D{{Key: "_id", Value: sessionID}})
 }
 
 // IncomingMessage is a message someone sent to the account.
@@ -117,16 +107,8 @@ func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref MediaRef) 
 
 // IncomingMessages lists stored incoming messages of chat, oldest first.
 func (s *Store) IncomingMessages(ctx context.Context, chat string, limit int) ([]IncomingMessage, error) {
-	cur, err := s.db.Collection(colMessages).Find(ctx, bson.D{{Key: "chat", Value: chat}},
+	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list incoming messages", bson.D{{Key: "chat", Value: chat}},
 		options.Find().SetSort(bson.D{{Key: "sent_at", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list incoming messages: %w", err)
-	}
-	var out []IncomingMessage
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list incoming messages: %w", err)
-	}
-	return out, nil
 }
 
 // ReceiptRecord is one receipt as WhatsApp sent it.
@@ -163,15 +145,7 @@ type Chat struct {
 
 // Chat reads one chat.
 func (s *Store) Chat(ctx context.Context, jid string) (Chat, error) {
-	var c Chat
-	err := s.db.Collection(colChats).FindOne(ctx, bson.D{{Key: "_id", Value: jid}}).Decode(&c)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return c, ErrNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("store: read chat: %w", err)
-	}
-	return c, nil
+	return findOne[Chat](ctx, s.db.Collection(colChats), "read chat", bson.D{{Key: "_id", Value: jid}})
 }
 
 // SaveChat writes the primary's view of a chat (the primary is its one writer).
@@ -207,16 +181,8 @@ func (s *Store) ChatsPage(ctx context.Context, beforeNS int64, beforeJID string,
 			bson.D{{Key: "last_message_at", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeJID}}}},
 		}})
 	}
-	cur, err := s.db.Collection(colChats).Find(ctx, filter,
+	return findAll[Chat](ctx, s.db.Collection(colChats), "list chats", filter,
 		options.Find().SetSort(bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list chats: %w", err)
-	}
-	var out []Chat
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list chats: %w", err)
-	}
-	return out, nil
 }
 
 // IncomingBefore lists incoming messages (of chat, or all when chat is
@@ -229,14 +195,6 @@ func (s *Store) IncomingBefore(ctx context.Context, chat string, t time.Time, li
 	if !t.IsZero() {
 		filter = append(filter, bson.E{Key: "sent_at", Value: bson.D{{Key: "$lte", Value: t}}})
 	}
-	cur, err := s.db.Collection(colMessages).Find(ctx, filter,
+	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list incoming messages", filter,
 		options.Find().SetSort(bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("store: list incoming messages: %w", err)
-	}
-	var out []IncomingMessage
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: list incoming messages: %w", err)
-	}
-	return out, nil
 }
