@@ -501,12 +501,15 @@ func TestPaceAndCaps(t *testing.T) {
 	cfg := waCfg()
 	cfg.SendPerMinute, cfg.DailyCap, cfg.NewContactsPerDay = 300, 4, 1 // 200ms ±25% apart
 	w := &primary.WhatsApp{Cfg: cfg, Driver: sb, Store: st, Log: zerolog.Nop()}
-	runWA(t, w, 1)
 	var ms []store.OutboxMessage
 	for i := range 4 {
 		ms = append(ms, enqueue(t, st, alice, fmt.Sprint(i)))
 	}
 	stranger := enqueue(t, st, "4915188888888@s.whatsapp.net", "hello stranger")
+	// All queued before the primary starts, so its first round sees both
+	// chats: alice's first message takes the one new-contact slot, and the
+	// stranger's waits for that cap before the daily cap is reached.
+	runWA(t, w, 1)
 	waitFor(t, "three to alice sent", 10*time.Second, func() (bool, string) {
 		return len(sb.Sent()) >= 3, fmt.Sprint(len(sb.Sent()))
 	})
