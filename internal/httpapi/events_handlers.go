@@ -28,11 +28,101 @@ type Realtime struct {
 	// Done, when closed, ends every stream (the worker is stopping: the
 	// clients reconnect to another worker with Last-Event-ID).
 	Done <-chan struct{}
+	// Tokens keeps browser tokens (POST /v1/events/token); nil leaves them
+	// out.
+	Tokens EventTokens
 }
 
+// EventTokens keeps browser tokens for the stream routes.
+type EventTokens interface {
+	CreateEventToken(ctx context.Context, t store.EventToken) error
+	EventToken(ctx context.Context, hash string) (store.EventToken, error)
+}
+
+// EventTokenTTL is how long a browser token opens streams. An open stream
+// is not cut when its token expires; the browser fetches a new one to
+// reconnect. Short, because a URL's query ends up in proxy logs and browser
+// histories where a header does not.
+const EventTokenTTL = 10 * time.Minute
+
 func (s *Server) eventRoutes(r routes) {
-	r.handle("GET", "/v1/events", s.auth(store.ScopeMessagesRead, s.sse))
-	r.handle("GET", "/v1/ws", s.auth(store.ScopeMessagesRead, s.ws))
+	r.handle("GET", "/v1/events", s.streamAuth(store.ScopeMessagesRead, s.sse))
+	r.handle("GET", "/v1/ws", s.streamAuth(store.ScopeMessagesRead, s.ws))
+	if s.Realtime.Tokens != nil {
+		r.handle("POST", "/v1/events/token", s.auth(store.ScopeMessagesRead, s.eventToken))
+	}
+}
+
+// eventToken hands the calling key a browser token for the stream routes.
+func (s *Server) eventToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	k, _ := KeyOf(r)
+	token, t := store.NewEventToken(k.ID, EventTokenTTL)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.Realtime.Tokens.CreateEventToken(ctx, t); err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}{token, t.ExpiresAt.UTC()})
+}
+
+// streamAuth is auth for the stream routes, which also take a browser token
+// as ?token= in place of the Authorization header (the token is used when
+// both come). A token stands for its key: the key's revocation, scope and
+// rate limit apply as if the key had been sent.
+func (s *Server) streamAuth(scope string, h httprouter.Handle) httprouter.Handle {
+	withKey := s.auth(scope, h)
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		q := r.URL.Query()
+		if !q.Has("token") || s.Realtime.Tokens == nil {
+			withKey(w, r, ps)
+			return
+		}
+		refuse := func(msg string) {
+			writeError(w, r, http.StatusUnauthorized, "unauthorized", msg, "token")
+		}
+		raw := q.Get("token")
+		if !strings.HasPrefix(raw, "evt_") || len(raw) != 56 {
+			refuse("token is not a token of this server; get one with POST /v1/events/token")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		t, err := s.Realtime.Tokens.EventToken(ctx, store.EventTokenHash(raw))
+		if errors.Is(err, store.ErrNotFound) {
+			refuse("token is unknown or long expired; get a new one with POST /v1/events/token")
+			return
+		}
+		if err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		if !time.Now().Before(t.ExpiresAt) {
+			refuse("token expired at " + t.ExpiresAt.UTC().Format(time.RFC3339) + "; get a new one with POST /v1/events/token")
+			return
+		}
+		k, found, err := s.key(ctx, t.KeyID)
+		if err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		if !found || !k.RevokedAt.IsZero() {
+			refuse("token was made with the API key " + t.KeyID + ", which is unknown or revoked")
+			return
+		}
+		if !k.Has(scope) {
+			writeError(w, r, http.StatusForbidden, "forbidden", "the API key "+k.ID+" behind the token lacks the scope "+scope, "token")
+			return
+		}
+		if !s.allow(w, r, k.ID) {
+			return
+		}
+		cancel()
+		h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, k)), ps)
+	}
 }
 
 // stream is one client's view: its cursor and filters.
@@ -54,8 +144,9 @@ func (st *stream) wants(e realtime.Event) bool {
 func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, bool) {
 	q := r.URL.Query()
 	for k := range q {
-		switch k {
-		case "types", "chat", "last_event_id":
+		switch {
+		case k == "types", k == "chat", k == "last_event_id":
+		case k == "token" && s.Realtime.Tokens != nil: // streamAuth took it
 		default:
 			writeError(w, r, http.StatusBadRequest, "invalid", "unknown query parameter "+strconv.Quote(k), k)
 			return nil, false
@@ -70,9 +161,11 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, bo
 	st.chat = q.Get("chat")
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
+	// The header wins: EventSource sends it on its own reconnects, to the
+	// URL it was made with, whose last_event_id is older.
 	last := r.Header.Get("Last-Event-ID")
-	if v := q.Get("last_event_id"); v != "" {
-		last = v
+	if last == "" {
+		last = q.Get("last_event_id")
 	}
 	if last == "" {
 		head, err := s.Realtime.Hub.Head(ctx)

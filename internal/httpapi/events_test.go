@@ -111,11 +111,11 @@ func eventServers(t *testing.T, rt func(*Realtime)) eventEnv {
 	for w := range 2 {
 		hub := &realtime.Hub{Src: st, Log: zerolog.Nop()}
 		go hub.Run(ctx)
-		r := &Realtime{Hub: hub, Src: st, Heartbeat: 200 * time.Millisecond}
+		r := &Realtime{Hub: hub, Src: st, Heartbeat: 200 * time.Millisecond, Tokens: st}
 		if rt != nil {
 			rt(r)
 		}
-		env.urls = append(env.urls, serve(t, &Server{Backend: st, Keys: st, Realtime: r, Log: zerolog.Nop(), Worker: fmt.Sprint(w + 1)}, nil))
+		env.urls = append(env.urls, serve(t, &Server{Backend: st, Keys: st, Messages: st, Realtime: r, Log: zerolog.Nop(), Worker: fmt.Sprint(w + 1)}, nil))
 	}
 	return env
 }

@@ -211,7 +211,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	db := testdb.Start(t)
 	st := newStore(t, db)
 	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Schedules: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1",
-		Realtime: &Realtime{Hub: &realtime.Hub{Src: st}, Src: st}}
+		Realtime: &Realtime{Hub: &realtime.Hub{Src: st}, Src: st, Tokens: st}}
 	url := serve(t, s, nil)
 	res, err := http.Get(url + "/v1/openapi.json")
 	if err != nil {
