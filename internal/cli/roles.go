@@ -84,8 +84,8 @@ func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	return p.Run(ctx)
 }
 
-// newPrimary builds the primary with its tasks (WhatsApp, the scheduler)
-// sharing one event log.
+// newPrimary builds the primary with its tasks (WhatsApp, the scheduler,
+// webhooks) sharing one event log.
 func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger) (*primary.Primary, error) {
 	wa, err := newWhatsApp(cfg, st, log)
 	if err != nil {
@@ -94,8 +94,9 @@ func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger) (*primar
 	events := primary.NewEventLog(st, log)
 	wa.Events = events
 	sched := &primary.Scheduler{Store: st, Log: log.With().Str("component", "scheduler").Logger(), Events: events}
+	hooks := &primary.Webhooks{Store: st, Log: log.With().Str("component", "webhooks").Logger(), Cfg: cfg.Webhooks, Events: events}
 	return &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), Events: events, Scheduler: sched,
-		Tasks: []primary.Task{wa.Task(), sched.Task()}}, nil
+		Tasks: []primary.Task{wa.Task(), sched.Task(), hooks.Task()}}, nil
 }
 
 // newWhatsApp builds the primary's WhatsApp task with the configured

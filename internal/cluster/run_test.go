@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"app/internal/cli"
 )
@@ -372,36 +375,11 @@ func TestServeIsTheSuiteInOneProcess(t *testing.T) {
 // `app pair` against `app serve` with the sandbox driver: it draws the QR
 // code, and returns once the code is "scanned".
 func TestPairShowsTheQRCodeUntilPaired(t *testing.T) {
-	addr := freePort(t)
-	state, err := os.MkdirTemp("", "apppair")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(state) })
-	serve := exec.Command(os.Args[0], "serve")
-	serve.Env = append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
-		"APP_ENV=qa", "WHATSAPP_DRIVER=sandbox", "LOG_FORMAT=json", "LOG_LEVEL=warn", "MONGO_URI=")
-	serve.Stdout, serve.Stderr = io.Discard, io.Discard
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
-
+	addr, state := startSandboxServe(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// A key with the session scope, made the way an administrator does.
-	var key string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		keys := exec.Command(os.Args[0], "keys", "create", "--name", "pairing", "--scopes", "session")
-		keys.Env = append(os.Environ(), asApp+"=1", "APP_STATE_DIR="+state, "MONGO_URI=", "APP_ENV=qa")
-		b, err := keys.Output()
-		if key = strings.TrimSpace(string(b)); err == nil && strings.HasPrefix(key, "app_") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app keys create: %v %q", err, b)
-		}
-	}
+	key := createKey(t, state, "session")
 	pair := exec.CommandContext(ctx, os.Args[0], "pair", "--url", "http://"+addr, "--timeout", "50s")
 	pair.Env = append(os.Environ(), asApp+"=1", "APP_API_KEY="+key)
 	var out lockedBuilder
@@ -457,6 +435,116 @@ func TestPairShowsTheQRCodeUntilPaired(t *testing.T) {
 	// The QR code is drawn with block characters.
 	if !strings.Contains(out.String(), "█") {
 		t.Errorf("no QR code drawn:\n%s", out.String())
+	}
+}
+
+// startSandboxServe runs `app serve` with the sandbox driver on the
+// embedded database, with extra environment; it returns its address and
+// state directory.
+func startSandboxServe(t *testing.T, env ...string) (addr, state string) {
+	t.Helper()
+	addr = freePort(t)
+	state, err := os.MkdirTemp("", "appsandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+	serve := exec.Command(os.Args[0], "serve")
+	serve.Env = append(append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
+		"APP_ENV=qa", "WHATSAPP_DRIVER=sandbox", "LOG_FORMAT=json", "LOG_LEVEL=warn", "MONGO_URI="), env...)
+	serve.Stdout, serve.Stderr = io.Discard, io.Discard
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
+	return addr, state
+}
+
+// createKey makes an API key with `app keys create`, as an administrator
+// does, once the database answers.
+func createKey(t *testing.T, state, scopes string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		keys := exec.Command(os.Args[0], "keys", "create", "--name", "test", "--scopes", scopes)
+		keys.Env = append(os.Environ(), asApp+"=1", "APP_STATE_DIR="+state, "MONGO_URI=", "APP_ENV=qa")
+		b, err := keys.Output()
+		if key := strings.TrimSpace(string(b)); err == nil && strings.HasPrefix(key, "app_") {
+			return key
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app keys create: %v %q", err, b)
+		}
+	}
+}
+
+// The suite as installed delivers webhooks: a subscription made through
+// the API gets the session's events from the primary, signed with the
+// secret it was given.
+func TestWebhookFromTheRunningSuite(t *testing.T) {
+	type got struct {
+		body   []byte
+		header http.Header
+	}
+	arrived := make(chan got, 100)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		arrived <- got{b, r.Header.Clone()}
+	}))
+	defer rcv.Close()
+	addr, state := startSandboxServe(t, "APP_WEBHOOK_ALLOWED_NETWORKS=127.0.0.1/32")
+	key := createKey(t, state, "admin")
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&v)
+		return res.StatusCode, v
+	}
+	status, wh := call("POST", "/v1/webhooks", `{"url":"`+rcv.URL+`/hook","types":["session.state"]}`)
+	if status != 201 {
+		t.Fatalf("subscribe: %d %v", status, wh)
+	}
+	// Pair the sandbox account: the session goes to connected.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if status, _ := call("POST", "/v1/sandbox/scan", ""); status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sandbox scan was never accepted")
+		}
+	}
+	verifier, err := standardwebhooks.NewWebhook(wh["secret"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case g := <-arrived:
+			if err := verifier.Verify(g.body, g.header); err != nil {
+				t.Fatalf("signature: %v", err)
+			}
+			var ev struct {
+				Type string `json:"type"`
+				Data struct {
+					State string `json:"state"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(g.body, &ev); err != nil || ev.Type != "session.state" {
+				t.Fatalf("delivery %s: %v", g.body, err)
+			}
+			if ev.Data.State == "connected" {
+				return
+			}
+		case <-timeout:
+			t.Fatal("no session.state connected delivered within 30s")
+		}
 	}
 }
 

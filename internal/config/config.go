@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,6 +58,8 @@ type Config struct {
 	EventRetention time.Duration // events older than this are pruned
 	MediaRetention time.Duration // stored files older than this are pruned (unless still needed)
 
+	Webhooks Webhooks
+
 	RateLimit float64 // API requests per second per key, over all workers; 0: no limit
 	RateBurst int     // requests a key may send at once
 
@@ -73,6 +76,13 @@ type WhatsApp struct {
 	MaxAttempts       int           // transient failures before a message fails
 	MediaMaxBytes     int64         // largest incoming media downloaded
 	RateLimitPause    time.Duration // sends pause this long when WhatsApp says we send too fast
+}
+
+// Webhooks is how the primary delivers webhooks.
+type Webhooks struct {
+	Timeout         time.Duration  // a receiver's time to answer an attempt
+	MaxAge          time.Duration  // a delivery not done by then is dead
+	AllowedNetworks []netip.Prefix // private networks receivers may be in
 }
 
 // Error is a configuration error: one variable, its value and what is allowed.
@@ -200,6 +210,10 @@ func (c *Config) validate() error {
 	if c.MongoMaxTotalConnected < c.Workers()+1 {
 		return &Error{Var: "MONGO_MAX_TOTAL_CONNECTIONS", Value: fmt.Sprint(c.MongoMaxTotalConnected),
 			Allowed: fmt.Sprintf("at least one connection per process: workers + primary = %d", c.Workers()+1)}
+	}
+	if c.Webhooks.MaxAge > c.EventRetention {
+		return &Error{Var: "APP_WEBHOOK_MAX_AGE", Value: c.Webhooks.MaxAge.String(),
+			Allowed: fmt.Sprintf("at most APP_EVENT_RETENTION (%s): a delivery needs its event in the log", c.EventRetention)}
 	}
 	return nil
 }

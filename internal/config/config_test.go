@@ -121,7 +121,7 @@ func TestEmptyValueMeansDefault(t *testing.T) {
 	def := mustLoad(t, nil)
 	for _, v := range Variables() {
 		c := mustLoad(t, map[string]string{v.Name: ""})
-		if c != def {
+		if !reflect.DeepEqual(c, def) {
 			t.Errorf("%s=\"\" gives %+v, want the defaults %+v", v.Name, c, def)
 		}
 	}
@@ -142,7 +142,7 @@ func TestDocumentedDefaultsApply(t *testing.T) {
 			}
 			c.ListenExplicit = false
 		}
-		if c != def {
+		if !reflect.DeepEqual(c, def) {
 			t.Errorf("%s=%q (its documented default) gives %+v, want %+v", v.Name, v.Default, c, def)
 		}
 	}
@@ -245,6 +245,10 @@ func TestInvalidValues(t *testing.T) {
 		{"APP_MEDIA_RETENTION", map[string]string{"APP_MEDIA_RETENTION": "1m"}, "1m"},
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "-1"}, "-1"},
 		{"APP_RATE_BURST", map[string]string{"APP_RATE_BURST": "0"}, "0"},
+		{"APP_WEBHOOK_TIMEOUT", map[string]string{"APP_WEBHOOK_TIMEOUT": "0s"}, "0s"},
+		{"APP_WEBHOOK_MAX_AGE", map[string]string{"APP_WEBHOOK_MAX_AGE": "1d"}, "1d"},
+		{"APP_WEBHOOK_MAX_AGE", map[string]string{"APP_WEBHOOK_MAX_AGE": "200h"}, "200h0m0s"},
+		{"APP_WEBHOOK_ALLOWED_NETWORKS", map[string]string{"APP_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,office"}, "10.0.0.0/8,office"},
 		{"WHATSAPP_SEND_PER_MINUTE", map[string]string{"WHATSAPP_SEND_PER_MINUTE": "-1"}, "-1"},
 		{"WHATSAPP_DAILY_CAP", map[string]string{"WHATSAPP_DAILY_CAP": "1k"}, "1k"},
 		{"WHATSAPP_NEW_CONTACTS_PER_DAY", map[string]string{"WHATSAPP_NEW_CONTACTS_PER_DAY": "ten"}, "ten"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -132,6 +133,30 @@ var vars = []variable{
 		def: fixed("168h"), parse: durVar(time.Hour, 24*365*time.Hour, func(c *Config, d time.Duration) { c.EventRetention = d })},
 	{name: "APP_MEDIA_RETENTION", doc: "how long stored media is kept (files a live schedule or an unsent message needs are kept)",
 		def: fixed("2160h"), parse: durVar(time.Hour, 24*3650*time.Hour, func(c *Config, d time.Duration) { c.MediaRetention = d })},
+	{name: "APP_WEBHOOK_TIMEOUT", doc: "how long a webhook receiver has to answer a delivery before the attempt fails",
+		def: fixed("10s"), parse: durVar(time.Second, 5*time.Minute, func(c *Config, d time.Duration) { c.Webhooks.Timeout = d })},
+	{name: "APP_WEBHOOK_MAX_AGE", doc: "how long a webhook delivery is retried (with back-off) before it goes to the dead state; at most APP_EVENT_RETENTION",
+		def: fixed("24h"), parse: durVar(time.Minute, 24*365*time.Hour, func(c *Config, d time.Duration) { c.Webhooks.MaxAge = d })},
+	{name: "APP_WEBHOOK_ALLOWED_NETWORKS", doc: "comma-separated networks (CIDR, e.g. 10.1.0.0/16 or 127.0.0.1/32) webhook receivers may be in although loopback, private or link-local; empty: only public addresses",
+		emptyOK: true, def: fixed(""), parse: func(c *Config, v string) error {
+			c.Webhooks.AllowedNetworks = nil
+			for _, f := range strings.Split(v, ",") {
+				f = strings.TrimSpace(f)
+				if f == "" {
+					continue
+				}
+				p, err := netip.ParsePrefix(f)
+				if err != nil {
+					a, aerr := netip.ParseAddr(f)
+					if aerr != nil {
+						return errors.New("comma-separated networks in CIDR form (10.1.0.0/16) or addresses (127.0.0.1)")
+					}
+					p = netip.PrefixFrom(a, a.BitLen())
+				}
+				c.Webhooks.AllowedNetworks = append(c.Webhooks.AllowedNetworks, p.Masked())
+			}
+			return nil
+		}},
 	{name: "APP_RATE_LIMIT", doc: "API requests per second per key over all workers (each worker enforces its share); 0: no limit",
 		def: fixed("20"), parse: func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(v, 64)

@@ -147,7 +147,20 @@ func decodeObject(body []byte, v any) *fieldError {
 	}
 	var pe *time.ParseError
 	if errors.As(err, &pe) {
-		return &fieldError{"", "times are RFC 3339, for example 2026-12-24T18:00:00+01:00: " + err.Error()}
+		// The decoder does not say which field a time came from: the
+		// top-level field holding the bad value is the one.
+		field := ""
+		var top map[string]json.RawMessage
+		if json.Unmarshal(body, &top) == nil {
+			for k, raw := range top {
+				var s string
+				if json.Unmarshal(raw, &s) == nil && s == pe.Value {
+					field = k
+					break
+				}
+			}
+		}
+		return &fieldError{field, "times are RFC 3339, for example 2026-12-24T18:00:00+01:00: " + err.Error()}
 	}
 	return jsonFieldError(err)
 }

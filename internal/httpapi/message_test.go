@@ -613,7 +613,7 @@ func TestScheduleRoutes(t *testing.T) {
 	}{
 		{`{"message":{"to":"+491701234567","text":"x"}}`, "send_at"},
 		{`{"send_at":"2020-01-01T00:00:00Z","message":{"to":"+491701234567","text":"x"}}`, "send_at"},
-		{`{"send_at":"tomorrow","message":{"to":"+491701234567","text":"x"}}`, ""},
+		{`{"send_at":"tomorrow","message":{"to":"+491701234567","text":"x"}}`, "send_at"},
 		{`{"cron":"61 * * * *","message":{"to":"+491701234567","text":"x"}}`, "cron"},
 		{`{"cron":"0 9 * * *","timezone":"Mars/Olympus","message":{"to":"+491701234567","text":"x"}}`, "timezone"},
 		{`{"cron":"0 9 * * *","send_at":"` + soon + `","message":{"to":"+491701234567","text":"x"}}`, "cron"},

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"app/internal/store"
+	"app/internal/webhook"
 )
 
 // Backend is what the handlers need from the database.
@@ -49,6 +50,10 @@ type Server struct {
 	Chats ChatBackend
 	// Schedules serves the schedule routes; nil leaves them out.
 	Schedules ScheduleBackend
+	// Webhooks serves the webhook routes; nil leaves them out.
+	// WebhookGuard checks receiver URLs (default: public addresses only).
+	Webhooks     WebhookBackend
+	WebhookGuard *webhook.Guard
 	// Realtime serves /v1/events and /v1/ws; nil leaves them out.
 	Realtime *Realtime
 	// Media serves the media routes; nil leaves them out. MediaMaxBytes
@@ -123,6 +128,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	}
 	if s.Realtime != nil {
 		s.eventRoutes(rt)
+	}
+	if s.Webhooks != nil {
+		s.webhookRoutes(rt)
 	}
 	if extra != nil {
 		extra(r)

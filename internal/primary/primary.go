@@ -213,9 +213,17 @@ func (p *Primary) housekeepingJobs(epoch int64) []Job {
 			n, err := p.Store.PruneEvents(ctx, time.Now().Add(-p.Cfg.EventRetention))
 			return logged("events older than APP_EVENT_RETENTION", n, err)
 		}},
+		{Name: "prune-webhook-deliveries", Every: time.Hour, Run: func(ctx context.Context) error {
+			n, err := p.Store.PruneDeliveries(ctx, time.Now().Add(-p.Cfg.EventRetention))
+			return logged("webhook delivery records older than APP_EVENT_RETENTION", n, err)
+		}},
 		{Name: "prune-media", Every: 6 * time.Hour, Run: func(ctx context.Context) error {
 			n, err := p.Store.PruneMedia(ctx, time.Now().Add(-p.Cfg.MediaRetention))
 			return logged("media older than APP_MEDIA_RETENTION", int64(n), err)
+		}},
+		{Name: "prune-event-tokens", Every: time.Hour, Run: func(ctx context.Context) error {
+			n, err := p.Store.PruneEventTokens(ctx, time.Now())
+			return logged("expired browser tokens", n, err)
 		}},
 	}
 }

@@ -714,11 +714,20 @@ type EventLog struct {
 	seq   int64
 	epoch int64
 	log   zerolog.Logger
+	wake  chan struct{} // closed (and replaced) at each append
 }
 
 // NewEventLog is an event log for st; Start it at each lease.
 func NewEventLog(st *store.Store, log zerolog.Logger) *EventLog {
-	return &EventLog{store: st, log: log}
+	return &EventLog{store: st, log: log, wake: make(chan struct{})}
+}
+
+// Appended is closed when the next event has been appended: readers in
+// this process (webhook deliveries) wake at once instead of polling.
+func (l *EventLog) Appended() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wake
 }
 
 // Start reads where the log stands, for the lease of epoch. It returns
@@ -762,6 +771,8 @@ func (l *EventLog) Append(ctx context.Context, typ string, data any) error {
 		}
 		if !stale {
 			l.seq = seq
+			close(l.wake)
+			l.wake = make(chan struct{})
 			return nil
 		}
 		l.log.Error().Int64("seq", seq).Msg("The event log has an entry this primary did not write; continuing after it.")

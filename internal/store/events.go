@@ -94,3 +94,7 @@ func (s *Store) FirstEventSeq(ctx context.Context) (int64, error) {
 	}
 	return e.Seq, nil
 }
+
+// EventTypes are the types the log holds (docs/EVENTS.md).
+var EventTypes = []string{"session.state", "session.qr", "message.status", "message.incoming", "sending.paused",
+	"schedule.run", "webhook.disabled"}

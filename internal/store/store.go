@@ -194,6 +194,9 @@ const (
 	colScheduleState   = "schedule_state"
 	colScheduleRuns    = "schedule_runs"
 	colScheduleChanges = "schedule_changes"
+	colWebhooks        = "webhooks"
+	colWebhookState    = "webhook_state"
+	colDeliveries      = "webhook_deliveries"
 )
 
 // EnsureIndexes creates the indexes the project needs. Creating an index
@@ -217,6 +220,8 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "updated_ns", Value: 1}}, Options: options.Index().SetName("updated")}},
 		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "deleted", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("live_newest")}},
 		{colScheduleRuns, mongo.IndexModel{Keys: bson.D{{Key: "schedule_id", Value: 1}, {Key: "due_at", Value: -1}}, Options: options.Index().SetName("schedule_due")}},
+		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_seq")}},
+		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "last_attempt_at", Value: 1}}, Options: options.Index().SetName("last_attempt")}},
 	}
 	for _, sp := range specs {
 		name, err := s.db.Collection(sp.coll).Indexes().CreateOne(ctx, sp.model)

@@ -21,6 +21,7 @@ import (
 	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/systemd"
+	"app/internal/webhook"
 )
 
 // ErrNoSocket is a setup error: nothing handed over a socket and APP_LISTEN
@@ -66,11 +67,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.api = &httpapi.Server{Backend: w.Store, Log: w.Log, Worker: w.ID.Worker, MaxBodyBytes: w.Cfg.MaxBodyBytes,
 		HeartbeatInterval: w.Cfg.HeartbeatInterval, Sessions: w.Store, Keys: w.Store, Messages: w.Store, Chats: w.Store,
 		Media: w.Store, MediaMaxBytes: w.Cfg.WhatsApp.MediaMaxBytes, Schedules: w.Store,
+		Webhooks: w.Store, WebhookGuard: webhook.NewGuard(w.Cfg.Webhooks.AllowedNetworks),
 		RateLimit: w.Cfg.RateLimit / float64(w.Cfg.Workers()), RateBurst: max(1, (w.Cfg.RateBurst+w.Cfg.Workers()-1)/w.Cfg.Workers()),
 		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox"}
 	hub := &realtime.Hub{Src: w.Store, Log: w.Log}
 	streamsDone := make(chan struct{})
-	w.api.Realtime = &httpapi.Realtime{Hub: hub, Src: w.Store, Done: streamsDone}
+	w.api.Realtime = &httpapi.Realtime{Hub: hub, Src: w.Store, Done: streamsDone, Tokens: w.Store}
 	handler := w.api.Handler()
 	srv := httpapi.NewHTTPServer(handler, w.Log)
 	// Streams never end by themselves: shutting down ends them, so the
