@@ -56,6 +56,7 @@ type Config struct {
 	WhatsApp WhatsApp
 
 	EventRetention time.Duration // events older than this are pruned
+	EventMaxCount  int64         // at most this many events are kept; 0: no limit
 	MediaRetention time.Duration // stored files older than this are pruned (unless still needed)
 
 	Webhooks Webhooks

@@ -243,6 +243,8 @@ func TestInvalidValues(t *testing.T) {
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "fast"}, "fast"},
 		{"APP_EVENT_RETENTION", map[string]string{"APP_EVENT_RETENTION": "7d"}, "7d"},
 		{"APP_MEDIA_RETENTION", map[string]string{"APP_MEDIA_RETENTION": "1m"}, "1m"},
+		{"APP_EVENT_MAX_COUNT", map[string]string{"APP_EVENT_MAX_COUNT": "10"}, "10"},
+		{"APP_EVENT_MAX_COUNT", map[string]string{"APP_EVENT_MAX_COUNT": "1e6"}, "1e6"},
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "-1"}, "-1"},
 		{"APP_RATE_BURST", map[string]string{"APP_RATE_BURST": "0"}, "0"},
 		{"APP_WEBHOOK_TIMEOUT", map[string]string{"APP_WEBHOOK_TIMEOUT": "0s"}, "0s"},

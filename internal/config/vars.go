@@ -131,6 +131,15 @@ var vars = []variable{
 		}, parse: oneOf(func(c *Config, v string) { c.LogFormat = v }, "json", "console")},
 	{name: "APP_EVENT_RETENTION", doc: "how long the event log keeps an event (the primary's housekeeping prunes older ones)",
 		def: fixed("168h"), parse: durVar(time.Hour, 24*365*time.Hour, func(c *Config, d time.Duration) { c.EventRetention = d })},
+	{name: "APP_EVENT_MAX_COUNT", doc: "how many events the log keeps at most (the oldest beyond it are pruned with the others); 0: no limit",
+		def: fixed("1000000"), parse: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || (n != 0 && (n < 1000 || n > 1e10)) {
+				return errors.New("0 (no limit) or a number of events from 1000 to 10000000000")
+			}
+			c.EventMaxCount = n
+			return nil
+		}},
 	{name: "APP_MEDIA_RETENTION", doc: "how long stored media is kept (files a live schedule or an unsent message needs are kept)",
 		def: fixed("2160h"), parse: durVar(time.Hour, 24*3650*time.Hour, func(c *Config, d time.Duration) { c.MediaRetention = d })},
 	{name: "APP_WEBHOOK_TIMEOUT", doc: "how long a webhook receiver has to answer a delivery before the attempt fails",

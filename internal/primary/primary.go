@@ -211,7 +211,11 @@ func (p *Primary) housekeepingJobs(epoch int64) []Job {
 		}},
 		{Name: "prune-events", Every: time.Hour, Run: func(ctx context.Context) error {
 			n, err := p.Store.PruneEvents(ctx, time.Now().Add(-p.Cfg.EventRetention))
-			return logged("events older than APP_EVENT_RETENTION", n, err)
+			if err = logged("events older than APP_EVENT_RETENTION", n, err); err != nil {
+				return err
+			}
+			n, err = p.Store.PruneEventsBeyond(ctx, p.Cfg.EventMaxCount)
+			return logged("the oldest events beyond APP_EVENT_MAX_COUNT", n, err)
 		}},
 		{Name: "prune-webhook-deliveries", Every: time.Hour, Run: func(ctx context.Context) error {
 			n, err := p.Store.PruneDeliveries(ctx, time.Now().Add(-p.Cfg.EventRetention))

@@ -80,6 +80,21 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 	return res.DeletedCount, nil
 }
 
+// PruneEventsBeyond deletes the oldest events so that at most keep
+// remain (the log's size limit). Numbers are contiguous, so this is a
+// range on _id.
+func (s *Store) PruneEventsBeyond(ctx context.Context, keep int64) (int64, error) {
+	last, err := s.LastEventSeq(ctx)
+	if err != nil || keep <= 0 || last <= keep {
+		return 0, err
+	}
+	res, err := s.db.Collection(colEvents).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$lte", Value: last - keep}}}})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune events beyond %d: %w", keep, err)
+	}
+	return res.DeletedCount, nil
+}
+
 // FirstEventSeq is the lowest sequence number still in the log, 0 when
 // the log is empty.
 func (s *Store) FirstEventSeq(ctx context.Context) (int64, error) {

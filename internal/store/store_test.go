@@ -232,4 +232,19 @@ func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
 	if last, err := st.LastEventSeq(ctx); err != nil || last != 3 {
 		t.Errorf("after pruning the log is at %d, %v; want 3", last, err)
 	}
+	// The size limit keeps the newest events.
+	for seq := int64(4); seq <= 10; seq++ {
+		if err := st.AppendEvent(ctx, seq, "test", 1, map[string]string{"a": "b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.PruneEventsBeyond(ctx, 4); err != nil || n != 4 {
+		t.Errorf("pruned %d events beyond 4, %v; want 4 (3..6)", n, err)
+	}
+	if first, err := st.FirstEventSeq(ctx); err != nil || first != 7 {
+		t.Errorf("after the size limit the log starts at %d, %v; want 7", first, err)
+	}
+	if n, err := st.PruneEventsBeyond(ctx, 0); err != nil || n != 0 {
+		t.Errorf("no limit pruned %d, %v", n, err)
+	}
 }
