@@ -265,6 +265,32 @@ func TestInstalledPackage(t *testing.T) {
 		}
 	})
 
+	t.Run("webhooks: the installed primary delivers and refuses a name that resolves to loopback", func(t *testing.T) {
+		key := strings.TrimSpace(c.must(t, 30*time.Second, "app keys create --name e2e-hooks --scopes admin 2>/dev/null"))
+		auth := "-H 'Authorization: Bearer " + key + "' -H 'Content-Type: application/json'"
+		// A literal loopback address is refused when subscribing; a name is
+		// checked at each connection, after resolution.
+		out := c.must(t, 30*time.Second, "curl -s -o /dev/null -w '%{http_code}' "+auth+` -d '{"url":"http://127.0.0.1:9/hook"}' 127.0.0.1:8080/v1/webhooks`)
+		if out != "400" {
+			t.Errorf("subscribing http://127.0.0.1:9/hook: %s, want 400", out)
+		}
+		c.must(t, 10*time.Second, "echo '127.0.0.1 receiver.test' >> /etc/hosts")
+		out = c.must(t, 30*time.Second, "curl -s "+auth+` -d '{"url":"http://receiver.test:9/hook","types":["schedule.run"]}' 127.0.0.1:8080/v1/webhooks`)
+		id := regexp.MustCompile(`"id":"(wh_[^"]+)"`).FindStringSubmatch(out)
+		if id == nil || !strings.Contains(out, `"secret":"whsec_`) {
+			t.Fatalf("POST /v1/webhooks: %s", out)
+		}
+		// An event: a one-shot schedule due in 2 seconds runs.
+		due := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+		c.must(t, 30*time.Second, "curl -s "+auth+` -d '{"send_at":"`+due+`","message":{"to":"+491701234567","text":"hook"}}' 127.0.0.1:8080/v1/schedules`)
+		c.eventually(t, "the delivery refused at dial time", 60*time.Second, "curl -s "+auth+" 127.0.0.1:8080/v1/webhooks/"+id[1]+"/deliveries",
+			func(s string) bool {
+				return strings.Contains(s, `"type":"schedule.run"`) && strings.Contains(s, `"status":"retrying"`) &&
+					strings.Contains(s, "127.0.0.1 is a loopback")
+			})
+		c.must(t, 30*time.Second, "curl -s -X DELETE "+auth+" 127.0.0.1:8080/v1/webhooks/"+id[1])
+	})
+
 	t.Run("SIGKILL of a worker under load refuses nothing", func(t *testing.T) {
 		pid := c.activePID(t, "app-worker@1.service")
 		out := c.must(t, 90*time.Second, `
