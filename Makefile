@@ -45,13 +45,15 @@ lint:
 # Figures in one run, so they compare: /healthz through `app run` with 2
 # workers against a hello-world server (interleaved, 4 rounds), then a
 # worker's start to READY and its idle memory; the outbox's throughput and
-# queue-to-send latency with the sandbox driver (3 runs).
+# queue-to-send latency with the sandbox driver (3 runs); 2,000 SSE clients on
+# 2 workers: append-to-receipt latency of 200 events at 20/s and the workers' RSS.
 bench:
 	$(GO) test -run '^$$' -bench 'Healthz' -benchtime 3s -count 4 ./internal/cluster/
 	$(GO) test -run '^$$' -bench 'WorkerStartToReady' -benchtime 10x ./internal/cluster/
 	$(GO) test -run '^$$' -bench 'Outbox' -benchtime 1x -count 3 ./internal/primary/
 	$(GO) test -run '^$$' -bench 'Scheduler10k' -benchtime 1x ./internal/primary/
 	$(GO) test -run '^$$' -bench 'API' -benchtime 2s -count 3 ./internal/cluster/
+	$(GO) test -run '^$$' -bench 'SSEClients' -benchtime 1x ./internal/cluster/
 
 # dist/app_<version>_<arch>.deb and dist/app-<version>-1.<arch>.rpm
 package: build
