@@ -286,13 +286,13 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 			if !st.wants(e) {
 				continue
 			}
-			b = append(b, "id: "...)
-			b = strconv.AppendInt(b, e.Seq, 10)
-			b = append(b, "\nevent: "...)
-			b = append(b, e.Type...)
-			b = append(b, "\ndata: "...)
-			b = append(b, e.JSON...)
-			b = append(b, "\n\n"...)
+			if b == nil {
+				// Most turns carry one event: its shared frame is written
+				// as is (capped, so an append copies it).
+				b = e.SSE[:len(e.SSE):len(e.SSE)]
+				continue
+			}
+			b = append(b, e.SSE...)
 		}
 		if len(b) > 0 {
 			if _, err := w.Write(b); err != nil {

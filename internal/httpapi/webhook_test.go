@@ -42,7 +42,9 @@ func hookServer(t *testing.T) hookEnv {
 	}
 	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	log := primary.NewEventLog(st, zerolog.Nop())
-	if !log.Start(ctx, 1) {
+	lctx, lcancel := context.WithCancel(context.Background())
+	t.Cleanup(lcancel) // the lease of the test
+	if !log.Start(lctx, 1) {
 		t.Fatal("event log did not start")
 	}
 	h := &primary.Webhooks{Store: st, Log: zerolog.Nop(), Events: log, Cfg: config.Webhooks{Timeout: 5 * time.Second, MaxAge: time.Hour, AllowedNetworks: loop},

@@ -140,7 +140,9 @@ func runHooks(t *testing.T, h *primary.Webhooks) (stop func()) {
 func eventLog(t *testing.T, st *store.Store) *primary.EventLog {
 	t.Helper()
 	l := primary.NewEventLog(st, zerolog.Nop())
-	if !l.Start(context.Background(), 1) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // the lease of the test
+	if !l.Start(ctx, 1) {
 		t.Fatal("event log did not start")
 	}
 	return l
@@ -476,4 +478,19 @@ func TestWebhookReplay(t *testing.T) {
 	if _, accepted := rc.got(); fmt.Sprint(accepted) != "[1 2 3 4 5 3 4 5 6]" {
 		t.Errorf("accepted %v", accepted)
 	}
+}
+
+// The log's head document follows the appends, so workers learn of them
+// by reading one document.
+func TestEventHeadFollowsAppends(t *testing.T) {
+	st := waStore(t)
+	if _, err := st.EventHead(context.Background()); err != store.ErrNotFound {
+		t.Fatalf("head of an empty database: %v, want ErrNotFound", err)
+	}
+	log := eventLog(t, st)
+	appendN(t, log, 7, "message.status")
+	waitFor(t, "the head at 7", 5*time.Second, func() (bool, string) {
+		head, err := st.EventHead(context.Background())
+		return err == nil && head == 7, fmt.Sprint(head, err)
+	})
 }

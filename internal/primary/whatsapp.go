@@ -715,11 +715,12 @@ type EventLog struct {
 	epoch int64
 	log   zerolog.Logger
 	wake  chan struct{} // closed (and replaced) at each append
+	dirty chan struct{} // the head document is behind (see publish)
 }
 
 // NewEventLog is an event log for st; Start it at each lease.
 func NewEventLog(st *store.Store, log zerolog.Logger) *EventLog {
-	return &EventLog{store: st, log: log, wake: make(chan struct{})}
+	return &EventLog{store: st, log: log, wake: make(chan struct{}), dirty: make(chan struct{}, 1)}
 }
 
 // Appended is closed when the next event has been appended: readers in
@@ -736,10 +737,41 @@ func (l *EventLog) Start(ctx context.Context, epoch int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.epoch = epoch
-	return retry(ctx, l.log, "read the event log position", func(ctx context.Context) (err error) {
+	ok := retry(ctx, l.log, "read the event log position", func(ctx context.Context) (err error) {
 		l.seq, err = l.store.LastEventSeq(ctx)
 		return err
 	})
+	if ok {
+		l.markDirty()
+		go l.publish(ctx)
+	}
+	return ok
+}
+
+func (l *EventLog) markDirty() {
+	select {
+	case l.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// publish keeps the head document (store.SetEventHead) at the log's
+// position while the lease lasts, so workers notice appends by reading
+// one document. Appends in a burst make one write.
+func (l *EventLog) publish(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.dirty:
+		}
+		l.mu.Lock()
+		seq := l.seq
+		l.mu.Unlock()
+		retry(ctx, l.log, "record the event log's head", func(ctx context.Context) error {
+			return l.store.SetEventHead(ctx, seq)
+		})
+	}
 }
 
 // Append writes one event.
@@ -773,6 +805,7 @@ func (l *EventLog) Append(ctx context.Context, typ string, data any) error {
 			l.seq = seq
 			close(l.wake)
 			l.wake = make(chan struct{})
+			l.markDirty()
 			return nil
 		}
 		l.log.Error().Int64("seq", seq).Msg("The event log has an entry this primary did not write; continuing after it.")

@@ -1,9 +1,12 @@
 // Package realtime tails the event log once per worker process and hands
 // its events to that worker's realtime clients (SSE and WebSocket).
 //
-// The hub polls the log with an adaptive interval (at once again while it
-// finds events, backing off to 200ms when idle) and keeps the latest
-// events, already encoded as JSON, in a ring. Each client has its own
+// The hub reads the log's head document every 10ms while events flow and
+// every 50ms when idle (one document, cheap
+// on any server, where a query of the log is a scan of it on the embedded
+// database), reads the log when the head moved (and again at once while
+// it finds events), and keeps the latest events, already encoded, in a
+// ring. Each client has its own
 // cursor and reads from the ring, or from the database when it resumes
 // from further back, so a slow client holds up nobody: it falls behind
 // and is cut off once it is MaxLag events behind.
@@ -12,6 +15,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +30,7 @@ type Source interface {
 	Events(ctx context.Context, after int64, limit int) ([]store.Event, error)
 	LastEventSeq(ctx context.Context) (int64, error)
 	FirstEventSeq(ctx context.Context) (int64, error)
+	EventHead(ctx context.Context) (int64, error)
 }
 
 // Event is one event as clients get it.
@@ -34,6 +39,7 @@ type Event struct {
 	Type string
 	Chat string // the event's chat, for filters ("" when it has none)
 	JSON []byte // {"seq","type","at","data"}
+	SSE  []byte // the Server-Sent Events frame: id, event, data
 }
 
 // Hub is one worker's tail of the event log.
@@ -42,6 +48,11 @@ type Hub struct {
 	Log zerolog.Logger
 	// Ring is how many recent events are kept (default 4096).
 	Ring int
+	// Interval is how often the log's head document is read while events
+	// flow (default 10ms), IdleInterval when none came for 10s (default
+	// 50ms); the log itself is read when the head moved, and at least
+	// every second in case the head document lags.
+	Interval, IdleInterval time.Duration
 
 	mu      sync.Mutex
 	ring    []Event
@@ -68,12 +79,32 @@ func (h *Hub) Run(ctx context.Context) {
 		h.Log.Warn().Err(err).Msg("Realtime: cannot read the event log; will retry.")
 		sleep(ctx, time.Second)
 	}
-	wait := 20 * time.Millisecond
+	if h.Interval == 0 {
+		h.Interval = 10 * time.Millisecond
+	}
+	if h.IdleInterval == 0 {
+		h.IdleInterval = 50 * time.Millisecond
+	}
+	var lastRead, lastEvent time.Time
+	pause := func() {
+		if time.Since(lastEvent) < 10*time.Second {
+			sleep(ctx, h.Interval)
+		} else {
+			sleep(ctx, h.IdleInterval)
+		}
+	}
 	for ctx.Err() == nil {
 		h.mu.Lock()
 		head := h.head
 		h.mu.Unlock()
+		// Without a head document (a primary of an older version), or
+		// when it cannot be read, the log is read at each turn.
+		if top, err := h.Src.EventHead(ctx); err == nil && top <= head && time.Since(lastRead) < time.Second {
+			pause()
+			continue
+		}
 		evs, err := h.Src.Events(ctx, head, 500)
+		lastRead = time.Now()
 		if err != nil {
 			if ctx.Err() == nil {
 				h.Log.Warn().Err(err).Msg("Realtime: cannot read the event log; will retry.")
@@ -83,11 +114,10 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		if len(evs) > 0 {
 			h.add(evs)
-			wait = 20 * time.Millisecond
+			lastEvent = lastRead
 			continue
 		}
-		sleep(ctx, wait)
-		wait = min(2*wait, 200*time.Millisecond)
+		pause()
 	}
 }
 
@@ -122,7 +152,16 @@ func Encode(e store.Event) Event {
 	if err != nil {
 		b = []byte(`{"seq":` + itoa(e.Seq) + `,"type":"` + e.Type + `"}`)
 	}
-	return Event{Seq: e.Seq, Type: e.Type, Chat: chat, JSON: b}
+	// Encoded once here rather than for each client.
+	sse := make([]byte, 0, len(b)+len(e.Type)+40)
+	sse = append(sse, "id: "...)
+	sse = strconv.AppendInt(sse, e.Seq, 10)
+	sse = append(sse, "\nevent: "...)
+	sse = append(sse, e.Type...)
+	sse = append(sse, "\ndata: "...)
+	sse = append(sse, b...)
+	sse = append(sse, "\n\n"...)
+	return Event{Seq: e.Seq, Type: e.Type, Chat: chat, JSON: b, SSE: sse}
 }
 
 // jsonable turns BSON values into what encoding/json writes well.

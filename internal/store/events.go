@@ -95,6 +95,34 @@ func (s *Store) PruneEventsBeyond(ctx context.Context, keep int64) (int64, error
 	return res.DeletedCount, nil
 }
 
+// The log's head: one document holding the newest seq, which the primary
+// writes after its appends (coalesced). Readers poll it: a one-document
+// read costs the same on any server, where a query of the log costs a
+// scan of it on the embedded database; they read the log only when the
+// head moved.
+const headID = "head"
+
+// SetEventHead records seq as the log's newest position.
+func (s *Store) SetEventHead(ctx context.Context, seq int64) error {
+	_, err := s.db.Collection(colEventHead).UpdateOne(ctx, bson.D{{Key: "_id", Value: headID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: seq}, {Key: "at", Value: time.Now()}}}}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("store: set event head: %w", err)
+	}
+	return nil
+}
+
+// EventHead is the newest position the primary recorded; ErrNotFound
+// before any (a log written by an older version).
+func (s *Store) EventHead(ctx context.Context) (int64, error) {
+	h, err := findOne[eventHead](ctx, s.db.Collection(colEventHead), "read event head", bson.D{{Key: "_id", Value: headID}})
+	return h.Seq, err
+}
+
+type eventHead struct {
+	Seq int64 `bson:"seq"`
+}
+
 // FirstEventSeq is the lowest sequence number still in the log, 0 when
 // the log is empty.
 func (s *Store) FirstEventSeq(ctx context.Context) (int64, error) {

@@ -188,6 +188,7 @@ const (
 	colReceipts        = "receipts"
 	colChats           = "chats"
 	colEvents          = "events"
+	colEventHead       = "event_head"
 	colCommands        = "wa_commands"
 	colKeys            = "api_keys"
 	colSchedules       = "schedules"
