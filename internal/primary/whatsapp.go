@@ -325,6 +325,7 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 	if m.Status == store.StatusFailed || m.Status == store.StatusCancelled || store.StatusRank(status) <= store.StatusRank(m.Status) {
 		return nil
 	}
+	prev := store.StatusRank(m.Status)
 	m.Status = status
 	if m.SentAt.IsZero() {
 		m.SentAt = at
@@ -343,6 +344,18 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 		return err
 	}
 	delete(w.unsaved, m.ID)
+	// Receipts can overtake the send's return, and a read receipt a
+	// delivered one: the log tells the steps skipped first, so readers
+	// see sent, delivered, read, each once, in order.
+	for _, step := range []string{store.StatusSent, store.StatusDelivered} {
+		if r := store.StatusRank(step); r > prev && r < store.StatusRank(status) {
+			e := statusEvent(m)
+			e.Status = step
+			if err := w.Events.Append(ctx, "message.status", e); err != nil {
+				return err
+			}
+		}
+	}
 	return w.Events.Append(ctx, "message.status", statusEvent(m))
 }
 
@@ -535,7 +548,10 @@ func (w *WhatsApp) finishSent(ctx context.Context, id string, ts time.Time) (boo
 	if err != nil {
 		return false, err
 	}
-	if store.StatusRank(m.Status) < store.StatusRank(store.StatusSent) {
+	// A receipt can come before this: it has told the log "sent" and
+	// what followed already.
+	ahead := store.StatusRank(m.Status) >= store.StatusRank(store.StatusSent)
+	if !ahead {
 		m.Status = store.StatusSent
 	}
 	if m.SentAt.IsZero() {
@@ -546,8 +562,10 @@ func (w *WhatsApp) finishSent(ctx context.Context, id string, ts time.Time) (boo
 		return false, err
 	}
 	delete(w.unsaved, id)
-	if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
-		return false, err
+	if !ahead {
+		if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }

@@ -536,3 +536,32 @@ func TestPaceAndCaps(t *testing.T) {
 		t.Errorf("%d sent, want the 4 the daily cap allows", n)
 	}
 }
+
+// A receipt can overtake the send's return (the sandbox answers at once
+// here): the log still tells sent, delivered, read, each once, in order.
+func TestReceiptsFasterThanTheSend(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: time.Nanosecond, ReadDelay: 2 * time.Nanosecond})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, enqueue(t, st, alice, fmt.Sprint("quick ", i)).ID)
+	}
+	for _, id := range ids {
+		waitFor(t, "read", 10*time.Second, statusIs(t, st, id, store.StatusRead))
+	}
+	stories := map[string][]string{}
+	for _, e := range events(t, st) {
+		if e.Type == "message.status" {
+			var d struct{ ID, Status string }
+			_ = e.DecodeData(&d)
+			stories[d.ID] = append(stories[d.ID], d.Status)
+		}
+	}
+	for _, id := range ids {
+		if got := strings.Join(stories[id], " "); got != "sent delivered read" {
+			t.Errorf("%s: events %q, want \"sent delivered read\"", id, got)
+		}
+	}
+}
