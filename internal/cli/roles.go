@@ -15,11 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"app/internal/cluster"
 	"app/internal/config"
 	"app/internal/embeddb"
+	"app/internal/metrics"
 	"app/internal/primary"
 	"app/internal/proc"
 	"app/internal/store"
@@ -76,17 +78,31 @@ func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	}
 	defer closeStore(st)
 	log.Info().Msg(fmt.Sprintf("primary started (pid %d)", os.Getpid()))
-	p, err := newPrimary(cfg, st, log)
+	reg := metrics.NewRegistry(nil)
+	p, err := newPrimary(cfg, st, log, reg)
 	if err != nil {
 		return err
 	}
 	p.NotifyReady = true
+	if cfg.MetricsListen != "" {
+		// One scrape target for the machine: this process and the
+		// workers, each on its own port after this one.
+		g := prometheus.Gatherers{reg.Gatherer}
+		for n := 1; n <= cfg.Workers(); n++ {
+			if addr, err := metrics.WorkerAddr(cfg.MetricsListen, n); err == nil {
+				g = append(g, metrics.Remote{URL: "http://" + addr + "/metrics"})
+			}
+		}
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go metrics.Serve(mctx, cfg.MetricsListen, g, log)
+	}
 	return p.Run(ctx)
 }
 
 // newPrimary builds the primary with its tasks (WhatsApp, the scheduler,
 // webhooks) sharing one event log.
-func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger) (*primary.Primary, error) {
+func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger, reg metrics.Registry) (*primary.Primary, error) {
 	wa, err := newWhatsApp(cfg, st, log)
 	if err != nil {
 		return nil, err
@@ -95,8 +111,12 @@ func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger) (*primar
 	wa.Events = events
 	sched := &primary.Scheduler{Store: st, Log: log.With().Str("component", "scheduler").Logger(), Events: events}
 	hooks := &primary.Webhooks{Store: st, Log: log.With().Str("component", "webhooks").Logger(), Cfg: cfg.Webhooks, Events: events}
-	return &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), Events: events, Scheduler: sched,
-		Tasks: []primary.Task{wa.Task(), sched.Task(), hooks.Task()}}, nil
+	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), Events: events, Scheduler: sched,
+		Tasks: []primary.Task{wa.Task(), sched.Task(), hooks.Task()}}
+	metrics.Pool(reg.Reg, st)
+	late := metrics.Primary(reg.Reg, st, p)
+	sched.Lateness = func(d time.Duration) { late.Observe(d.Seconds()) }
+	return p, nil
 }
 
 // newWhatsApp builds the primary's WhatsApp task with the configured
@@ -208,10 +228,18 @@ func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	defer closeStore(st)
 	log.Info().Str("listen", ln.Addr().String()).Msg(fmt.Sprintf("normal mode: one process (pid %d)", os.Getpid()))
 
-	w := &worker.Worker{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("worker", "serve"), Listener: ln}
-	p, err := newPrimary(cfg, st, log)
+	// One registry for the one process, on the API (/metrics) and on
+	// APP_METRICS_LISTEN.
+	reg := metrics.NewRegistry(prometheus.Labels{"worker": "serve"})
+	w := &worker.Worker{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("worker", "serve"), Listener: ln, Metrics: &reg}
+	p, err := newPrimary(cfg, st, log, reg)
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsListen != "" {
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go metrics.Serve(mctx, cfg.MetricsListen, reg.Gatherer, log)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)

@@ -72,7 +72,7 @@ func helloMain(addr string) int {
 	return 0
 }
 
-func waitHTTP(b *testing.B, url string, within time.Duration) {
+func waitHTTP(b testing.TB, url string, within time.Duration) {
 	b.Helper()
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		res, err := http.Get(url)
@@ -87,7 +87,7 @@ func waitHTTP(b *testing.B, url string, within time.Duration) {
 	b.Fatalf("%s did not answer 200 within %s", url, within)
 }
 
-func startProc(b *testing.B, cmd *exec.Cmd) {
+func startProc(b testing.TB, cmd *exec.Cmd) {
 	b.Helper()
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -43,6 +43,7 @@ type Config struct {
 	ListenExplicit bool   // APP_LISTEN was set (a worker binds only then)
 	StateDir       string
 	DBSocket       string // the embedded database's Unix socket
+	MetricsListen  string // the primary's metrics address; workers use its port + N; empty: none
 
 	ShutdownTimeout   time.Duration
 	DBWait            time.Duration

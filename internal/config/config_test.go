@@ -247,6 +247,8 @@ func TestInvalidValues(t *testing.T) {
 		{"APP_EVENT_MAX_COUNT", map[string]string{"APP_EVENT_MAX_COUNT": "1e6"}, "1e6"},
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "-1"}, "-1"},
 		{"APP_RATE_BURST", map[string]string{"APP_RATE_BURST": "0"}, "0"},
+		{"APP_METRICS_LISTEN", map[string]string{"APP_METRICS_LISTEN": "9464"}, "9464"},
+		{"APP_METRICS_LISTEN", map[string]string{"APP_METRICS_LISTEN": "127.0.0.1:65000"}, "127.0.0.1:65000"},
 		{"APP_WEBHOOK_TIMEOUT", map[string]string{"APP_WEBHOOK_TIMEOUT": "0s"}, "0s"},
 		{"APP_WEBHOOK_MAX_AGE", map[string]string{"APP_WEBHOOK_MAX_AGE": "1d"}, "1d"},
 		{"APP_WEBHOOK_MAX_AGE", map[string]string{"APP_WEBHOOK_MAX_AGE": "200h"}, "200h0m0s"},

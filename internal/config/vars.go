@@ -98,6 +98,20 @@ var vars = []variable{
 			c.DBSocket = v
 			return nil
 		}},
+	{name: "APP_METRICS_LISTEN", doc: "host:port where the primary serves Prometheus metrics of itself and of this machine's workers (worker N serves its own on the port + N); off: none",
+		def: fixed("127.0.0.1:9464"), parse: func(c *Config, v string) error {
+			if v == "off" {
+				c.MetricsListen = ""
+				return nil
+			}
+			host, port, err := net.SplitHostPort(v)
+			n, perr := strconv.Atoi(port)
+			if err != nil || perr != nil || n < 1 || n > 65535-1024 || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
+				return errors.New("host:port with an IP address or localhost and a port from 1 to 64511 (workers use the ports after it), or off")
+			}
+			c.MetricsListen = v
+			return nil
+		}},
 	{name: "APP_SHUTDOWN_TIMEOUT", doc: "how long a stopping process lets in-flight work finish",
 		def: fixed("10s"), parse: durVar(0, time.Hour, func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
 	{name: "APP_DB_WAIT", doc: "how long a starting process waits for the database before reporting READY as degraded",

@@ -255,6 +255,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	if !ok {
 		return
 	}
+	defer s.Metrics.Subscribed("sse")()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -321,6 +322,7 @@ func (s *Server) ws(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		return
 	}
 	defer c.CloseNow()
+	defer s.Metrics.Subscribed("ws")()
 	ctx := c.CloseRead(r.Context()) // the client sends nothing; this notices it leaving
 	beat := time.NewTicker(s.heartbeat())
 	defer beat.Stop()

@@ -50,6 +50,10 @@ type processView struct {
 	Requests  int64     `json:"requests"`
 	State     string    `json:"state"`
 	Alive     bool      `json:"alive"`
+	// Stale: it did not say it stopped, and its heartbeat is more than
+	// three intervals late (hung, killed, or cut off from the database).
+	Stale          bool  `json:"stale"`
+	HeartbeatAgeMS int64 `json:"heartbeat_age_ms"`
 }
 
 type leaseView struct {
@@ -83,7 +87,9 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	for _, hb := range hbs {
 		p := processView{ID: hb.ID, Role: hb.Role, Worker: hb.Worker, Host: hb.Host, PID: hb.PID, Version: hb.Version,
 			StartedAt: hb.StartedAt, LastSeen: hb.LastSeen, Requests: hb.Requests, State: hb.State,
-			Alive: hb.State != "stopped" && now.Sub(hb.LastSeen) < 3*s.HeartbeatInterval}
+			Alive:          hb.State != "stopped" && now.Sub(hb.LastSeen) < 3*s.HeartbeatInterval,
+			HeartbeatAgeMS: max(0, now.Sub(hb.LastSeen).Milliseconds())}
+		p.Stale = hb.State != "stopped" && !p.Alive
 		switch hb.Role {
 		case "worker":
 			view.Workers = append(view.Workers, p)

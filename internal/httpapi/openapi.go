@@ -21,7 +21,13 @@ type routes struct {
 
 func (r routes) handle(method, path string, h httprouter.Handle) {
 	*r.list = append(*r.list, method+" "+path)
-	r.Router.Handle(method, path, h)
+	r.Router.Handle(method, path, func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+		// The pattern, not the path, labels the request's metrics.
+		if sw, ok := w.(*statusWriter); ok {
+			sw.route = path
+		}
+		h(w, req, ps)
+	})
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {

@@ -19,8 +19,10 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"app/internal/metrics"
 	"app/internal/store"
 	"app/internal/webhook"
 )
@@ -50,6 +52,10 @@ type Server struct {
 	Chats ChatBackend
 	// Schedules serves the schedule routes; nil leaves them out.
 	Schedules ScheduleBackend
+	// Metrics, when set, measures the requests and realtime clients;
+	// MetricsGatherer, when set, is served at /metrics (admin scope).
+	Metrics         *metrics.HTTP
+	MetricsGatherer prometheus.Gatherer
 	// Webhooks serves the webhook routes; nil leaves them out.
 	// WebhookGuard checks receiver URLs (default: public addresses only).
 	Webhooks     WebhookBackend
@@ -132,6 +138,14 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	if s.Webhooks != nil {
 		s.webhookRoutes(rt)
 	}
+	if s.MetricsGatherer != nil {
+		// This worker's own metrics, for a look by hand; Prometheus
+		// scrapes APP_METRICS_LISTEN, where one target has the machine.
+		mh := metrics.Handler(s.MetricsGatherer, s.Log)
+		rt.handle("GET", "/metrics", s.auth(store.ScopeAdmin, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+			mh.ServeHTTP(w, r)
+		}))
+	}
 	if extra != nil {
 		extra(r)
 	}
@@ -206,6 +220,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	route  string // the matched route's pattern
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -232,6 +247,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		s.requests.Add(1)
 		s.inFlight.Add(1)
 		defer s.inFlight.Add(-1)
+		done := s.Metrics.Begin()
 
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
@@ -259,6 +275,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(sw, r)
 		}
 
+		route := sw.route
+		if route == "" {
+			route = "unmatched"
+		}
+		done(route, methodLabel(r.Method), sw.status)
+
 		level := zerolog.DebugLevel
 		switch {
 		case sw.status >= 500:
@@ -274,6 +296,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			Int64("bytes", sw.bytes).Dur("duration", time.Since(start)).Str("remote", r.RemoteAddr).
 			Msg("Request served.")
 	})
+}
+
+// methodLabel bounds the method label: clients may send any token.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // panicked answers a handler's panic with a 500 carrying an error id that

@@ -144,6 +144,8 @@ func TestClusterViewShowsHeartbeatsAndLease(t *testing.T) {
 			PID      int    `json:"pid"`
 			Requests int64  `json:"requests"`
 			Alive    bool   `json:"alive"`
+			Stale    bool   `json:"stale"`
+			AgeMS    int64  `json:"heartbeat_age_ms"`
 		} `json:"workers"`
 		Primaries []struct {
 			PID int `json:"pid"`
@@ -160,6 +162,9 @@ func TestClusterViewShowsHeartbeatsAndLease(t *testing.T) {
 	}
 	if len(view.Workers) != 2 || view.Workers[0].PID != 101 || view.Workers[0].Requests != 5 || !view.Workers[0].Alive || view.Workers[1].Alive {
 		t.Fatalf("workers %+v: want worker 1 alive with 5 requests, worker 2 (silent for 5 intervals) listed but not alive, worker 3 (silent for a minute) gone", view.Workers)
+	}
+	if w := view.Workers; w[0].Stale || w[0].AgeMS > 1000 || !w[1].Stale || w[1].AgeMS < 5000 {
+		t.Fatalf("workers %+v: want worker 2, 5 intervals late, marked stale with its heartbeat's age", w)
 	}
 	if len(view.Primaries) != 1 || view.Primaries[0].PID != 100 {
 		t.Fatalf("primaries %+v", view.Primaries)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
@@ -210,7 +211,7 @@ func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	db := testdb.Start(t)
 	st := newStore(t, db)
-	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Schedules: st, Webhooks: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1",
+	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Schedules: st, Webhooks: st, Keys: st, Sandbox: true, MetricsGatherer: prometheus.NewRegistry(), Log: zerolog.Nop(), Worker: "1",
 		Realtime: &Realtime{Hub: &realtime.Hub{Src: st}, Src: st, Tokens: st}}
 	url := serve(t, s, nil)
 	res, err := http.Get(url + "/v1/openapi.json")

@@ -96,6 +96,14 @@ func (p *Primary) Run(ctx context.Context) error {
 // IsHolder reports whether this process holds the lease now.
 func (p *Primary) IsHolder() bool { return p.lease != nil && p.lease.Epoch() != 0 }
 
+// Epoch is the epoch of the lease this process holds, 0 when it stands by.
+func (p *Primary) Epoch() int64 {
+	if p.lease == nil {
+		return 0
+	}
+	return p.lease.Epoch()
+}
+
 func (p *Primary) state() string {
 	if p.IsHolder() {
 		return "holder"

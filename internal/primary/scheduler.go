@@ -27,6 +27,8 @@ type Scheduler struct {
 	Store  *store.Store
 	Log    zerolog.Logger
 	Events *EventLog
+	// Lateness, when set, is told how late each enqueued run was (metrics).
+	Lateness func(time.Duration)
 	// Now is the clock (tests set it); Tick is how often a pass runs
 	// (default 250ms, so a run fires within a second of being due).
 	Now  func() time.Time
@@ -405,6 +407,9 @@ func (s *Scheduler) record(ctx context.Context, e *schedEntry, due time.Time, ou
 		Reason: reason, MessageID: msgID, Epoch: s.epoch}
 	if err := s.Store.RecordRun(ctx, r); err != nil {
 		return err
+	}
+	if s.Lateness != nil && outcome == "enqueued" {
+		s.Lateness(now.Sub(due))
 	}
 	return s.Events.Append(ctx, "schedule.run", scheduleRunEvent{ScheduleID: e.def.ID, DueAt: due, Outcome: outcome, Reason: reason,
 		MessageID: msgID, LateMS: now.Sub(due).Milliseconds()})

@@ -403,15 +403,16 @@ func TestIncomingStoredWithMedia(t *testing.T) {
 	if err != nil || c.Name != "Alice" || c.LastIncomingAt.IsZero() {
 		t.Errorf("chat: %+v, %v", c, err)
 	}
-	n := 0
-	for _, e := range events(t, st) {
-		if e.Type == "message.incoming" {
-			n++
+	// Each event follows its message's storing.
+	waitFor(t, "two message.incoming events", 5*time.Second, func() (bool, string) {
+		n := 0
+		for _, e := range events(t, st) {
+			if e.Type == "message.incoming" {
+				n++
+			}
 		}
-	}
-	if n != 2 {
-		t.Errorf("%d message.incoming events, want 2", n)
-	}
+		return n == 2, fmt.Sprint(n, " events")
+	})
 }
 
 // The lease moves from one primary to another: the second sends what the

@@ -245,3 +245,19 @@ func (s *Store) DecideCancel(ctx context.Context, c CancelRequest) error {
 	}
 	return nil
 }
+
+// OutboxBacklog counts the messages not sent yet (queued or sending) and
+// gives when the oldest of them was queued (zero when none).
+func (s *Store) OutboxBacklog(ctx context.Context) (int64, time.Time, error) {
+	filter := bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{StatusQueued, StatusSending}}}}}
+	n, err := s.db.Collection(colOutbox).CountDocuments(ctx, filter)
+	if err != nil || n == 0 {
+		return n, time.Time{}, err
+	}
+	oldest, err := findOne[OutboxMessage](ctx, s.db.Collection(colOutbox), "oldest queued message", filter,
+		options.FindOne().SetSort(bson.D{{Key: "queued_ns", Value: 1}}).SetProjection(bson.D{{Key: "queued_at", Value: 1}}))
+	if err != nil {
+		return n, time.Time{}, err
+	}
+	return n, oldest.QueuedAt, nil
+}

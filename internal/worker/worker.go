@@ -9,14 +9,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
 	"app/internal/httpapi"
+	"app/internal/metrics"
 	"app/internal/proc"
 	"app/internal/realtime"
 	"app/internal/store"
@@ -56,6 +59,10 @@ type Worker struct {
 	ID       proc.Identity
 	Listener net.Listener
 	Notify   systemd.Notifier
+	// Metrics, when set, is the registry to use (`app serve` shares one
+	// with its primary and serves it itself); by default the worker makes
+	// its own and serves it on its metrics port.
+	Metrics *metrics.Registry
 
 	api  *httpapi.Server
 	dbOK atomic.Bool
@@ -70,6 +77,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		Webhooks: w.Store, WebhookGuard: webhook.NewGuard(w.Cfg.Webhooks.AllowedNetworks),
 		RateLimit: w.Cfg.RateLimit / float64(w.Cfg.Workers()), RateBurst: max(1, (w.Cfg.RateBurst+w.Cfg.Workers()-1)/w.Cfg.Workers()),
 		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox"}
+	// Metrics: this process's registry, every series labelled with the
+	// worker's number.
+	reg := w.Metrics
+	if reg == nil {
+		r := metrics.NewRegistry(prometheus.Labels{"worker": w.ID.Worker})
+		metrics.Pool(r.Reg, w.Store)
+		reg = &r
+	}
+	w.api.Metrics, w.api.MetricsGatherer = metrics.NewHTTP(reg.Reg), reg.Gatherer
 	hub := &realtime.Hub{Src: w.Store, Log: w.Log}
 	streamsDone := make(chan struct{})
 	w.api.Realtime = &httpapi.Realtime{Hub: hub, Src: w.Store, Done: streamsDone, Tokens: w.Store}
@@ -97,6 +113,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	hb := &proc.Heartbeat{Store: w.Store, ID: w.ID, Interval: w.Cfg.HeartbeatInterval, Log: w.Log,
 		Requests: w.api.Requests, State: w.state}
+	if addr := w.metricsAddr(); addr != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); metrics.Serve(bgCtx, addr, reg.Gatherer, w.Log) }()
+	}
 	wg.Add(4)
 	go func() { defer wg.Done(); hub.Run(bgCtx) }()
 	go func() { defer wg.Done(); hb.Run(bgCtx) }()
@@ -120,6 +140,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopBg()
 	wg.Wait()
 	return err
+}
+
+// metricsAddr is where this worker serves its metrics: APP_METRICS_LISTEN's
+// port plus its number, for the primary to gather ("" when off, or for
+// `app serve`, whose one listener the caller runs).
+func (w *Worker) metricsAddr() string {
+	n, err := strconv.Atoi(w.ID.Worker)
+	if w.Cfg.MetricsListen == "" || err != nil || w.Metrics != nil {
+		return ""
+	}
+	addr, err := metrics.WorkerAddr(w.Cfg.MetricsListen, n)
+	if err != nil {
+		return ""
+	}
+	return addr
 }
 
 func (w *Worker) state() string {
