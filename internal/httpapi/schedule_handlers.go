@@ -256,18 +256,13 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, ps httpr
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if req.Version == nil {
-		writeError(w, r, http.StatusBadRequest, "invalid", "version is required: the version you read, so a concurrent edit is not lost", "version")
+	if !versionGiven(w, r, req.Version) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
-	if !ok {
-		return
-	}
-	if sc.Version != *req.Version {
-		writeError(w, r, http.StatusConflict, "conflict", "the schedule is at version "+strconv.Itoa(sc.Version)+"; read it again", "version")
+	if !ok || !sameVersion(w, r, "schedule", sc.Version, *req.Version) {
 		return
 	}
 	if ferr := s.merge(ctx, &sc, req, false, time.Now()); ferr != nil {
@@ -420,4 +415,21 @@ func (s *Server) previewSchedule(w http.ResponseWriter, r *http.Request, _ httpr
 		local = append(local, t.In(spec.Location()).Format(time.RFC3339))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": runs, "local": local})
+}
+
+// versionGiven requires an edit's version: the one the client read, so a
+// concurrent edit is not lost.
+func versionGiven(w http.ResponseWriter, r *http.Request, v *int) bool {
+	if v == nil {
+		writeError(w, r, http.StatusBadRequest, "invalid", "version is required: the version you read, so a concurrent edit is not lost", "version")
+	}
+	return v != nil
+}
+
+// sameVersion refuses an edit of a version that is no longer current.
+func sameVersion(w http.ResponseWriter, r *http.Request, what string, have, given int) bool {
+	if have != given {
+		writeError(w, r, http.StatusConflict, "conflict", "the "+what+" is at version "+strconv.Itoa(have)+"; read it again", "version")
+	}
+	return have == given
 }

@@ -228,18 +228,13 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if req.Version == nil {
-		writeError(w, r, http.StatusBadRequest, "invalid", "version is required: the version you read, so a concurrent edit is not lost", "version")
+	if !versionGiven(w, r, req.Version) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	wh, ok := s.loadWebhook(ctx, w, r, ps.ByName("id"))
-	if !ok {
-		return
-	}
-	if wh.Version != *req.Version {
-		writeError(w, r, http.StatusConflict, "conflict", "the webhook is at version "+strconv.Itoa(wh.Version)+"; read it again", "version")
+	if !ok || !sameVersion(w, r, "webhook", wh.Version, *req.Version) {
 		return
 	}
 	if ferr := s.mergeWebhook(&wh, req, false); ferr != nil {
@@ -298,30 +293,9 @@ type deliveryView struct {
 var deliveryStatuses = []string{store.DeliveryRetrying, store.DeliveryDelivered, store.DeliveryDead, store.DeliveryHalted}
 
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	q := r.URL.Query()
-	for k := range q {
-		if k != "limit" && k != "before" && k != "status" {
-			writeError(w, r, http.StatusBadRequest, "invalid", "unknown query parameter "+strconv.Quote(k), k)
-			return
-		}
-	}
-	limit := 50
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 200 {
-			writeError(w, r, http.StatusBadRequest, "invalid", "limit must be an integer from 1 to 200", "limit")
-			return
-		}
-		limit = n
-	}
-	var before int64
-	if b := q.Get("before"); b != "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n < 1 {
-			writeError(w, r, http.StatusBadRequest, "invalid", "before must be a seq (a previous page's next)", "before")
-			return
-		}
-		before = n
+	q, limit, before, _, ok := pageParams(w, r, "status")
+	if !ok {
+		return
 	}
 	status := q.Get("status")
 	if status != "" && !slices.Contains(deliveryStatuses, status) {
@@ -349,7 +323,7 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, ps ht
 			FirstAttemptAt: d.FirstAttemptAt, LastAttemptAt: d.LastAttemptAt, NextAttemptAt: d.NextAttemptAt, DeliveredAt: d.DeliveredAt})
 	}
 	if len(list) == limit {
-		page.Next = strconv.FormatInt(list[len(list)-1].Seq, 10)
+		page.Next = encodeCursor(list[len(list)-1].Seq, "seq")
 	}
 	writeJSON(w, http.StatusOK, page)
 }
