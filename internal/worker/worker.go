@@ -96,7 +96,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	srv.RegisterOnShutdown(func() { close(streamsDone) })
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(w.Listener) }()
+	drain := newDrainer(srv, w.Listener)
+	go func() { serveErr <- srv.Serve(drain.Listener()) }()
 	w.Log.Info().Str("listen", w.Listener.Addr().String()).Msg("Worker is accepting connections.")
 
 	// READY once the listener is up and the database answered, or after
@@ -124,15 +125,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); proc.Watchdog(bgCtx, w.Notify, func() bool { return responsive(handler) }) }()
 
 	var err error
+	serving := true
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
 		err = fmt.Errorf("worker: serve: %w", err)
+		serving = false
 	}
 	w.Notify.Stopping()
 	w.Log.Info().Dur("timeout", w.Cfg.ShutdownTimeout).Msg("Stopping: finishing in-flight requests.")
 	sctx, cancel := context.WithTimeout(context.Background(), w.Cfg.ShutdownTimeout)
 	defer cancel()
+	if serving {
+		// Stop accepting first and let what was accepted reach the handler:
+		// Shutdown would drop it unanswered.
+		drain.stopAccepting(serveErr, min(time.Second, w.Cfg.ShutdownTimeout))
+	}
 	if serr := srv.Shutdown(sctx); serr != nil {
 		w.Log.Warn().Err(serr).Msg("In-flight requests did not finish in time; closing them.")
 		_ = srv.Close()
