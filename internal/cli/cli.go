@@ -90,6 +90,23 @@ var commands = []command{
 			"QR code in the terminal until the phone has scanned one, or with --phone +491701234567 asks for a\n" +
 			"code to type on the phone. Exits 0 once paired; --timeout (default 5m) bounds the wait.",
 		flags: pairFlags},
+	{name: "doctor", summary: "check the installed suite and say what to do about each problem", env: true,
+		usage: "Checks, one line each (ok, warn, fail or skip) with what to do: the configuration (environment, then\n" +
+			"/etc/app/app.env, like app keys), the units and their restarts (under systemd), who holds the\n" +
+			"socket, the database (MongoDB or FerretDB, version, replica set), the connection budget against\n" +
+			"the server's limit, the clock against the database's, the primary lease, the heartbeats and the\n" +
+			"WhatsApp session. Exit status: 0 when nothing failed (warnings too, unless --strict), 1 when a\n" +
+			"check failed, 2 when the configuration is invalid. --json prints one JSON object.",
+		flags: doctorFlags},
+	{name: "restart", summary: "restart the running workers one at a time without refusing a request (--rolling)",
+		usage: "app restart --rolling restarts each running app-worker@N in turn; systemctl restart returns once the\n" +
+			"new process is READY, and the next starts only after systemd shows it active with a new pid. The\n" +
+			"other workers keep serving and app.socket's backlog holds connections meanwhile, so none is\n" +
+			"refused. Nothing is restarted when /etc/app/app.env is invalid; it stops at the first unit that\n" +
+			"does not come back. --primary then restarts app-primary: it releases the lease and its successor\n" +
+			"takes it at once, but WhatsApp disconnects for a few seconds and sends, schedules and webhooks wait\n" +
+			"until it reconnects (nothing is lost). app-db is never restarted by it. Needs root (systemctl).",
+		flags: restartFlags},
 	{name: "version", summary: "print version, commit and Go version",
 		usage: "Prints the version and commit set at build time and the Go version.",
 		run: func(_ context.Context, _ config.Config, stdout, _ io.Writer) error {

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -289,6 +290,141 @@ func TestInstalledPackage(t *testing.T) {
 					strings.Contains(s, "127.0.0.1 is a loopback")
 			})
 		c.must(t, 30*time.Second, "curl -s -X DELETE "+auth+" 127.0.0.1:8080/v1/webhooks/"+id[1])
+	})
+
+	t.Run("metrics: one scrape of the primary has every worker", func(t *testing.T) {
+		out := c.eventually(t, "both workers in the primary's metrics", 30*time.Second, "curl -s 127.0.0.1:9464/metrics", func(s string) bool {
+			return strings.Contains(s, `go_goroutines{worker="1"}`) && strings.Contains(s, `go_goroutines{worker="2"}`) &&
+				strings.Contains(s, "\napp_primary_lease_holder 1\n")
+		})
+		if !strings.Contains(out, `app_http_requests_total{code="200",method="GET",route="/healthz",worker="`) {
+			t.Errorf("no /healthz requests counted:\n%s", lastLines(out, 20))
+		}
+	})
+
+	// doctorReport runs app doctor --json and returns its exit status and report.
+	type doctorCheck struct{ Name, Status, Message string }
+	doctorReport := func(t *testing.T) (string, map[string]doctorCheck) {
+		t.Helper()
+		out, _ := c.sh(t, 60*time.Second, "app doctor --json 2>&1; echo exit=$?")
+		body, code, _ := strings.Cut(out, "\nexit=")
+		var r struct{ Checks []doctorCheck }
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatalf("app doctor --json printed no JSON object (%v):\n%s", err, out)
+		}
+		checks := map[string]doctorCheck{}
+		for _, ch := range r.Checks {
+			checks[ch.Name] = ch
+		}
+		return strings.TrimSpace(code), checks
+	}
+
+	t.Run("app doctor: the installed suite is healthy", func(t *testing.T) {
+		out, _ := c.sh(t, 60*time.Second, "app doctor; echo exit=$?")
+		t.Logf("app doctor:\n%s", out)
+		if !strings.HasSuffix(strings.TrimSpace(out), "exit=0") {
+			t.Errorf("app doctor did not exit 0")
+		}
+		code, checks := doctorReport(t)
+		if code != "0" {
+			t.Errorf("app doctor --json: exit %s, want 0", code)
+		}
+		want := map[string]string{"configuration": "ok", "app.socket": "ok", "app-db.service": "ok", "app-primary.service": "ok",
+			"socket": "ok", "database": "warn", "connections": "ok", "clock": "ok", "lease": "ok", "heartbeats": "ok", "whatsapp": "warn"}
+		for i := 1; i <= n; i++ {
+			want[fmt.Sprintf("app-worker@%d.service", i)] = "ok"
+		}
+		for name, status := range want {
+			if checks[name].Status != status {
+				t.Errorf("%s: %s %q, want %s", name, checks[name].Status, checks[name].Message, status)
+			}
+		}
+		// Who holds the socket, from /proc: systemd, shared by the workers.
+		if m := checks["socket"].Message; !strings.Contains(m, "systemd (pid 1) holds it") {
+			t.Errorf("socket: %q", m)
+		}
+		if m := checks["database"].Message; !strings.Contains(m, "FerretDB") || !strings.Contains(m, "set MONGO_URI") {
+			t.Errorf("database: %q; want FerretDB in production named as a warning", m)
+		}
+		if m := checks["whatsapp"].Message; !strings.Contains(m, "run app pair") {
+			t.Errorf("whatsapp: %q; want the advice to pair", m)
+		}
+	})
+
+	t.Run("app restart --rolling under load fails no request", func(t *testing.T) {
+		key := strings.TrimSpace(c.must(t, 30*time.Second, "app keys create --name e2e-rolling --scopes messages:read 2>/dev/null"))
+		pids := func() map[string]string {
+			m := map[string]string{"app-primary.service": c.activePID(t, "app-primary.service")}
+			for i := 1; i <= n; i++ {
+				u := fmt.Sprintf("app-worker@%d.service", i)
+				m[u] = c.activePID(t, u)
+			}
+			return m
+		}
+		before := pids()
+		// Loopback only, each loop bounded by a count and stopped once the
+		// restart is over: three loops on /healthz, one on an authenticated
+		// route paced under the key's rate limit (APP_RATE_LIMIT=20/s).
+		out := c.must(t, 3*time.Minute, `
+			rm -f /tmp/stop /tmp/load.*
+			for j in 1 2 3; do
+				(i=0; while [ ! -e /tmp/stop ] && [ $i -lt 5000 ]; do
+					curl -s -o /dev/null -w 'healthz %{http_code} %{exitcode}\n' --max-time 10 http://127.0.0.1:8080/healthz; i=$((i+1))
+				done > /tmp/load.$j) &
+			done
+			(i=0; while [ ! -e /tmp/stop ] && [ $i -lt 1000 ]; do
+				curl -s -o /dev/null -w 'api %{http_code} %{exitcode}\n' --max-time 10 -H 'Authorization: Bearer `+key+`' 'http://127.0.0.1:8080/v1/messages?limit=1'
+				i=$((i+1)); sleep 0.15
+			done > /tmp/load.api) &
+			sleep 1
+			for k in 1 2; do app restart --rolling; echo "restart exit $?"; done > /tmp/restart.out 2>&1
+			app restart --rolling --primary >> /tmp/restart.out 2>&1; echo "restart exit $?" >> /tmp/restart.out
+			sleep 1; touch /tmp/stop; wait
+			cat /tmp/restart.out; cat /tmp/load.* | sort | uniq -c`)
+		t.Logf("app restart --rolling twice, then with --primary; the answers (count, route, status, curl exit):\n%s", out)
+		if strings.Count(out, "restart exit 0") != 3 {
+			t.Errorf("an app restart --rolling failed")
+		}
+		sent, failed := map[string]int{}, 0
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) != 4 || (f[1] != "healthz" && f[1] != "api") {
+				continue
+			}
+			cnt, _ := strconv.Atoi(f[0])
+			sent[f[1]] += cnt
+			if f[2] != "200" || f[3] != "0" {
+				failed += cnt
+			}
+		}
+		t.Logf("requests sent: %v, failed: %d", sent, failed)
+		if failed != 0 || sent["healthz"] < 100 || sent["api"] < 5 {
+			t.Errorf("%d of %v requests failed; want 0 of at least 100 to /healthz and 5 to the API", failed, sent)
+		}
+		after := pids()
+		for u, pid := range before {
+			if after[u] == pid {
+				t.Errorf("%s still runs as pid %s", u, pid)
+			}
+		}
+	})
+
+	t.Run("app doctor: a stopped primary fails and names the lease", func(t *testing.T) {
+		c.must(t, 60*time.Second, "systemctl stop app-primary.service")
+		code, checks := doctorReport(t)
+		lease := checks["lease"]
+		t.Logf("lease: %s %s", lease.Status, lease.Message)
+		if code != "1" || lease.Status != "fail" || !strings.Contains(lease.Message, "no primary holds the lease") ||
+			!strings.Contains(lease.Message, "systemctl start app-primary") {
+			t.Errorf("exit %s, lease %s %q; want 1 and a failed lease check saying to start app-primary", code, lease.Status, lease.Message)
+		}
+		if st := checks["app-primary.service"].Status; st != "fail" {
+			t.Errorf("app-primary.service: %s, want fail", st)
+		}
+		c.must(t, 60*time.Second, "systemctl start app-primary.service")
+		c.eventually(t, "the lease held again", 60*time.Second, "app doctor --json", func(s string) bool {
+			return strings.Contains(s, `"message": "held by pid`)
+		})
 	})
 
 	t.Run("SIGKILL of a worker under load refuses nothing", func(t *testing.T) {
