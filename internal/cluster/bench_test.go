@@ -26,8 +26,9 @@ import (
 //
 //	make bench
 //
-// BenchmarkHealthz compares /healthz through `app run` with 2 workers with a
-// plain Go hello-world server; the ratio of their req/s is the figure.
+// BenchmarkHTTPCeiling (ceiling_bench_test.go) compares /healthz through
+// `app run` with 2 workers, `app serve` and a hello-world pair; the ratios
+// of their req/s are the figures (docs/BENCHMARKS.md).
 
 var (
 	buildOnce sync.Once
@@ -60,7 +61,15 @@ func appBinary(b *testing.B) string {
 
 // helloMain is the plain net/http server the suite is compared with.
 func helloMain(addr string) int {
-	ln, err := net.Listen("tcp", addr)
+	var ln net.Listener
+	var err error
+	if addr == "fd" {
+		// The socket is handed over as fd 3, as systemd hands app.socket
+		// to the workers.
+		ln, err = net.FileListener(os.NewFile(3, "socket"))
+	} else {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -195,31 +204,6 @@ func BenchmarkAPI(b *testing.B) {
 		}, 200)
 	})
 	b.Run("post-message", func(b *testing.B) { loadReq(b, post, 202) })
-}
-
-func BenchmarkHealthz(b *testing.B) {
-	b.Run("app-run-2-workers", func(b *testing.B) {
-		addr := freePortB(b)
-		state, err := os.MkdirTemp("", "appbench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = os.RemoveAll(state) })
-		cmd := exec.Command(appBinary(b), "run")
-		cmd.Env = append(os.Environ(), "CLUSTER_WORKERS=2", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
-			"APP_ENV=qa", "LOG_LEVEL=warn", "MONGO_URI=")
-		startProc(b, cmd)
-		waitHTTP(b, "http://"+addr+"/readyz", 60*time.Second)
-		load(b, "http://"+addr+"/healthz")
-	})
-	b.Run("hello-world", func(b *testing.B) {
-		addr := freePortB(b)
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), helloEnv+"="+addr)
-		startProc(b, cmd)
-		waitHTTP(b, "http://"+addr+"/", 30*time.Second)
-		load(b, "http://"+addr+"/")
-	})
 }
 
 // BenchmarkWorkerStartToReady starts `app worker` against a running

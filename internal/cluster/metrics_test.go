@@ -13,7 +13,7 @@ import (
 )
 
 // freeRun is a loopback address whose port and the n after it are free.
-func freeRun(t *testing.T, n int) (string, int) {
+func freeRun(t testing.TB, n int) (string, int) {
 	t.Helper()
 	for range 50 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

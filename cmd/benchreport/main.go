@@ -1,0 +1,239 @@
+// Command benchreport turns the output of `make bench` (Go benchmark
+// format, read with golang.org/x/perf/benchfmt) into docs/BENCHMARKS.md:
+// the machine, the medians of the repeated runs, and the ratios the
+// project steers by.
+//
+//	go run ./cmd/benchreport -raw docs/benchmarks/raw.txt -out docs/BENCHMARKS.md
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/perf/benchfmt"
+)
+
+// series is one benchmark's values of one unit over the runs.
+type series map[string]map[string][]float64 // name -> unit -> values
+
+var repeat = regexp.MustCompile(`#\d+$`)
+
+func read(r io.Reader, file string) (series, map[string]string, error) {
+	s := series{}
+	cfg := map[string]string{}
+	rd := benchfmt.NewReader(r, file)
+	for rd.Scan() {
+		res, ok := rd.Result().(*benchfmt.Result)
+		if !ok {
+			continue
+		}
+		for _, c := range res.Config {
+			cfg[c.Key] = string(c.Value)
+		}
+		name := strings.TrimPrefix(string(res.Name.Full()), "Benchmark")
+		if i := strings.LastIndexByte(name, '-'); i > 0 && !strings.ContainsAny(name[i+1:], "/abcdefghijklmnopqrstuvwxyz#") {
+			name = name[:i] // the -GOMAXPROCS suffix
+		}
+		name = repeat.ReplaceAllString(name, "") // b.Run's #01 for a repeated name
+		if s[name] == nil {
+			s[name] = map[string][]float64{}
+		}
+		for _, v := range res.Values {
+			unit, val := v.Unit, v.Value
+			if v.OrigUnit != "" { // as the benchmark reported it, not tidied to base units
+				unit, val = v.OrigUnit, v.OrigValue
+			}
+			s[name][unit] = append(s[name][unit], val)
+		}
+	}
+	return s, cfg, rd.Err()
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	c := slices.Clone(v)
+	slices.Sort(c)
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
+}
+
+// get is the median of a benchmark's unit, and whether it was measured.
+func (s series) get(name, unit string) (float64, bool) {
+	v := s[name][unit]
+	return median(v), len(v) > 0
+}
+
+// cell shows a median with its spread ("31.2k (29.8k-33.0k, 3 runs)").
+func (s series) cell(name, unit string, f func(float64) string) string {
+	v := s[name][unit]
+	if len(v) == 0 {
+		return "not measured"
+	}
+	if len(v) == 1 {
+		return f(v[0])
+	}
+	return fmt.Sprintf("%s (%s-%s)", f(median(v)), f(slices.Min(v)), f(slices.Max(v)))
+}
+
+func kilo(x float64) string {
+	if x >= 1000 {
+		return fmt.Sprintf("%.1fk", x/1000)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+func num(x float64) string   { return fmt.Sprintf("%.3g", x) }
+func ratio(x float64) string { return fmt.Sprintf("%.2f", x) }
+func pct(a, b float64) string {
+	if b == 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.0f%%", 100*a/b)
+}
+
+func machine() string {
+	var b strings.Builder
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.+)$`).FindSubmatch(data); m != nil {
+			cpu = string(m[1])
+		}
+	}
+	kernel := "unknown"
+	if out, err := exec.Command("uname", "-r").Output(); err == nil {
+		kernel = strings.TrimSpace(string(out))
+	}
+	wrk := "not installed"
+	if out, err := exec.Command("wrk", "--version").CombinedOutput(); len(out) > 0 {
+		wrk = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+		_ = err // wrk --version exits 1
+	}
+	fmt.Fprintf(&b, "| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| CPUs | %d (%s) |\n| kernel | %s |\n| Go | %s |\n| load generator | %s |\n| date | %s |\n",
+		runtime.NumCPU(), cpu, kernel, runtime.Version(), wrk, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	return b.String()
+}
+
+func report(s series) string {
+	var b bytes.Buffer
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("# Benchmarks\n\n")
+	w("Written by `make bench` (cmd/benchreport) from its raw output, [benchmarks/raw.txt](benchmarks/raw.txt).\n")
+	w("These machines are shared and noisy: each comparison is measured side by side in one run, the\n")
+	w("configurations taking turns, and a figure is the median of its runs (the range in brackets).\n")
+	w("Benchmarks report; they do not fail CI. Traffic goes to loopback only.\n\n")
+	w("## Machine\n\n%s\n", machine())
+
+	w("## HTTP ceiling: `GET /healthz`\n\n")
+	w("wrk (`-t2 --latency`, %s per run) against three servers running side by side, in turns:\n", "5 s")
+	w("`app run` with 2 workers on one shared socket; `app serve` (the suite in one process); and 2\n")
+	w("processes of a plain Go hello-world server sharing one socket the same way, one CPU each: the\n")
+	w("limit of the design on this machine. The load generator runs on the same 2 CPUs.\n\n")
+	w("| connections | server | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n")
+	for _, c := range []string{"c8", "c64", "c256"} {
+		for _, t := range []string{"hello", "workers", "serve"} {
+			n := "HTTPCeiling/" + t + "/" + c
+			w("| %s | %s | %s | %s | %s |\n", strings.TrimPrefix(c, "c"), t, s.cell(n, "req/s", kilo), s.cell(n, "p50_ms", num), s.cell(n, "p99_ms", num))
+		}
+	}
+	w("\n| connections | workers / hello-world | workers / one process | max/min requests per worker | worker RSS under load |\n|---|---|---|---|---|\n")
+	for _, c := range []string{"c8", "c64", "c256"} {
+		hw, _ := s.get("HTTPCeiling/hello/"+c, "req/s")
+		wk, _ := s.get("HTTPCeiling/workers/"+c, "req/s")
+		sv, _ := s.get("HTTPCeiling/serve/"+c, "req/s")
+		w("| %s | %s | %s | %s | %s MB |\n", strings.TrimPrefix(c, "c"), pct(wk, hw), pct(wk, sv),
+			s.cell("HTTPCeiling/workers/"+c, "max/min", ratio), s.cell("HTTPCeiling/workers/"+c, "worker-RSS-MB", num))
+	}
+	w("\nBalance is the busiest worker's requests over the idlest's, from the per-worker counters of the\n")
+	w("primary's metrics (1.00 is even).\n\n")
+
+	w("## API paths\n\n")
+	w("Through `app run` with 2 workers on the embedded database, a Go client with 8 goroutines per CPU\n")
+	w("(BenchmarkAPI); database round trips per request are fixed by TestRoundTripsPerRequest.\n\n")
+	w("| request | req/s | p99 ms |\n|---|---|---|\n")
+	for _, r := range [][2]string{{"API/healthz", "`GET /healthz`"}, {"API/get-message", "authenticated `GET /v1/messages/{id}`"},
+		{"API/post-message", "authenticated `POST /v1/messages`"}} {
+		w("| %s | %s | %s |\n", r[1], s.cell(r[0], "req/s", kilo), s.cell(r[0], "p99_ms", num))
+	}
+
+	w("\n## Outbox (sandbox driver, embedded database)\n\n")
+	w("| figure | value |\n|---|---|\n")
+	w("| throughput, a burst of 500 over 10 chats | %s messages/s |\n", s.cell("OutboxThroughput", "msgs/s", num))
+	w("| queued to sent at 20 messages/s, p50 | %s ms |\n", s.cell("OutboxLatency", "p50_ms", num))
+	w("| queued to sent at 20 messages/s, p99 | %s ms |\n", s.cell("OutboxLatency", "p99_ms", num))
+
+	w("\n## Realtime fan-out: 2,000 SSE clients over 2 workers\n\n")
+	w("200 incoming messages at 20/s through the sandbox driver; latency from the event's append to its\n")
+	w("receipt by every client.\n\n| figure | value |\n|---|---|\n")
+	w("| p50 | %s ms |\n| p99 | %s ms |\n| max | %s ms |\n", s.cell("SSEClients", "p50_ms", num), s.cell("SSEClients", "p99_ms", num), s.cell("SSEClients", "max_ms", num))
+	w("| worker RSS idle | %s / %s MiB |\n", s.cell("SSEClients", "w1_idle_rss_MiB", num), s.cell("SSEClients", "w2_idle_rss_MiB", num))
+	w("| worker RSS with the clients | %s / %s MiB |\n", s.cell("SSEClients", "w1_rss_MiB", num), s.cell("SSEClients", "w2_rss_MiB", num))
+
+	w("\n## Scheduler with 10,000 recurring schedules\n\n| figure | value |\n|---|---|\n")
+	w("| a pass with nothing due | %s ms |\n", s.cell("Scheduler10k", "idle_pass_ms", num))
+	w("| runs due in one minute | %s |\n", s.cell("Scheduler10k", "runs_that_minute", num))
+	w("| lateness p50 / p99 / max | %s / %s / %s ms |\n", s.cell("Scheduler10k", "p50_late_ms", num), s.cell("Scheduler10k", "p99_late_ms", num), s.cell("Scheduler10k", "max_late_ms", num))
+	w("| first pass of a new lease | %s ms |\n", s.cell("Scheduler10k", "first_pass_ms", num))
+
+	w("\n## Memory and start\n\n| figure | value |\n|---|---|\n")
+	w("| worker start (exec) to `READY=1` | %s ms |\n", s.cell("WorkerStartToReady", "ms-to-READY", num))
+	w("| idle worker VmRSS / private (RssAnon) | %s / %s MB |\n", s.cell("WorkerStartToReady", "idle-RSS-MB", num), s.cell("WorkerStartToReady", "idle-private-MB", num))
+	w("| worker VmRSS under wrk load (256 connections) | %s MB |\n", s.cell("HTTPCeiling/workers/c256", "worker-RSS-MB", num))
+
+	w("\n## Not measured yet\n\n")
+	w("- Webhook delivery throughput (one event at a time per subscription, by design; its latency is\n")
+	w("  the receiver's).\n- A Node.js cluster of the original design: not built here.\n")
+
+	w("\n## Every result\n\n| benchmark | unit | median | runs |\n|---|---|---|---|\n")
+	names := make([]string, 0, len(s))
+	for n := range s {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		units := make([]string, 0, len(s[n]))
+		for u := range s[n] {
+			units = append(units, u)
+		}
+		sort.Strings(units)
+		for _, u := range units {
+			w("| %s | %s | %s | %d |\n", n, u, num(median(s[n][u])), len(s[n][u]))
+		}
+	}
+	return b.String()
+}
+
+func main() {
+	rawPath := flag.String("raw", "docs/benchmarks/raw.txt", "the benchmarks' output")
+	out := flag.String("out", "docs/BENCHMARKS.md", "the report to write")
+	flag.Parse()
+	f, err := os.Open(*rawPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+	defer f.Close()
+	s, _, err := read(f, *rawPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(*out, []byte(report(s)), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+	fmt.Println("benchreport: wrote", *out)
+}
