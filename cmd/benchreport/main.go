@@ -127,7 +127,7 @@ func machine() string {
 	return b.String()
 }
 
-func report(s series) string {
+func report(s, before series, beforeName string) string {
 	var b bytes.Buffer
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Benchmarks\n\n")
@@ -159,6 +159,18 @@ func report(s series) string {
 	}
 	w("\nBalance is the busiest worker's requests over the idlest's, from the per-worker counters of the\n")
 	w("primary's metrics (1.00 is even).\n\n")
+	if before != nil {
+		w("Before and after the balanced accept (internal/worker/balance.go: a worker steps back before\n")
+		w("accepting in proportion to the connections it holds, so when a client opens its connections\n")
+		w("at once the worker holding fewer takes the next). Before: [%s](%s).\n\n", strings.TrimPrefix(beforeName, "docs/"), strings.TrimPrefix(beforeName, "docs/"))
+		w("| connections | max/min before | max/min now | workers req/s before | now |\n|---|---|---|---|---|\n")
+		for _, c := range []string{"c8", "c64", "c256"} {
+			n := "HTTPCeiling/workers/" + c
+			w("| %s | %s | %s | %s | %s |\n", strings.TrimPrefix(c, "c"), before.cell(n, "max/min", ratio), s.cell(n, "max/min", ratio),
+				before.cell(n, "req/s", kilo), s.cell(n, "req/s", kilo))
+		}
+		w("\n")
+	}
 
 	w("## API paths\n\n")
 	w("Through `app run` with 2 workers on the embedded database, a Go client with 8 goroutines per CPU\n")
@@ -218,6 +230,7 @@ func report(s series) string {
 
 func main() {
 	rawPath := flag.String("raw", "docs/benchmarks/raw.txt", "the benchmarks' output")
+	beforePath := flag.String("before", "", "an earlier run's output to compare the balance with")
 	out := flag.String("out", "docs/BENCHMARKS.md", "the report to write")
 	flag.Parse()
 	f, err := os.Open(*rawPath)
@@ -231,7 +244,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
-	if err := os.WriteFile(*out, []byte(report(s)), 0o644); err != nil {
+	var before series
+	if *beforePath != "" {
+		bf, err := os.Open(*beforePath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport:", err)
+			os.Exit(1)
+		}
+		before, _, err = read(bf, *beforePath)
+		bf.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport:", err)
+			os.Exit(1)
+		}
+	}
+	if err := os.WriteFile(*out, []byte(report(s, before, *beforePath)), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
