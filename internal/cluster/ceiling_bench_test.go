@@ -24,7 +24,9 @@ import (
 //   - serve: `app serve`, the suite in one process;
 //   - hello: 2 processes of a plain Go hello-world server sharing one
 //     socket the same way (one CPU each, as workers get), the ceiling of
-//     the design on this machine.
+//     the design on this machine;
+//   - node-cluster: a Node.js hello-world in cluster mode with 2 workers,
+//     as the system this suite replaces ran (when node is installed).
 //
 // Each run reports req/s, p50 and p99 (wrk's), and for the workers how
 // evenly the requests spread (max/min of the per-worker counts from the
@@ -89,6 +91,16 @@ func BenchmarkHTTPCeiling(b *testing.B) {
 	}
 	_ = lf.Close()
 
+	// Node.js in cluster mode, as the original system ran, when node is here.
+	nodeAddr := ""
+	if node, err := exec.LookPath("node"); err == nil {
+		nodeAddr = freePortB(b)
+		_, nodePort, _ := net.SplitHostPort(nodeAddr)
+		n := exec.Command(node, "testdata/node-cluster.js")
+		n.Env = append(os.Environ(), "PORT="+nodePort, "NODE_WORKERS=2")
+		startProc(b, n)
+	}
+
 	waitHTTP(b, "http://"+workersAddr+"/readyz", 60*time.Second)
 	waitHTTP(b, "http://"+serveAddr+"/readyz", 60*time.Second)
 	waitHTTP(b, "http://"+helloAddr+"/", 30*time.Second)
@@ -98,6 +110,10 @@ func BenchmarkHTTPCeiling(b *testing.B) {
 		{"hello", "http://" + helloAddr + "/"},
 		{"workers", "http://" + workersAddr + "/healthz"},
 		{"serve", "http://" + serveAddr + "/healthz"},
+	}
+	if nodeAddr != "" {
+		waitHTTP(b, "http://"+nodeAddr+"/", 30*time.Second)
+		targets = append(targets, struct{ name, url string }{"node-cluster", "http://" + nodeAddr + "/"})
 	}
 	for round := range rounds {
 		for _, conns := range []int{8, 64, 256} {

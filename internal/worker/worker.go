@@ -36,8 +36,7 @@ var ErrNoSocket = errors.New("no listening socket was handed over: start workers
 func Listen(cfg config.Config, bind bool) (net.Listener, error) {
 	l, err := systemd.Listener()
 	if err == nil {
-		// The socket is shared with the other workers: take a fair share.
-		return &balancedListener{Listener: l}, nil
+		return l, nil
 	}
 	if !errors.Is(err, systemd.ErrNoSocket) {
 		return nil, err
