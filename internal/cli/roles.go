@@ -60,7 +60,7 @@ const workerGCPercent = 400
 // GOMAXPROCS say otherwise: each worker gets its share of the CPUs (at
 // least one), as the original one-worker-per-CPU cluster did. N workers
 // each scheduling on all N CPUs only add idle spinning and context
-// switches; `make bench` (BenchmarkHealthz) shows the difference.
+// switches; `make bench` (BenchmarkHTTPCeiling) measures the workers.
 func tuneRuntime(cfg config.Config) {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(workerGCPercent)
