@@ -26,8 +26,10 @@ build:
 run: build
 	APP_ENV=$${APP_ENV:-development} APP_STATE_DIR=$${APP_STATE_DIR:-$(STATE)} ./bin/app run
 
+# The web console's browser test (Debian's chromium) saves its screenshots
+# in .artifacts/ (git-ignored), where a CI run leaves them.
 test:
-	$(GO) test -race -count=1 ./...
+	APP_TEST_ARTIFACTS=$(CURDIR)/.artifacts $(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'TestThousandMessagesInOrderPerChat' ./internal/primary/
 
 # The request decoder and the cron parser fuzzed for a bounded time; the

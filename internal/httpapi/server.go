@@ -62,6 +62,9 @@ type Server struct {
 	WebhookGuard *webhook.Guard
 	// Realtime serves /v1/events and /v1/ws; nil leaves them out.
 	Realtime *Realtime
+	// Console serves the web console's page at / and its assets at
+	// /console/{file} (not API: outside openapi.json); nil leaves it out.
+	Console http.Handler
 	// Media serves the media routes; nil leaves them out. MediaMaxBytes
 	// (default MaxBodyBytes) caps an upload.
 	Media         MediaBackend
@@ -137,6 +140,11 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	}
 	if s.Webhooks != nil {
 		s.webhookRoutes(rt)
+	}
+	if s.Console != nil {
+		page := func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { s.Console.ServeHTTP(w, r) }
+		rt.handle("GET", "/", page)
+		rt.handle("GET", "/console/:file", page)
 	}
 	if s.MetricsGatherer != nil {
 		// This worker's own metrics, for a look by hand; Prometheus

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
+	"app/internal/console"
 	"app/internal/httpapi"
 	"app/internal/metrics"
 	"app/internal/proc"
@@ -76,7 +77,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		Media: w.Store, MediaMaxBytes: w.Cfg.WhatsApp.MediaMaxBytes, Schedules: w.Store,
 		Webhooks: w.Store, WebhookGuard: webhook.NewGuard(w.Cfg.Webhooks.AllowedNetworks),
 		RateLimit: w.Cfg.RateLimit / float64(w.Cfg.Workers()), RateBurst: max(1, (w.Cfg.RateBurst+w.Cfg.Workers()-1)/w.Cfg.Workers()),
-		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox"}
+		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox", Console: console.New()}
 	// Metrics: this process's registry, every series labelled with the
 	// worker's number.
 	reg := w.Metrics
