@@ -128,8 +128,11 @@ func TestConsoleInChromium(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.ID("key")),
-		chromedp.SendKeys(chromedp.ID("key"), key+kb.Enter),
 	); err != nil {
+		t.Fatal(err)
+	}
+	screenshot("console-signin.png")
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("key"), key+kb.Enter)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the dashboard after signing in", `!document.getElementById('dashboard').hidden`, 20*time.Second)
