@@ -31,6 +31,9 @@ type Lease struct {
 	Host   string
 	PID    int
 	Log    zerolog.Logger
+	// Changed, when set, is called after the lease is taken and after it
+	// is let go (Epoch already tells the new state).
+	Changed func()
 
 	epoch    atomic.Int64 // held epoch, 0 while standby
 	lastTick atomic.Int64 // unix nanos of the loop's last turn, for the watchdog
@@ -41,6 +44,12 @@ func (l *Lease) Epoch() int64 { return l.epoch.Load() }
 
 // LastTick is when the lease loop last turned; a stuck loop is unhealthy.
 func (l *Lease) LastTick() time.Time { return time.Unix(0, l.lastTick.Load()) }
+
+func (l *Lease) changed() {
+	if l.Changed != nil {
+		l.Changed()
+	}
+}
 
 func (l *Lease) tick() { l.lastTick.Store(time.Now().UnixNano()) }
 
@@ -110,7 +119,11 @@ func (l *Lease) tryClaim(ctx context.Context, seen *store.Lease) (int64, time.Ti
 
 func (l *Lease) hold(ctx context.Context, epoch int64, lastOK time.Time, work func(context.Context, int64)) {
 	l.epoch.Store(epoch)
-	defer l.epoch.Store(0)
+	l.changed()
+	defer func() {
+		l.epoch.Store(0)
+		l.changed()
+	}()
 	workCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"app/internal/config"
 	"app/internal/primary"
+	"app/internal/proc"
 	"app/internal/store"
 	"app/internal/testdb"
 )
@@ -173,5 +175,63 @@ func TestHolderCutOffStopsBeforeTheStandbyTakesOver(t *testing.T) {
 	}
 	if a.lease.Epoch() != 0 {
 		t.Fatalf("a still believes it holds epoch %d", a.lease.Epoch())
+	}
+}
+
+// The heartbeat says holder or standby as soon as the lease moves, not a
+// heartbeat interval later: /v1/cluster and the console show the primary
+// that works now.
+func TestHeartbeatFollowsTheLeaseAtOnce(t *testing.T) {
+	db := testdb.Start(t)
+	st, err := store.Connect(db.Config(nil), "a", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	j := &journal{began: make(chan span, 4)}
+	x := start(t, db, "x", j)
+	j.next(t, 5*time.Second)
+
+	// An interval far longer than the test: after the first heartbeat,
+	// only a change of lease can write one.
+	cfg := config.Config{LeaseTTL: ttl, HeartbeatInterval: time.Hour, DBWait: 5 * time.Second}
+	a := &primary.Primary{Cfg: cfg, Log: zerolog.Nop(), Store: st, ID: proc.NewIdentity("primary", "")}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	state := func() (string, string) {
+		hbs, err := st.Heartbeats(context.Background(), time.Now().Add(-time.Minute))
+		if err != nil {
+			return "", err.Error()
+		}
+		for _, hb := range hbs {
+			if hb.ID == a.ID.HeartbeatID() {
+				return hb.State, hb.State
+			}
+		}
+		return "", "no heartbeat"
+	}
+	waitUntil := func(want string, within time.Duration) {
+		t.Helper()
+		var last string
+		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			var got string
+			if got, last = state(); got == want {
+				return
+			}
+		}
+		t.Fatalf("the primary's heartbeat says %s, want %s within %s", last, want, within)
+	}
+	waitUntil("standby", 10*time.Second)
+	x.stop() // releases the lease: a takes it within a poll
+	waitUntil("holder", 2*time.Second)
+	if !a.IsHolder() {
+		t.Fatal("the heartbeat says holder but the primary does not hold the lease")
+	}
+	cancel()
+	<-done
+	if got, _ := state(); got != "stopped" {
+		t.Errorf("after a clean stop the heartbeat says %q, want stopped", got)
 	}
 }

@@ -69,6 +69,8 @@ func (p *Primary) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopBg(); wg.Wait() }()
 	hb := &proc.Heartbeat{Store: p.Store, ID: p.ID, Interval: p.Cfg.HeartbeatInterval, Log: p.Log, State: p.state}
+	// /v1/cluster shows a new holder or standby at once, not a beat later.
+	p.lease.Changed = hb.Kick
 	var preparing atomic.Bool
 	preparing.Store(true)
 	wg.Add(2)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -56,6 +57,23 @@ type Heartbeat struct {
 	Log      zerolog.Logger
 	Requests func() int64  // may be nil
 	State    func() string // serving, degraded, holder, standby
+
+	kick chan struct{}
+	once sync.Once
+}
+
+func (h *Heartbeat) kicks() chan struct{} {
+	h.once.Do(func() { h.kick = make(chan struct{}, 1) })
+	return h.kick
+}
+
+// Kick records the heartbeat now rather than at the next interval: a
+// change of state (a primary taking or losing the lease) is seen at once.
+func (h *Heartbeat) Kick() {
+	select {
+	case h.kicks() <- struct{}{}:
+	default:
+	}
 }
 
 func (h *Heartbeat) record(ctx context.Context, state string) error {
@@ -89,6 +107,7 @@ func (h *Heartbeat) Run(ctx context.Context) {
 			cancel()
 			return
 		case <-time.After(h.Interval):
+		case <-h.kicks():
 		}
 	}
 }
