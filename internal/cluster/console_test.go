@@ -18,6 +18,10 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/rs/zerolog"
+
+	"app/internal/config"
+	"app/internal/store"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser.
@@ -242,6 +246,15 @@ func TestConsoleInChromium(t *testing.T) {
 		60*time.Second)
 	waitFor("the result's status", `/: (sent|delivered|read)\.$/.test(document.getElementById('send-result').textContent)`, 30*time.Second)
 	waitFor("an empty outbox", `document.getElementById('outbox-queued').textContent === '0'`, 15*time.Second)
+
+	// A worker on another machine whose heartbeat stopped 30 s ago (three
+	// intervals are 15 s) without saying it stopped: the table marks it.
+	lostHeartbeat(t, state)
+	waitFor("the late worker marked", `[...document.querySelectorAll('#cluster-table tbody tr.late')].some((tr) =>
+		tr.textContent.includes('lost-machine') && tr.textContent.includes('— late'))`, 15*time.Second)
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#cluster-table tbody tr.late').length`)); err != nil || n != 1 {
+		t.Errorf("%d processes marked late (%v), want only the lost one", n, err)
+	}
 	screenshot("console.png")
 
 	// Signing out forgets the key.
@@ -288,4 +301,29 @@ func serveSandboxAt(t *testing.T, addr, state string, env ...string) (stop func(
 // jsString quotes s for JavaScript (JSON's string syntax is a subset).
 func jsString(s string) string {
 	return fmt.Sprintf("%q", s)
+}
+
+// lostHeartbeat records, in the suite's embedded database under state, a
+// worker on another machine last heard of 30 s ago, still serving.
+func lostHeartbeat(t *testing.T, state string) {
+	t.Helper()
+	cfg, err := config.LoadFrom(func(k string) (string, bool) {
+		v, ok := map[string]string{"APP_STATE_DIR": state, "MONGO_URI": "", "APP_ENV": "qa"}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Connect(cfg, "console-test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seen := time.Now().Add(-30 * time.Second)
+	if err := st.WriteHeartbeat(ctx, store.Heartbeat{ID: "lost-machine/worker-1", Role: "worker", Worker: "1", Host: "lost-machine",
+		PID: 4242, Version: "dev", StartedAt: seen.Add(-time.Hour), LastSeen: seen, State: "serving"}); err != nil {
+		t.Fatal(err)
+	}
 }
