@@ -105,6 +105,12 @@ func Pool(reg prometheus.Registerer, st *store.Store) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "app_mongodb_pool_connections",
 			Help: "MongoDB connections open now in this process's pool."}, func() float64 { return float64(stats.Open()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "app_mongodb_pool_connections_in_use",
+			Help: "MongoDB connections checked out by operations in progress; near app_mongodb_pool_max_connections, the pool is the bottleneck."},
+			func() float64 { return float64(stats.InUse()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "app_mongodb_pool_checkout_failures_total",
+			Help: "Operations that could not get a MongoDB connection (pool full past the timeout, or the server unreachable)."},
+			func() float64 { return float64(stats.CheckoutFailures()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "app_mongodb_pool_connections_peak",
 			Help: "The most MongoDB connections this process had open at once."}, func() float64 { return float64(stats.MaxOpen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "app_mongodb_pool_max_connections",

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,5 +113,95 @@ app_webhook_backlog_events{webhook="wh_1"} 0
 `
 	if err := testutil.GatherAndCompare(r.Gatherer, strings.NewReader(want), "app_webhook_backlog_events"); err != nil {
 		t.Error(err)
+	}
+}
+
+// The pool's series follow the driver's pool: connections open and in use
+// rise under concurrent queries and the in-use count falls back to 0 after;
+// an operation that cannot get a connection in time is counted.
+func TestPoolSeriesMove(t *testing.T) {
+	db := testdb.Start(t)
+	// Two connections for this process, so eight concurrent queries queue.
+	st, err := store.Connect(db.Config(map[string]string{"MONGO_MAX_POOL_SIZE": "2", "MONGO_MIN_POOL_SIZE": "0"}), t.Name(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	ctx := context.Background()
+	if err := st.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRegistry(nil)
+	Pool(r.Reg, st)
+	value := func(name string) float64 {
+		t.Helper()
+		mfs, err := r.Gatherer.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				if m.GetGauge() != nil {
+					return m.GetGauge().GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+		t.Fatalf("%s is not in the exposition", name)
+		return 0
+	}
+	if v := value("app_mongodb_pool_connections_in_use"); v != 0 {
+		t.Errorf("in use while idle: %v", v)
+	}
+	if v := value("app_mongodb_pool_max_connections"); v != 2 {
+		t.Errorf("pool max %v, want 2", v)
+	}
+	commands := value("app_mongodb_commands_total")
+
+	// Eight goroutines ping in a loop while the scrapes watch.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_ = st.Ping(ctx)
+			}
+		}()
+	}
+	var peakInUse float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && peakInUse < 2; time.Sleep(time.Millisecond) {
+		peakInUse = max(peakInUse, value("app_mongodb_pool_connections_in_use"))
+	}
+	// With the pool full, an operation allowed a millisecond cannot get a
+	// connection.
+	for i := 0; i < 200 && value("app_mongodb_pool_checkout_failures_total") == 0; i++ {
+		short, cancel := context.WithTimeout(ctx, time.Millisecond)
+		_ = st.Ping(short)
+		cancel()
+	}
+	close(done)
+	wg.Wait()
+	if peakInUse < 2 {
+		t.Errorf("in use under load peaked at %v, want 2 (the pool's size)", peakInUse)
+	}
+	if v := value("app_mongodb_pool_checkout_failures_total"); v == 0 {
+		t.Error("no checkout failure counted with the pool full and a 1 ms deadline")
+	}
+	if v := value("app_mongodb_pool_connections_in_use"); v != 0 {
+		t.Errorf("in use after the load: %v, want 0", v)
+	}
+	if open, peak := value("app_mongodb_pool_connections"), value("app_mongodb_pool_connections_peak"); open < 1 || open > 2 || peak != 2 {
+		t.Errorf("open %v, peak %v; want 1-2 open and a peak of 2", open, peak)
+	}
+	if v := value("app_mongodb_commands_total"); v <= commands {
+		t.Errorf("commands %v, not more than the %v before the load", v, commands)
 	}
 }

@@ -33,11 +33,22 @@ type Store struct {
 
 // PoolStats counts the connections of this process, from the driver's pool monitor.
 type PoolStats struct {
-	open     atomic.Int64
-	maxOpen  atomic.Int64
-	created  atomic.Int64
-	commands atomic.Int64
+	open        atomic.Int64
+	maxOpen     atomic.Int64
+	created     atomic.Int64
+	inUse       atomic.Int64
+	checkoutErr atomic.Int64
+	commands    atomic.Int64
 }
+
+// InUse is the number of connections checked out of the pool now, by
+// operations in progress.
+func (p *PoolStats) InUse() int64 { return p.inUse.Load() }
+
+// CheckoutFailures counts the times an operation could not get a
+// connection (the pool stayed full past the timeout, or the server could
+// not be reached).
+func (p *PoolStats) CheckoutFailures() int64 { return p.checkoutErr.Load() }
 
 // Commands counts the commands this process sent (round trips).
 func (p *PoolStats) Commands() int64 { return p.commands.Load() }
@@ -69,6 +80,12 @@ func (p *PoolStats) monitor() *event.PoolMonitor {
 			}
 		case event.ConnectionClosed:
 			p.open.Add(-1)
+		case event.ConnectionCheckedOut:
+			p.inUse.Add(1)
+		case event.ConnectionCheckedIn:
+			p.inUse.Add(-1)
+		case event.ConnectionCheckOutFailed:
+			p.checkoutErr.Add(1)
 		}
 	}}
 }
