@@ -104,15 +104,7 @@ func startProc(b testing.TB, cmd *exec.Cmd) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		terminate(cmd, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 	})
 }
 

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -284,17 +283,7 @@ func serveSandboxAt(t *testing.T, addr, state string, env ...string) (stop func(
 	}
 	var once sync.Once
 	return func() {
-		once.Do(func() {
-			_ = serve.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = serve.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = serve.Process.Kill()
-				<-done
-			}
-		})
+		once.Do(func() { terminate(serve, func() { _ = serve.Process.Kill() }) })
 	}
 }
 

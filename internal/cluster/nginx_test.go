@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,8 +47,8 @@ func TestDeployDocNginx(t *testing.T) {
 	uri := "mongodb://" + url.PathEscape(filepath.Join(stateA, "mongodb.sock")) + "/"
 	stopB := serveSandboxAt(t, addrB, stateB, append(env, "MONGO_URI="+uri)...)
 	t.Cleanup(stopB)
-	waitHTTPReady(t, addrA)
-	waitHTTPReady(t, addrB)
+	waitHTTP(t, "http://"+addrA+"/readyz", 60*time.Second)
+	waitHTTP(t, "http://"+addrB+"/readyz", 60*time.Second)
 
 	lb := startNginx(t, []string{addrA, addrB})
 	base := "http://" + lb
@@ -268,46 +267,11 @@ http {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		terminate(cmd, func() { _ = cmd.Process.Kill() })
 		if b, _ := os.ReadFile(filepath.Join(dir, "error.log")); len(b) > 0 {
 			t.Logf("nginx error.log:\n%s", b)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		res, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx on %s does not answer: %v", addr, err)
-		}
-	}
-}
-
-// waitHTTPReady waits until the server on addr says it reaches the database.
-func waitHTTPReady(t *testing.T, addr string) {
-	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is not ready within 60 s: %v", addr, err)
-		}
-	}
+	waitHTTP(t, "http://"+addr+"/healthz", 10*time.Second)
+	return addr
 }

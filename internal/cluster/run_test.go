@@ -449,15 +449,22 @@ func startSandboxServe(t *testing.T, env ...string) (addr, state string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(state) })
-	serve := exec.Command(os.Args[0], "serve")
-	serve.Env = append(append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
-		"APP_ENV=qa", "WHATSAPP_DRIVER=sandbox", "LOG_FORMAT=json", "LOG_LEVEL=warn", "MONGO_URI="), env...)
-	serve.Stdout, serve.Stderr = io.Discard, io.Discard
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
+	t.Cleanup(serveSandboxAt(t, addr, state, env...))
 	return addr, state
+}
+
+// terminate stops cmd as systemd does: SIGTERM, then kill() if it has not
+// exited within 20 s; it returns once cmd has exited.
+func terminate(cmd *exec.Cmd, kill func()) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		kill()
+		<-done
+	}
 }
 
 // createKey makes an API key with `app keys create`, as an administrator

@@ -19,19 +19,27 @@ type holder struct{ epoch int64 }
 func (h holder) IsHolder() bool { return h.epoch != 0 }
 func (h holder) Epoch() int64   { return h.epoch }
 
-// The primary's series read the database at each scrape: they move as the
-// outbox, the session, the lease and the webhooks do.
-func TestPrimarySeriesFollowTheDatabase(t *testing.T) {
+// connect starts the embedded database and connects to it with env's
+// configuration.
+func connect(t *testing.T, env map[string]string) *store.Store {
+	t.Helper()
 	db := testdb.Start(t)
-	st, err := store.Connect(db.Config(nil), t.Name(), zerolog.Nop())
+	st, err := store.Connect(db.Config(env), t.Name(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	ctx := context.Background()
-	if err := st.WaitReady(ctx); err != nil {
+	if err := st.WaitReady(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// The primary's series read the database at each scrape: they move as the
+// outbox, the session, the lease and the webhooks do.
+func TestPrimarySeriesFollowTheDatabase(t *testing.T) {
+	st := connect(t, nil)
+	ctx := context.Background()
 	r := NewRegistry(nil)
 	Pool(r.Reg, st)
 	late := Primary(r.Reg, st, holder{epoch: 3})
@@ -120,17 +128,9 @@ app_webhook_backlog_events{webhook="wh_1"} 0
 // rise under concurrent queries and the in-use count falls back to 0 after;
 // an operation that cannot get a connection in time is counted.
 func TestPoolSeriesMove(t *testing.T) {
-	db := testdb.Start(t)
-	// Two connections for this process, so eight concurrent queries queue.
-	st, err := store.Connect(db.Config(map[string]string{"MONGO_MAX_POOL_SIZE": "2", "MONGO_MIN_POOL_SIZE": "0"}), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	// Two connections for this process, so concurrent queries queue.
+	st := connect(t, map[string]string{"MONGO_MAX_POOL_SIZE": "2", "MONGO_MIN_POOL_SIZE": "0"})
 	ctx := context.Background()
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
 	r := NewRegistry(nil)
 	Pool(r.Reg, st)
 	value := func(name string) float64 {
@@ -159,14 +159,15 @@ func TestPoolSeriesMove(t *testing.T) {
 	}
 	commands := value("app_mongodb_commands_total")
 
-	// Eight goroutines ping in a loop while the scrapes watch.
+	// Sixteen goroutines ping until told to stop (at most 20,000 times
+	// each) while the scrapes watch.
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 8 {
+	for range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 2000; i++ {
+			for i := 0; i < 20000; i++ {
 				select {
 				case <-done:
 					return
@@ -180,10 +181,10 @@ func TestPoolSeriesMove(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && peakInUse < 2; time.Sleep(time.Millisecond) {
 		peakInUse = max(peakInUse, value("app_mongodb_pool_connections_in_use"))
 	}
-	// With the pool full, an operation allowed a millisecond cannot get a
+	// With the pool full, an operation allowed 100 µs cannot always get a
 	// connection.
-	for i := 0; i < 200 && value("app_mongodb_pool_checkout_failures_total") == 0; i++ {
-		short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && value("app_mongodb_pool_checkout_failures_total") == 0; {
+		short, cancel := context.WithTimeout(ctx, 100*time.Microsecond)
 		_ = st.Ping(short)
 		cancel()
 	}
@@ -193,7 +194,7 @@ func TestPoolSeriesMove(t *testing.T) {
 		t.Errorf("in use under load peaked at %v, want 2 (the pool's size)", peakInUse)
 	}
 	if v := value("app_mongodb_pool_checkout_failures_total"); v == 0 {
-		t.Error("no checkout failure counted with the pool full and a 1 ms deadline")
+		t.Error("no checkout failure counted with the pool full and a 100 µs deadline")
 	}
 	if v := value("app_mongodb_pool_connections_in_use"); v != 0 {
 		t.Errorf("in use after the load: %v, want 0", v)
