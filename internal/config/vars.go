@@ -118,7 +118,7 @@ var vars = []variable{
 		def: fixed("10s"), parse: durVar(0, time.Hour, func(c *Config, d time.Duration) { c.DBWait = d })},
 	{name: "APP_LEASE_TTL", doc: "primary lease period: a standby takes over within it after the holder dies",
 		def: fixed("15s"), parse: durVar(time.Second, 10*time.Minute, func(c *Config, d time.Duration) { c.LeaseTTL = d })},
-	{name: "APP_HEARTBEAT_INTERVAL", doc: "how often each process records its heartbeat",
+	{name: "APP_HEARTBEAT_INTERVAL", doc: "how often each process records its heartbeat (a primary also records one as soon as it takes or lets go of the lease)",
 		def: fixed("5s"), parse: durVar(100*time.Millisecond, 10*time.Minute, func(c *Config, d time.Duration) { c.HeartbeatInterval = d })},
 	{name: "APP_MAX_BODY_BYTES", doc: "largest request body accepted",
 		def: fixed("1048576"), parse: func(c *Config, v string) error {
