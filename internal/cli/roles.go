@@ -114,7 +114,7 @@ func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger, reg metr
 	p := &primary.Primary{Cfg: cfg, Log: log, Store: st, ID: proc.NewIdentity("primary", ""), Events: events, Scheduler: sched,
 		Tasks: []primary.Task{wa.Task(), sched.Task(), hooks.Task()}}
 	metrics.Pool(reg.Reg, st)
-	late := metrics.Primary(reg.Reg, st, p)
+	late := metrics.Primary(reg.Reg, st, p, cfg.HeartbeatInterval)
 	sched.Lateness = func(d time.Duration) { late.Observe(d.Seconds()) }
 	return p, nil
 }

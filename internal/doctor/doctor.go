@@ -396,7 +396,7 @@ func (d *Doctor) heartbeatsCheck(ctx context.Context) Check {
 			name += " " + hb.Worker
 		}
 		who := fmt.Sprintf("%s on %s (pid %d)", name, hb.Host, hb.PID)
-		isLate := hb.State != "stopped" && age > late
+		isLate := hb.Late(now, d.Cfg.HeartbeatInterval)
 		list = append(list, map[string]any{"id": hb.ID, "role": hb.Role, "worker": hb.Worker, "host": hb.Host, "pid": hb.PID,
 			"state": hb.State, "last_seen": hb.LastSeen.UTC(), "age_seconds": age.Seconds(), "late": isLate})
 		switch {

@@ -87,9 +87,9 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	for _, hb := range hbs {
 		p := processView{ID: hb.ID, Role: hb.Role, Worker: hb.Worker, Host: hb.Host, PID: hb.PID, Version: hb.Version,
 			StartedAt: hb.StartedAt, LastSeen: hb.LastSeen, Requests: hb.Requests, State: hb.State,
-			Alive:          hb.State != "stopped" && now.Sub(hb.LastSeen) < 3*s.HeartbeatInterval,
+			Stale:          hb.Late(now, s.HeartbeatInterval),
 			HeartbeatAgeMS: max(0, now.Sub(hb.LastSeen).Milliseconds())}
-		p.Stale = hb.State != "stopped" && !p.Alive
+		p.Alive = hb.State != "stopped" && !p.Stale
 		switch hb.Role {
 		case "worker":
 			view.Workers = append(view.Workers, p)

@@ -21,16 +21,22 @@ type PrimaryState interface {
 // backlogs, the WhatsApp session and the lease. A standby answers too, so
 // whichever primary is scraped tells the same story.
 type primaryCollector struct {
-	st    *store.Store
-	state PrimaryState
+	st        *store.Store
+	state     PrimaryState
+	heartbeat time.Duration // APP_HEARTBEAT_INTERVAL: three missed make a process stale
 
-	holder, epoch, outboxDepth, outboxAge, whatsapp, webhookBacklog, webhookLag, lastEvent *prometheus.Desc
+	up, processes, holder, epoch, outboxDepth, outboxAge, whatsapp, webhookBacklog, webhookLag, lastEvent *prometheus.Desc
 }
 
 // Primary registers the primary's metrics and returns the histogram of
-// the scheduler's lateness, for the scheduler to observe.
-func Primary(reg prometheus.Registerer, st *store.Store, state PrimaryState) prometheus.Observer {
-	c := &primaryCollector{st: st, state: state,
+// the scheduler's lateness, for the scheduler to observe. heartbeat is
+// the processes' heartbeat interval.
+func Primary(reg prometheus.Registerer, st *store.Store, state PrimaryState, heartbeat time.Duration) prometheus.Observer {
+	c := &primaryCollector{st: st, state: state, heartbeat: heartbeat,
+		up: prometheus.NewDesc("app_database_up", "1 when the database answered this scrape's ping within 2 s, 0 when not (the series read from it are then left out).", nil, nil),
+		processes: prometheus.NewDesc("app_cluster_processes",
+			"Processes of every machine by role and heartbeat: alive, or stale (three heartbeats late without saying they stopped), as /v1/cluster shows them.",
+			[]string{"role", "state"}, nil),
 		holder: prometheus.NewDesc("app_primary_lease_holder", "1 when this process holds the primary lease, 0 when it stands by.", nil, nil),
 		epoch:  prometheus.NewDesc("app_primary_lease_epoch", "The current lease's epoch (it grows at each change of holder).", []string{"holder"}, nil),
 		outboxDepth: prometheus.NewDesc("app_outbox_queued_messages",
@@ -56,7 +62,7 @@ func Primary(reg prometheus.Registerer, st *store.Store, state PrimaryState) pro
 var sessionStates = []string{"unpaired", "pairing", "connecting", "connected", "disconnected", "logged_out", "temporarily_banned", "replaced"}
 
 func (c *primaryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.holder, c.epoch, c.outboxDepth, c.outboxAge, c.whatsapp, c.webhookBacklog, c.webhookLag, c.lastEvent} {
+	for _, d := range []*prometheus.Desc{c.up, c.processes, c.holder, c.epoch, c.outboxDepth, c.outboxAge, c.whatsapp, c.webhookBacklog, c.webhookLag, c.lastEvent} {
 		ch <- d
 	}
 }
@@ -69,6 +75,33 @@ func (c *primaryCollector) Collect(ch chan<- prometheus.Metric) {
 		holder = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.holder, prometheus.GaugeValue, holder)
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	err := c.st.Ping(pctx)
+	pcancel()
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	now := time.Now()
+	if hbs, err := c.st.Heartbeats(ctx, now.Add(-10*c.heartbeat)); err == nil {
+		count := map[[2]string]int{}
+		for _, role := range []string{"worker", "primary"} {
+			count[[2]string{role, "alive"}], count[[2]string{role, "stale"}] = 0, 0
+		}
+		for _, hb := range hbs {
+			switch {
+			case hb.State == "stopped":
+			case hb.Late(now, c.heartbeat):
+				count[[2]string{hb.Role, "stale"}]++
+			default:
+				count[[2]string{hb.Role, "alive"}]++
+			}
+		}
+		for k, n := range count {
+			ch <- prometheus.MustNewConstMetric(c.processes, prometheus.GaugeValue, float64(n), k[0], k[1])
+		}
+	}
 	if l, err := c.st.CurrentLease(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.epoch, prometheus.GaugeValue, float64(l.Epoch), l.Holder)
 	}

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"app/internal/config"
 	"app/internal/store"
 	"app/internal/testdb"
 )
@@ -42,7 +45,7 @@ func TestPrimarySeriesFollowTheDatabase(t *testing.T) {
 	ctx := context.Background()
 	r := NewRegistry(nil)
 	Pool(r.Reg, st)
-	late := Primary(r.Reg, st, holder{epoch: 3})
+	late := Primary(r.Reg, st, holder{epoch: 3}, time.Second)
 	const names = "app_outbox_queued_messages app_whatsapp_state app_primary_lease_holder app_webhook_backlog_events app_scheduler_lateness_seconds app_mongodb_commands_total"
 	n, err := testutil.GatherAndCount(r.Gatherer, "app_mongodb_commands_total")
 	if err != nil || n != 1 {
@@ -65,6 +68,17 @@ func TestPrimarySeriesFollowTheDatabase(t *testing.T) {
 	wh := store.Webhook{ID: "wh_1", URL: "https://example.com/", Secret: "whsec_x", Enabled: true, StartSeq: 1}
 	if err := st.CreateWebhook(ctx, &wh); err != nil {
 		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, hb := range []store.Heartbeat{
+		{ID: "a/worker-1", Role: "worker", Worker: "1", Host: "a", LastSeen: now, State: "serving"},
+		{ID: "a/worker-2", Role: "worker", Worker: "2", Host: "a", LastSeen: now.Add(-5 * time.Second), State: "serving"}, // 5 beats late
+		{ID: "b/primary", Role: "primary", Host: "b", LastSeen: now.Add(-5 * time.Second), State: "stopped"},
+		{ID: "a/primary", Role: "primary", Host: "a", LastSeen: now, State: "holder"},
+	} {
+		if err := st.WriteHeartbeat(ctx, hb); err != nil {
+			t.Fatal(err)
+		}
 	}
 	late.Observe(0.3)
 	got, err := testutil.GatherAndCount(r.Gatherer, strings.Fields(names)...)
@@ -91,13 +105,18 @@ func TestPrimarySeriesFollowTheDatabase(t *testing.T) {
 		}
 	}
 	for key, want := range map[string]float64{
-		"app_outbox_queued_messages":              3,
-		"app_whatsapp_state,state=connected":      1,
-		"app_whatsapp_state,state=unpaired":       0,
-		"app_primary_lease_holder":                1,
-		"app_event_log_position":                  5,
-		"app_webhook_backlog_events,webhook=wh_1": 4,
-		"app_scheduler_lateness_seconds":          1,
+		"app_outbox_queued_messages":                     3,
+		"app_whatsapp_state,state=connected":             1,
+		"app_whatsapp_state,state=unpaired":              0,
+		"app_primary_lease_holder":                       1,
+		"app_event_log_position":                         5,
+		"app_webhook_backlog_events,webhook=wh_1":        4,
+		"app_scheduler_lateness_seconds":                 1,
+		"app_database_up":                                1,
+		"app_cluster_processes,role=worker,state=alive":  1,
+		"app_cluster_processes,role=worker,state=stale":  1,
+		"app_cluster_processes,role=primary,state=alive": 1,
+		"app_cluster_processes,role=primary,state=stale": 0,
 	} {
 		if vals[key] != want {
 			t.Errorf("%s = %v, want %v", key, vals[key], want)
@@ -204,5 +223,44 @@ func TestPoolSeriesMove(t *testing.T) {
 	}
 	if v := value("app_mongodb_commands_total"); v <= commands {
 		t.Errorf("commands %v, not more than the %v before the load", v, commands)
+	}
+}
+
+// With the database away, the primary's metrics say so in app_database_up
+// and leave out what they would have read from it; the scrape still
+// answers.
+func TestPrimarySeriesWithoutTheDatabase(t *testing.T) {
+	dir, err := os.MkdirTemp("", "nodb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	cfg, err := config.LoadFrom(func(k string) (string, bool) {
+		v, ok := map[string]string{"APP_STATE_DIR": dir, "APP_DB_SOCKET": filepath.Join(dir, "none.sock")}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Connect(cfg, t.Name(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	r := NewRegistry(nil)
+	Primary(r.Reg, st, holder{}, time.Second)
+	want := `
+# HELP app_database_up 1 when the database answered this scrape's ping within 2 s, 0 when not (the series read from it are then left out).
+# TYPE app_database_up gauge
+app_database_up 0
+# HELP app_primary_lease_holder 1 when this process holds the primary lease, 0 when it stands by.
+# TYPE app_primary_lease_holder gauge
+app_primary_lease_holder 0
+`
+	if err := testutil.GatherAndCompare(r.Gatherer, strings.NewReader(want), "app_database_up", "app_primary_lease_holder"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(r.Gatherer, "app_outbox_queued_messages", "app_whatsapp_state", "app_cluster_processes"); err != nil || n != 0 {
+		t.Errorf("%d series read from a database that is away (%v), want none", n, err)
 	}
 }

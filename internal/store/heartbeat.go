@@ -24,6 +24,12 @@ type Heartbeat struct {
 	State     string    `bson:"state"` // serving, degraded, holder, standby, stopped
 }
 
+// Late reports whether the process missed three heartbeats of interval
+// without saying it stopped: hung, killed, or its machine is gone.
+func (hb Heartbeat) Late(now time.Time, interval time.Duration) bool {
+	return hb.State != "stopped" && now.Sub(hb.LastSeen) >= 3*interval
+}
+
 // WriteHeartbeat records hb, creating the document on first use.
 func (s *Store) WriteHeartbeat(ctx context.Context, hb Heartbeat) error {
 	_, err := s.db.Collection(colHeartbeats).ReplaceOne(ctx, bson.D{{Key: "_id", Value: hb.ID}}, hb,

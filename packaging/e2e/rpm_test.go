@@ -53,8 +53,9 @@ func TestRPMPackage(t *testing.T) {
 		"/usr/lib/sysusers.d/app.conf":                     "-rw-r--r-- root:root",
 		"/usr/lib/tmpfiles.d/app.conf":                     "-rw-r--r-- root:root",
 		// A conffile kept on upgrade, not world-readable (it may hold MONGO_URI).
-		"/etc/app/app.env":             "-rw-r----- root:root cn",
-		"/usr/share/doc/app/README.md": "-rw-r--r-- root:root",
+		"/etc/app/app.env":                     "-rw-r----- root:root cn",
+		"/usr/share/doc/app/README.md":         "-rw-r--r-- root:root",
+		"/usr/share/app/prometheus/alerts.yml": "-rw-r--r-- root:root",
 	}
 	for path, attrs := range want {
 		got, ok := files[path]
