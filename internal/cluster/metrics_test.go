@@ -78,7 +78,9 @@ func TestMetricsOfTheMachine(t *testing.T) {
 		`go_goroutines{worker="1"}`, `go_goroutines{worker="2"}`, "\ngo_goroutines ",
 		`app_mongodb_pool_max_connections{worker="1"}`, "\napp_mongodb_pool_max_connections ",
 		"\napp_primary_lease_holder 1\n", `app_whatsapp_state{state="pairing"} 1`, // the sandbox shows a QR code
-		"\napp_outbox_queued_messages 0\n",
+		"\napp_outbox_queued_messages 0\n", "\napp_database_up 1\n",
+		`app_cluster_processes{role="worker",state="alive"} 2`, `app_cluster_processes{role="primary",state="alive"} 1`,
+		`app_cluster_processes{role="worker",state="stale"} 0`,
 	}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		out = scrape()
