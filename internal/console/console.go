@@ -11,7 +11,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -71,12 +70,21 @@ func New() *Handler {
 	return h
 }
 
+// contentTypes are the console's files' types, fixed here rather than
+// read from the machine's mime tables, which differ between systems.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+}
+
 func newAsset(name string, b []byte) asset {
 	sum := sha256.Sum256(b)
 	hash := hex.EncodeToString(sum[:8])
-	ctype := mime.TypeByExtension(path.Ext(name))
-	if ctype == "" {
-		ctype = "application/octet-stream"
+	ctype, ok := contentTypes[path.Ext(name)]
+	if !ok {
+		panic("console: no content type for " + name)
 	}
 	return asset{body: b, ctype: ctype, etag: `"` + hash + `"`, hash: hash}
 }

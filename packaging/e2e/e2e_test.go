@@ -300,6 +300,26 @@ func TestInstalledPackage(t *testing.T) {
 		if !strings.Contains(out, `app_http_requests_total{code="200",method="GET",route="/healthz",worker="`) {
 			t.Errorf("no /healthz requests counted:\n%s", lastLines(out, 20))
 		}
+		// What the packaged alerting rules read: the database reached, and
+		// every process alive.
+		c.eventually(t, "the database and the processes in the primary's metrics", 30*time.Second, "curl -s 127.0.0.1:9464/metrics", func(s string) bool {
+			return strings.Contains(s, "\napp_database_up 1\n") && strings.Contains(s, `app_cluster_processes{role="worker",state="alive"} 2`) &&
+				strings.Contains(s, `app_cluster_processes{role="worker",state="stale"} 0`)
+		})
+		if out, err := c.sh(t, 10*time.Second, "grep -c 'alert: App' /usr/share/app/prometheus/alerts.yml"); err != nil || strings.TrimSpace(out) == "0" {
+			t.Errorf("the alerting rules are not installed: %v %q", err, out)
+		}
+	})
+
+	t.Run("the web console is served with its assets and a strict policy", func(t *testing.T) {
+		head, err := c.sh(t, 10*time.Second, "curl -s -D - -o /tmp/console.html 127.0.0.1:8080/")
+		if err != nil || !strings.HasPrefix(head, "HTTP/1.1 200") || !strings.Contains(head, "Content-Security-Policy: default-src 'self'; script-src 'self'") {
+			t.Fatalf("GET / on the installed suite: %v\n%s", err, head)
+		}
+		js, err := c.sh(t, 10*time.Second, `curl -s -o /dev/null -w '%{http_code} %{content_type}' "127.0.0.1:8080$(grep -o '/console/app.js?v=[0-9a-f]*' /tmp/console.html)"`)
+		if err != nil || !strings.HasPrefix(js, "200 text/javascript") {
+			t.Errorf("the page's script, as it links it: %v %q", err, js)
+		}
 	})
 
 	// doctorReport runs app doctor --json and returns its exit status and report.
