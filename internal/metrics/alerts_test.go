@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,10 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
-	"app/internal/config"
-	"app/internal/store"
 )
 
 const alertsDir = "../../docs/prometheus"
@@ -47,19 +42,7 @@ func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 // Every series the alerts and their tests name is one this program
 // exports, so renaming a metric cannot silence an alert unnoticed.
 func TestAlertRulesNameExportedSeries(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.LoadFrom(func(k string) (string, bool) {
-		v, ok := map[string]string{"APP_STATE_DIR": dir, "APP_DB_SOCKET": filepath.Join(dir, "none.sock")}[k]
-		return v, ok
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Connect(cfg, t.Name(), zerolog.Nop()) // never used: the descriptions need no database
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := unreachable(t) // the descriptions need no database
 	rec := &recorder{}
 	NewHTTP(rec)
 	Pool(rec, st)

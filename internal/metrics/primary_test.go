@@ -2,13 +2,13 @@ package metrics
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
@@ -36,6 +36,53 @@ func connect(t *testing.T, env map[string]string) *store.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// unreachable is a store whose database socket does not exist.
+func unreachable(t *testing.T) *store.Store {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.LoadFrom(func(k string) (string, bool) {
+		v, ok := map[string]string{"APP_STATE_DIR": dir, "APP_DB_SOCKET": filepath.Join(dir, "none.sock")}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Connect(cfg, t.Name(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	return st
+}
+
+// gathered is every series of g by name and labels ("name,label=value"):
+// a gauge's or counter's value, a histogram's sample count.
+func gathered(t *testing.T, g prometheus.Gatherer) map[string]float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case m.GetGauge() != nil:
+				vals[key] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				vals[key] = m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				vals[key] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return vals
 }
 
 // The primary's series read the database at each scrape: they move as the
@@ -88,22 +135,7 @@ func TestPrimarySeriesFollowTheDatabase(t *testing.T) {
 	if got < 12 {
 		t.Errorf("%d series, want at least 12", got)
 	}
-	mfs, _ := r.Gatherer.Gather()
-	vals := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			for _, l := range m.GetLabel() {
-				key += "," + l.GetName() + "=" + l.GetValue()
-			}
-			switch {
-			case m.GetGauge() != nil:
-				vals[key] = m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				vals[key] = float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
+	vals := gathered(t, r.Gatherer)
 	for key, want := range map[string]float64{
 		"app_outbox_queued_messages":                     3,
 		"app_whatsapp_state,state=connected":             1,
@@ -154,21 +186,11 @@ func TestPoolSeriesMove(t *testing.T) {
 	Pool(r.Reg, st)
 	value := func(name string) float64 {
 		t.Helper()
-		mfs, err := r.Gatherer.Gather()
-		if err != nil {
-			t.Fatal(err)
+		v, ok := gathered(t, r.Gatherer)[name]
+		if !ok {
+			t.Fatalf("%s is not in the exposition", name)
 		}
-		for _, mf := range mfs {
-			if mf.GetName() == name {
-				m := mf.GetMetric()[0]
-				if m.GetGauge() != nil {
-					return m.GetGauge().GetValue()
-				}
-				return m.GetCounter().GetValue()
-			}
-		}
-		t.Fatalf("%s is not in the exposition", name)
-		return 0
+		return v
 	}
 	if v := value("app_mongodb_pool_connections_in_use"); v != 0 {
 		t.Errorf("in use while idle: %v", v)
@@ -230,23 +252,7 @@ func TestPoolSeriesMove(t *testing.T) {
 // and leave out what they would have read from it; the scrape still
 // answers.
 func TestPrimarySeriesWithoutTheDatabase(t *testing.T) {
-	dir, err := os.MkdirTemp("", "nodb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	cfg, err := config.LoadFrom(func(k string) (string, bool) {
-		v, ok := map[string]string{"APP_STATE_DIR": dir, "APP_DB_SOCKET": filepath.Join(dir, "none.sock")}[k]
-		return v, ok
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Connect(cfg, t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := unreachable(t)
 	r := NewRegistry(nil)
 	Primary(r.Reg, st, holder{}, time.Second)
 	want := `
