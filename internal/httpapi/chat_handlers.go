@@ -19,7 +19,7 @@ import (
 // ChatBackend is what the chat routes need from the database.
 type ChatBackend interface {
 	ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]store.Chat, error)
-	IncomingBefore(ctx context.Context, chat string, t time.Time, limit int) ([]store.IncomingMessage, error)
+	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]store.IncomingMessage, error)
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
 }
 
@@ -137,11 +137,9 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	var upTo time.Time
-	if ns != 0 {
-		upTo = time.Unix(0, ns)
-	}
-	in, err := s.Chats.IncomingBefore(ctx, jid, upTo, limit+1)
+	// Both directions are read strictly before the cursor, one more than a
+	// page each: whatever the merge keeps, the page is full when more exist.
+	in, err := s.Chats.IncomingPage(ctx, jid, ns, id, limit+1)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
@@ -160,13 +158,10 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: "text", Text: m.Text, ReplyTo: m.ReplyTo,
 			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
 	}
-	// Newest first; strictly before the cursor.
+	// Newest first, in the order both store cursors use.
 	slices.SortFunc(items, func(a, b chatItem) int {
 		return cmp.Or(cmp.Compare(b.ns, a.ns), strings.Compare(b.ID, a.ID))
 	})
-	if ns != 0 {
-		items = slices.DeleteFunc(items, func(c chatItem) bool { return c.ns > ns || (c.ns == ns && c.ID >= id) })
-	}
 	page := struct {
 		Messages []chatItem `json:"messages"`
 		Next     string     `json:"next,omitempty"`

@@ -28,7 +28,7 @@ type MessageBackend interface {
 	OutboxMessage(ctx context.Context, id string) (store.OutboxMessage, error)
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
 	MediaInfo(ctx context.Context, id string) (store.MediaInfo, error)
-	IncomingBefore(ctx context.Context, chat string, t time.Time, limit int) ([]store.IncomingMessage, error)
+	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]store.IncomingMessage, error)
 	RequestCancel(ctx context.Context, id string) error
 	CancelRequest(ctx context.Context, id string) (store.CancelRequest, error)
 }
@@ -467,13 +467,7 @@ func decodeCursor(c string) (int64, string, bool) {
 // listIncoming pages through received messages, newest first (by when
 // they were sent), with the same cursor as the outgoing list.
 func (s *Server) listIncoming(ctx context.Context, w http.ResponseWriter, r *http.Request, chat string, beforeNS int64, beforeID string, limit int) {
-	var upTo time.Time
-	if beforeNS != 0 {
-		upTo = time.Unix(0, beforeNS)
-	}
-	// Times are stored in milliseconds: read what shares the cursor's
-	// millisecond too, then drop what is not strictly before it.
-	ms, err := s.Messages.IncomingBefore(ctx, chat, upTo, limit+64)
+	ms, err := s.Messages.IncomingPage(ctx, chat, beforeNS, beforeID, limit+1)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
@@ -482,18 +476,14 @@ func (s *Server) listIncoming(ctx context.Context, w http.ResponseWriter, r *htt
 		Messages []chatItem `json:"messages"`
 		Next     string     `json:"next,omitempty"`
 	}{Messages: []chatItem{}}
-	for _, m := range ms {
-		ns := m.SentAt.UnixNano()
-		if beforeNS != 0 && (ns > beforeNS || (ns == beforeNS && m.Key >= beforeID)) {
-			continue
-		}
-		if len(page.Messages) == limit {
+	for i, m := range ms {
+		if i == limit {
 			last := page.Messages[len(page.Messages)-1]
 			page.Next = encodeCursor(last.ns, last.ID)
 			break
 		}
 		page.Messages = append(page.Messages, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName,
-			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: m.Media, At: m.SentAt, ns: ns})
+			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: m.Media, At: m.SentAt, ns: m.SentAt.UnixNano()})
 	}
 	writeJSON(w, http.StatusOK, page)
 }

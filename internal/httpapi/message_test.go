@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -680,5 +681,51 @@ func TestScheduleRoutes(t *testing.T) {
 	res.Body.Close()
 	if r := do(t, "GET", e.url+"/v1/schedules/"+id, nil, e.reader); r.status != 404 {
 		t.Errorf("after DELETE: %d", r.status)
+	}
+}
+
+// A chat that only ever wrote to us, five messages in one millisecond:
+// its history and the incoming list page through all of them one at a
+// time (before, the history stopped after two pages).
+func TestIncomingOnlyHistoryPagesThroughEqualTimes(t *testing.T) {
+	e := messageServer(t, 1<<20)
+	at := time.Now().Truncate(time.Millisecond)
+	for i := range 5 {
+		m := store.IncomingMessage{WAID: fmt.Sprintf("3AEQ%d", i), Chat: "491709999999@s.whatsapp.net", Sender: "491709999999@s.whatsapp.net",
+			Kind: "text", Text: fmt.Sprint(i), SentAt: at, ReceivedAt: at}
+		if _, err := e.st.SaveIncoming(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages := func(path string) []string {
+		var texts []string
+		next := ""
+		for range 10 {
+			q := "limit=1"
+			if next != "" {
+				q += "&before=" + next
+			}
+			sep := "?"
+			if strings.Contains(path, "?") {
+				sep = "&"
+			}
+			r := do(t, "GET", e.url+path+sep+q, nil, e.reader)
+			if r.status != 200 {
+				t.Fatalf("%s: %d %v", path, r.status, r.body)
+			}
+			for _, m := range r.body["messages"].([]any) {
+				texts = append(texts, m.(map[string]any)["text"].(string))
+			}
+			if next, _ = r.body["next"].(string); next == "" {
+				break
+			}
+		}
+		slices.Sort(texts)
+		return texts
+	}
+	for _, path := range []string{"/v1/chats/%2B491709999999/messages", "/v1/messages?direction=incoming"} {
+		if got := strings.Join(pages(path), ","); got != "0,1,2,3,4" {
+			t.Errorf("%s one per page: %s, want each of 0,1,2,3,4 once", path, got)
+		}
 	}
 }

@@ -248,3 +248,66 @@ func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
 		t.Errorf("no limit pruned %d, %v", n, err)
 	}
 }
+
+// Paging through incoming messages returns each exactly once, whatever the
+// page size, also when many share one millisecond (WhatsApp stamps
+// seconds, so a burst in a group often does) and across chats.
+func TestIncomingPagesAreStrict(t *testing.T) {
+	st := connect(t, testdb.Start(t), nil)
+	ctx := context.Background()
+	at := time.UnixMilli(1_750_000_000_000)
+	want := map[string]bool{}
+	for i := range 7 {
+		m := store.IncomingMessage{WAID: fmt.Sprintf("3A%02d", i), Chat: "491701234567@s.whatsapp.net", Sender: "491701234567@s.whatsapp.net",
+			Kind: "text", Text: fmt.Sprint(i), SentAt: at, ReceivedAt: at}
+		if i >= 5 { // two earlier ones, in another millisecond
+			m.SentAt = at.Add(-time.Second)
+		}
+		if _, err := st.SaveIncoming(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		want[m.WAID] = true
+	}
+	other := store.IncomingMessage{WAID: "3AFF", Chat: "120363025246125486@g.us", Sender: "4915112345678@s.whatsapp.net", Kind: "text", SentAt: at}
+	if _, err := st.SaveIncoming(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 2, 3, 7} {
+		var got []string
+		var ns int64
+		var key string
+		for pages := 0; pages < 10; pages++ {
+			page, err := st.IncomingPage(ctx, "491701234567@s.whatsapp.net", ns, key, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range page {
+				got = append(got, m.WAID)
+			}
+			if len(page) < limit {
+				break
+			}
+			last := page[len(page)-1]
+			ns, key = last.SentAt.UnixNano(), last.Key
+		}
+		seen := map[string]bool{}
+		for _, id := range got {
+			if seen[id] || !want[id] {
+				t.Fatalf("limit %d: pages %v repeat a message or hold another chat's", limit, got)
+			}
+			seen[id] = true
+		}
+		if len(seen) != len(want) || got[len(got)-2] != "3A05" && got[len(got)-2] != "3A06" {
+			t.Fatalf("limit %d: pages %v, want all 7, the two older ones last", limit, got)
+		}
+	}
+	// A cursor off the millisecond (an outgoing message's in a chat's
+	// mixed history) is after every message of that millisecond.
+	page, err := st.IncomingPage(ctx, "491701234567@s.whatsapp.net", at.UnixNano()+1, "msg_zzz", 10)
+	if err != nil || len(page) != 7 {
+		t.Fatalf("before a cursor 1 ns after the burst: %d messages, %v; want 7", len(page), err)
+	}
+	if page, err := st.IncomingPage(ctx, "", 0, "", 10); err != nil || len(page) != 8 {
+		t.Fatalf("every chat: %d messages, %v; want 8", len(page), err)
+	}
+}

@@ -185,15 +185,27 @@ func (s *Store) ChatsPage(ctx context.Context, beforeNS int64, beforeJID string,
 		options.Find().SetSort(bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
 }
 
-// IncomingBefore lists incoming messages (of chat, or all when chat is
-// empty) sent at or before t, newest first.
-func (s *Store) IncomingBefore(ctx context.Context, chat string, t time.Time, limit int) ([]IncomingMessage, error) {
+// IncomingPage lists incoming messages (of chat, or all when chat is
+// empty) newest first by (sent_at, key), strictly before the cursor:
+// beforeNS in nanoseconds and the key of the last message of the previous
+// page (zero for the first page). Stored times have millisecond precision,
+// so a cursor that is not on a millisecond (one taken from the outbox in a
+// chat's mixed history) is after every message of its millisecond.
+func (s *Store) IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]IncomingMessage, error) {
 	filter := bson.D{}
 	if chat != "" {
 		filter = append(filter, bson.E{Key: "chat", Value: chat})
 	}
-	if !t.IsZero() {
-		filter = append(filter, bson.E{Key: "sent_at", Value: bson.D{{Key: "$lte", Value: t}}})
+	if beforeNS != 0 {
+		ms := time.UnixMilli(beforeNS / int64(time.Millisecond))
+		if beforeNS%int64(time.Millisecond) != 0 {
+			filter = append(filter, bson.E{Key: "sent_at", Value: bson.D{{Key: "$lte", Value: ms}}})
+		} else {
+			filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+				bson.D{{Key: "sent_at", Value: bson.D{{Key: "$lt", Value: ms}}}},
+				bson.D{{Key: "sent_at", Value: ms}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeKey}}}},
+			}})
+		}
 	}
 	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list incoming messages", filter,
 		options.Find().SetSort(bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
