@@ -37,16 +37,24 @@ type keyCache struct {
 	m  map[string]cachedKey
 }
 
+func (s *Server) keyCacheTTL() time.Duration {
+	if s.KeyCacheTTL > 0 {
+		return s.KeyCacheTTL
+	}
+	return DefaultKeyCacheTTL
+}
+
 // key returns the stored key with id, from the cache when it is fresh.
 func (s *Server) key(ctx context.Context, id string) (store.APIKey, bool, error) {
-	ttl := s.KeyCacheTTL
-	if ttl == 0 {
-		ttl = DefaultKeyCacheTTL
-	}
+	return s.keyNoOlderThan(ctx, id, s.keyCacheTTL())
+}
+
+// keyNoOlderThan is key with what the cache holds trusted for maxAge.
+func (s *Server) keyNoOlderThan(ctx context.Context, id string, maxAge time.Duration) (store.APIKey, bool, error) {
 	s.keys.mu.Lock()
 	c, ok := s.keys.m[id]
 	s.keys.mu.Unlock()
-	if ok && time.Since(c.at) < ttl {
+	if ok && time.Since(c.at) < maxAge {
 		return c.key, c.found, nil
 	}
 	k, err := s.Keys.APIKey(ctx, id)

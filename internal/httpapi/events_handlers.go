@@ -220,7 +220,7 @@ func (s *Server) next(ctx context.Context, st *stream, idle <-chan time.Time) ([
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		case <-s.Realtime.Done:
 			return nil, errStopping
 		case <-idle:
@@ -228,6 +228,21 @@ func (s *Server) next(ctx context.Context, st *stream, idle <-chan time.Time) ([
 		case <-more:
 		}
 	}
+}
+
+// watchStreamKey is the stream's context: it ends when the key that opened
+// the stream (itself, or behind a browser token) is revoked.
+func (s *Server) watchStreamKey(r *http.Request) (context.Context, func()) {
+	k, _ := KeyOf(r)
+	return s.watchKey(r.Context(), k.ID, store.ScopeMessagesRead)
+}
+
+// keyEnded is why ctx ended when its key did, or nil.
+func keyEnded(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errKeyRevoked) || errors.Is(cause, errScopeLost) {
+		return cause
+	}
+	return nil
 }
 
 var (
@@ -264,7 +279,8 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(": connected\nretry: 2000\n\n"))
 	_ = rc.Flush()
-	ctx := r.Context()
+	ctx, stop := s.watchStreamKey(r)
+	defer stop()
 	beat := time.NewTicker(s.heartbeat())
 	defer beat.Stop()
 	for {
@@ -272,6 +288,11 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 		if errors.Is(err, errTooSlow) {
 			_, _ = w.Write([]byte("event: error\ndata: {\"code\":\"too_slow\",\"message\":\"" + err.Error() + "\"}\n\n"))
+			_ = rc.Flush()
+			return
+		}
+		if cause := keyEnded(ctx); cause != nil {
+			_, _ = w.Write([]byte("event: error\ndata: {\"code\":\"unauthorized\",\"message\":\"" + cause.Error() + "\"}\n\n"))
 			_ = rc.Flush()
 			return
 		}
@@ -323,7 +344,9 @@ func (s *Server) ws(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	}
 	defer c.CloseNow()
 	defer s.Metrics.Subscribed("ws")()
-	ctx := c.CloseRead(r.Context()) // the client sends nothing; this notices it leaving
+	kctx, stop := s.watchStreamKey(r)
+	defer stop()
+	ctx := c.CloseRead(kctx) // the client sends nothing; this notices it leaving
 	beat := time.NewTicker(s.heartbeat())
 	defer beat.Stop()
 	for {
@@ -334,6 +357,10 @@ func (s *Server) ws(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		}
 		if errors.Is(err, errStopping) {
 			_ = c.Close(websocket.StatusGoingAway, "the worker is stopping: reconnect with last_event_id")
+			return
+		}
+		if cause := keyEnded(ctx); cause != nil {
+			_ = c.Close(websocket.StatusPolicyViolation, cause.Error())
 			return
 		}
 		if err != nil {

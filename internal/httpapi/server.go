@@ -74,6 +74,7 @@ type Server struct {
 	Keys        KeyBackend
 	KeyCacheTTL time.Duration
 	keys        keyCache
+	streams     streamKeys // the keys of open event streams, checked again while they stay open
 	// RateLimit (requests per second) and RateBurst are this worker's
 	// share of a key's limit; 0 turns limiting off.
 	RateLimit float64
