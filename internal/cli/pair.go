@@ -33,7 +33,7 @@ func pairFlags(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) i
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		ctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("not paired within --timeout %s", *timeout))
 		defer cancel()
 		k := *key
 		if k == "" {
@@ -74,7 +74,7 @@ func pair(ctx context.Context, url, phone, key string, out io.Writer) error {
 		status, err := get("/v1/session", &s)
 		switch {
 		case ctx.Err() != nil:
-			return errors.New("not paired in time")
+			return notPaired(ctx)
 		case err != nil:
 			// The suite may be starting: wait for it, saying so once.
 			if !waiting {
@@ -117,10 +117,19 @@ func pair(ctx context.Context, url, phone, key string, out io.Writer) error {
 		}
 		select {
 		case <-ctx.Done():
-			return errors.New("not paired in time")
+			return notPaired(ctx)
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// notPaired says why pairing stopped: the time ran out, or the user
+// interrupted it (Ctrl-C, SIGTERM).
+func notPaired(ctx context.Context) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return errors.New("interrupted before the account was paired; nothing changed, run app pair again to pair")
 }
 
 func pairCode(ctx context.Context, client *http.Client, url, phone, key string) (string, error) {
