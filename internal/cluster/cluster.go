@@ -32,7 +32,7 @@ import (
 // ErrChildConfig means a child exited with status 2 (bad configuration):
 // restarting it would only repeat the error, as RestartPreventExitStatus=2
 // does under systemd.
-var ErrChildConfig = errors.New("cluster: a child process rejected the configuration (exit status 2)")
+var ErrChildConfig = errors.New("cluster: a child process cannot start as set up (exit status 2: bad configuration, or a setup error such as database files in use; its last line says which)")
 
 // Supervisor runs the cluster.
 type Supervisor struct {
@@ -213,15 +213,26 @@ func (c *child) supervise(ctx context.Context, fail func(error)) {
 		}
 		code := cmd.ProcessState.ExitCode()
 		if code == 2 {
-			c.s.Log.Error().Str("child", c.name).Msg(c.name + " exited with status 2 (configuration); not restarting it")
+			c.s.Log.Error().Str("child", c.name).Msg(c.name + " exited with status 2 (it cannot start as set up: its last line says why); not restarting it")
 			fail(ErrChildConfig)
 			return
 		}
 		if time.Since(started) >= c.s.StableAfter {
 			backoff = c.s.Backoff
 		}
-		c.s.Log.Warn().Str("child", c.name).Int("child_pid", cmd.Process.Pid).Str("exit", describe(err, cmd)).
-			Dur("restart_in", backoff).Msg(fmt.Sprintf("%s died (%s); restarting in %s", c.name, describe(err, cmd), backoff))
+		if code == 0 {
+			// Stopped on purpose (a SIGTERM from an operator, as a rolling
+			// restart sends): not a crash, so the back-off starts over
+			// unless it keeps stopping at once.
+			if time.Since(started) >= time.Second {
+				backoff = c.s.Backoff
+			}
+			c.s.Log.Info().Str("child", c.name).Int("child_pid", cmd.Process.Pid).Dur("restart_in", backoff).
+				Msg(fmt.Sprintf("%s stopped cleanly (pid %d); starting it again in %s", c.name, cmd.Process.Pid, backoff))
+		} else {
+			c.s.Log.Warn().Str("child", c.name).Int("child_pid", cmd.Process.Pid).Str("exit", describe(err, cmd)).
+				Dur("restart_in", backoff).Msg(fmt.Sprintf("%s died (%s); restarting in %s", c.name, describe(err, cmd), backoff))
+		}
 		select {
 		case <-ctx.Done():
 			return

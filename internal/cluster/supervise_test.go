@@ -1,0 +1,79 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A child that exits with status 0 (stopped on purpose, as a SIGTERM from
+// an operator does) is started again without being called dead, and one
+// that ran a while starts over at the first back-off; a crash is "died".
+func TestCleanExitIsNotACrash(t *testing.T) {
+	var logs lockedBuffer
+	s := &Supervisor{Log: zerolog.New(&logs), Backoff: 10 * time.Millisecond, MaxBackoff: time.Second, StableAfter: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func(name, script string, lines int) []string {
+		t.Helper()
+		s.Exe = "/bin/sh"
+		c := s.newChild(name, []string{"-c", script}, nil, nil)
+		if err := c.start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		cctx, stop := context.WithCancel(ctx)
+		go func() { defer close(done); c.supervise(cctx, func(error) {}) }()
+		var got []string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			got = got[:0]
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, `"child":"`+name+`"`) && strings.Contains(l, `"restart_in"`) {
+					got = append(got, l)
+				}
+			}
+			if len(got) >= lines {
+				break
+			}
+		}
+		stop()
+		c.stop(time.Second)
+		<-done
+		if len(got) < lines {
+			t.Fatalf("%s: %d restarts logged within 20 s, want %d: %v", name, len(got), lines, got)
+		}
+		return got[:lines]
+	}
+	for _, l := range run("stopped", "sleep 1.1; exit 0", 2) {
+		if strings.Contains(l, "died") || !strings.Contains(l, "stopped cleanly") || !strings.Contains(l, `"restart_in":10`) {
+			t.Errorf("clean exit after a second logged as %s; want stopped cleanly, restarting after the first back-off (10 ms)", l)
+		}
+	}
+	for i, l := range run("crashing", "exit 1", 3) {
+		if !strings.Contains(l, "died") || !strings.Contains(l, `"level":"warn"`) {
+			t.Errorf("crash %d logged as %s; want a warning saying it died", i, l)
+		}
+	}
+}
