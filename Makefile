@@ -15,16 +15,30 @@ RPMARCH     := $(subst arm64,aarch64,$(subst amd64,x86_64,$(GOARCH)))
 # Package versions must start with a digit: v1.2.3 -> 1.2.3, no tag -> 0.0.0~git<commit>.
 PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/~/g'); echo $${v:-0.0.0~git$(COMMIT)})
 
-.PHONY: build run test fuzz lint bench package e2e clean
+.PHONY: build run key doctor test fuzz lint bench package e2e clean
 
 build:
+	@test -f bin/app || echo "Building bin/app: the first build downloads and compiles the dependencies (about 2 minutes on 2 cores)..."
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/app ./cmd/app
 
 # The cluster of `app run` on 127.0.0.1:8080 with the embedded database in
 # .state/; Ctrl-C stops it. Any variable of the README's table can be set
 # on the command line: make run CLUSTER_WORKERS=4
 run: build
+	@echo "Starting the suite on 127.0.0.1:8080 (Ctrl-C stops it). From another shell in this directory: make key (an API key for it), make doctor."
 	APP_ENV=$${APP_ENV:-development} APP_STATE_DIR=$${APP_STATE_DIR:-$(STATE)} ./bin/app run
+
+# An API key for the suite `make run` runs (its database in .state/), and
+# `app doctor` on it; NAME and SCOPES change the key's.
+NAME   ?= dev
+SCOPES ?= messages:read,messages:write,session,admin
+key:
+	@test -x bin/app || { echo "make key: no bin/app yet; start the suite with make run first"; exit 1; }
+	@APP_ENV=$${APP_ENV:-development} APP_STATE_DIR=$${APP_STATE_DIR:-$(STATE)} ./bin/app keys create --name '$(NAME)' --scopes '$(SCOPES)'
+
+doctor:
+	@test -x bin/app || { echo "make doctor: no bin/app yet; start the suite with make run first"; exit 1; }
+	@APP_ENV=$${APP_ENV:-development} APP_STATE_DIR=$${APP_STATE_DIR:-$(STATE)} ./bin/app doctor
 
 # The web console's browser test (Debian's chromium) saves its screenshots
 # in .artifacts/ (git-ignored), where a CI run leaves them.

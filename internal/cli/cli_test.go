@@ -214,3 +214,18 @@ func TestWorkerWanted(t *testing.T) {
 		}
 	}
 }
+
+// `app keys` pointed at a state directory where no suite runs (the
+// packaged one while `make run` uses ./.state) says so at once, in one
+// line that names APP_STATE_DIR and the make target, not a driver error
+// after its timeout.
+func TestKeysWithoutARunningSuite(t *testing.T) {
+	clearEnv(t)
+	code, out, errs := run("app", "keys", "list")
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d, stdout %q; want 1 and nothing", code, out)
+	}
+	if l := lines(errs); len(l) != 1 || !strings.Contains(l[0], "APP_STATE_DIR=") || !strings.Contains(l[0], "make key") {
+		t.Errorf("stderr %q, want one line naming APP_STATE_DIR and make key", errs)
+	}
+}

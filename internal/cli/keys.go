@@ -106,6 +106,10 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
+	if err := embeddedRunning(cfg); err != nil {
+		fmt.Fprintf(stderr, "app keys %s: %v\n", args[0], err)
+		return exitFailed
+	}
 	st, err := store.Connect(cfg, "app-keys", zerolog.Nop())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -146,4 +150,20 @@ func adminLookup(envFile, packagedSocket string) config.Lookup {
 		}
 		return "", false
 	}
+}
+
+// embeddedRunning says at once, and how to fix it, when the configuration
+// names the embedded database and nothing serves its socket: the suite is
+// not running, or runs with another state directory (make run's is
+// ./.state), which the driver would report only after its timeout, as a
+// raw connection error.
+func embeddedRunning(cfg config.Config) error {
+	if !cfg.Embedded() {
+		return nil
+	}
+	if _, err := os.Stat(cfg.DBSocket); err == nil {
+		return nil
+	}
+	return fmt.Errorf("no embedded database runs at %s (APP_DB_SOCKET, from APP_STATE_DIR=%s): start the suite (systemctl start app.target, or app run), "+
+		"or set APP_STATE_DIR to the state directory of the suite that runs (for make run: make key, make doctor)", cfg.DBSocket, cfg.StateDir)
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -257,6 +258,10 @@ func runCluster(ctx context.Context, cfg config.Config, _, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("cannot find the app binary: %w", err)
 	}
+	// Commands run from another shell see this suite only with its state
+	// directory (the embedded database's socket is there) and environment.
+	log.Info().Msg(fmt.Sprintf("To make an API key for this suite from another shell: APP_ENV=%s APP_STATE_DIR=%s %s keys create --name NAME --scopes %s (app doctor likewise)",
+		cfg.Env, cfg.StateDir, exe, strings.Join(store.Scopes, ",")))
 	s := &cluster.Supervisor{Cfg: cfg, Log: log, Exe: exe, Output: stderr}
 	err = s.Run(ctx)
 	if errors.Is(err, cluster.ErrChildConfig) {

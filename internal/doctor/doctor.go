@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"io"
 	"strings"
 	"time"
@@ -259,6 +260,9 @@ func (d *Doctor) databaseCheck(ctx context.Context) Check {
 			advice = "start it with `app db` (or `app run`)"
 			if d.Systemctl != nil {
 				advice = "is app-db running? systemctl status app-db; journalctl -u app-db -n 20"
+			}
+			if _, serr := os.Stat(d.Cfg.DBSocket); serr != nil {
+				advice = "nothing serves that socket: start the suite (systemctl start app.target, or app run), or set APP_STATE_DIR to the state directory of the suite that runs (for make run: make doctor)"
 			}
 		}
 		return Check{Name: "database", Status: Fail, Message: fmt.Sprintf("%s does not answer (%s): %s", where, shortCause(err), advice),
