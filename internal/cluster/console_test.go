@@ -262,6 +262,45 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	waitFor("the sign-in form again", `!document.getElementById('login-view').hidden && sessionStorage.length === 0`, 10*time.Second)
 
+	// A key that may only read: the page offers no send form, says what
+	// the other panels need in one wording, and asks nothing of the routes
+	// the key cannot use while it polls what it can.
+	reader := createKey(t, state, "messages:read")
+	count := func(path string) int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`performance.getEntriesByType('resource').filter((e) =>
+			new URL(e.name).pathname === `+jsString(path)+`).length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Count from here, in a buffer that holds them all (the default keeps 250).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`performance.setResourceTimingBufferSize(100000); performance.clearResourceTimings()`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("key"), reader+kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the dashboard for the reading key", `!document.getElementById('dashboard').hidden`, 20*time.Second)
+	waitFor("the sent message listed for the reading key", `document.querySelector('#sent-table tbody').textContent.includes(`+jsString(hello)+`)`, 15*time.Second)
+	for panel, scope := range map[string]string{"send": "messages:write", "webhooks": "admin", "cluster": "admin", "session": "session"} {
+		note := text("#" + panel + " .scope-note")
+		if note != "Needs a key with the "+scope+" scope; this key has messages:read." {
+			t.Errorf("the %s panel says %q to a messages:read key", panel, note)
+		}
+		if visible, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`[...document.querySelectorAll('#`+panel+` form, #`+panel+` table')].some((e) => e.offsetParent !== null)`)); err != nil || visible {
+			t.Errorf("the %s panel still shows its form or table to a messages:read key (%v)", panel, err)
+		}
+	}
+	// Two polls of the outbox later, the routes the key cannot use were
+	// never asked.
+	waitFor("two polls", `performance.getEntriesByType('resource').filter((e) => new URL(e.name).pathname === '/v1/messages').length >= 8`, 30*time.Second)
+	if h, c, s := count("/v1/webhooks"), count("/v1/cluster"), count("/v1/session"); h+c+s != 0 {
+		t.Errorf("a messages:read key's page asked /v1/webhooks %d, /v1/cluster %d and /v1/session %d times; want none", h, c, s)
+	}
+	screenshot("console-reader.png")
+
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range problems {

@@ -79,8 +79,9 @@ func KeyOf(r *http.Request) (store.APIKey, bool) {
 	return k, ok
 }
 
-// auth admits requests with a valid, unrevoked API key that has scope:
-// 401 without one, 403 when the key lacks the scope.
+// auth admits requests with a valid, unrevoked API key that has scope
+// (any valid key when scope is empty): 401 without one, 403 when the key
+// lacks the scope.
 func (s *Server) auth(scope string, h httprouter.Handle) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		unauthorized := func(msg string) {
@@ -109,7 +110,7 @@ func (s *Server) auth(scope string, h httprouter.Handle) httprouter.Handle {
 			unauthorized("the API key is unknown or revoked")
 			return
 		}
-		if !k.Has(scope) {
+		if scope != "" && !k.Has(scope) {
 			writeError(w, r, http.StatusForbidden, "forbidden", "the API key "+k.ID+" lacks the scope "+scope, "")
 			return
 		}
@@ -118,4 +119,16 @@ func (s *Server) auth(scope string, h httprouter.Handle) httprouter.Handle {
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, k)), ps)
 	}
+}
+
+// currentKey tells a client what its key is and may do, so a client (the
+// console) shows only what the key allows instead of learning it from 403s.
+func (s *Server) currentKey(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	k, _ := KeyOf(r)
+	writeJSON(w, http.StatusOK, struct {
+		ID        string    `json:"id"`
+		Name      string    `json:"name"`
+		Scopes    []string  `json:"scopes"`
+		CreatedAt time.Time `json:"created_at"`
+	}{k.ID, k.Name, append([]string{}, k.Scopes...), k.CreatedAt.UTC()})
 }

@@ -121,6 +121,9 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	rt.handle("GET", "/readyz", s.readyz)
 	rt.handle("GET", "/v1/cluster", s.cluster)
 	rt.handle("GET", "/v1/openapi.json", serveOpenAPI)
+	if s.Keys != nil {
+		rt.handle("GET", "/v1/key", s.auth("", s.currentKey))
+	}
 	if s.Sessions != nil {
 		s.sessionRoutes(rt)
 	}

@@ -20,6 +20,50 @@
   let qrURL = '';
   let qrSeq = 0;
   let lastSentID = '';
+  // scopes are the signed-in key's (GET /v1/key); null until known, when
+  // every panel is tried.
+  let scopes = null;
+
+  // What each panel needs; a panel the key cannot use says so, in one
+  // wording, and is not loaded or polled.
+  const PANEL_SCOPES = {
+    session: 'session', send: 'messages:write', outbox: 'messages:read',
+    messages: 'messages:read', webhooks: 'admin', cluster: 'admin',
+  };
+
+  function has(scope) {
+    return scopes === null || scopes.includes(scope) || scopes.includes('admin');
+  }
+
+  function can(panel) {
+    return has(PANEL_SCOPES[panel]);
+  }
+
+  function applyScopes() {
+    for (const [panel, scope] of Object.entries(PANEL_SCOPES)) {
+      const section = $(panel);
+      let note = section.querySelector('.scope-note');
+      if (!note) {
+        note = Object.assign(document.createElement('p'), { className: 'note scope-note' });
+        section.querySelector('h2').after(note);
+      }
+      const locked = !can(panel);
+      section.classList.toggle('locked', locked);
+      note.textContent = locked
+        ? 'Needs a key with the ' + scope + ' scope; this key has ' + (scopes.length ? scopes.join(', ') : 'none') + '.'
+        : '';
+    }
+  }
+
+  async function loadScopes() {
+    try {
+      scopes = (await getJSON('/v1/key')).scopes || [];
+    } catch (e) {
+      if (e.status === 401) throw e; // signed out with the reason
+      scopes = null; // not known yet (the server is away): try every panel
+    }
+    applyScopes();
+  }
 
   class APIError extends Error {
     constructor(status, code, message, requestID) {
@@ -316,8 +360,9 @@
     } catch (e) {
       $('webhooks-table').hidden = true;
       if (e.status === 403) {
-        showError('webhooks-error', null);
-        $('webhooks-note').textContent = 'Needs an admin key: this key lacks the admin scope, which the webhook routes require.';
+        // The key changed under the page (scopes are read at sign-in).
+        loadScopes().catch(() => {});
+        $('webhooks-note').textContent = '';
       } else {
         $('webhooks-note').textContent = '';
         showError('webhooks-error', e);
@@ -379,13 +424,17 @@
     stream = null;
     streamLive = false;
     if (!key) return;
+    if (!has('messages:read')) {
+      setLive('warn', 'No live updates: they need a key with the messages:read scope');
+      return;
+    }
     let token;
     try {
       token = (await (await api('POST', '/v1/events/token')).json()).token;
     } catch (e) {
       if (!key) return;
       if (e.status === 403) {
-        setLive('warn', 'No live updates (the key lacks messages:read); refreshing every few seconds');
+        setLive('warn', 'No live updates: they need a key with the messages:read scope');
         return; // polling covers it; a new key means signing in again
       }
       retry('Live updates unavailable: ' + describe(e));
@@ -436,28 +485,34 @@
   }
 
   function refreshAll() {
-    loadSession();
-    loadMessages();
-    loadOutbox();
-    loadWebhooks();
-    loadCluster();
+    if (can('session')) loadSession();
+    if (can('messages')) loadMessages();
+    if (can('outbox')) loadOutbox();
+    if (can('webhooks')) loadWebhooks();
+    if (can('cluster')) loadCluster();
   }
 
   // poll refreshes what has no events; while the stream is down it also
   // refreshes the session and the messages.
   function poll() {
-    loadCluster();
-    loadOutbox();
-    loadWebhooks();
+    if (scopes === null) loadScopes().then(refreshAll, () => {});
+    if (can('cluster')) loadCluster();
+    if (can('outbox')) loadOutbox();
+    if (can('webhooks')) loadWebhooks();
     if (!streamLive) {
-      loadSession();
-      loadMessages();
+      if (can('session')) loadSession();
+      if (can('messages')) loadMessages();
     }
   }
 
   // --- signing in and out ---------------------------------------------------
 
-  function showDashboard() {
+  async function showDashboard() {
+    try {
+      await loadScopes();
+    } catch (e) {
+      return; // the key was refused: signed out
+    }
     $('login-view').hidden = true;
     $('dashboard').hidden = false;
     $('signout').hidden = false;
@@ -477,6 +532,7 @@
     stream = null;
     streamLive = false;
     lastEventID = '';
+    scopes = null;
     clearQR('');
     $('dashboard').hidden = true;
     $('signout').hidden = true;
@@ -496,17 +552,14 @@
       return;
     }
     key = candidate;
-    // Any answer but 401 shows the key is valid: a 403 only means it lacks
-    // the session scope, and the page shows what it can.
+    // GET /v1/key answers any valid key with its scopes.
     try {
-      await api('GET', '/v1/session');
+      await api('GET', '/v1/key');
     } catch (e) {
       if (e.status === 401) return; // api signed out with the reason
-      if (e.status !== 403) {
-        key = '';
-        $('login-error').textContent = describe(e);
-        return;
-      }
+      key = '';
+      $('login-error').textContent = describe(e);
+      return;
     }
     sessionStorage.setItem(KEY_ITEM, key);
     input.value = '';
