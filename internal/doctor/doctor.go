@@ -8,8 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"io"
+	"os"
 	"strings"
 	"time"
 
