@@ -43,6 +43,10 @@ func TestCheckURL(t *testing.T) {
 		{"http://[::ffff:10.0.0.1]/", "refused"},
 		{"http://localhost:8080/", "refused"},
 		{"http://api.localhost/", "refused"},
+		// Names, accepted here and refused when a delivery connects (as
+		// WEBHOOKS.md says): TestClientRefusesAtDialTime.
+		{"http://localhost.:8080/", ""},
+		{"http://127.1/", ""},
 		{"https://example.com/" + strings.Repeat("a", 2050), "2048"},
 	} {
 		err := g.CheckURL(c.url)
@@ -78,6 +82,14 @@ func TestClientRefusesAtDialTime(t *testing.T) {
 		_, err := NewGuard(nil).Client(5 * time.Second).Get(u)
 		if err == nil || !errors.Is(err, ErrRefused) {
 			t.Errorf("GET %s: %v, want a refusal", u, err)
+		}
+	}
+	// Names that CheckURL lets through fail here: refused when they
+	// resolve to loopback, not found when the resolver has no such name.
+	for _, u := range []string{"http://localhost.:" + port + "/", "http://127.1:" + port + "/"} {
+		if res, err := NewGuard(nil).Client(5 * time.Second).Get(u); err == nil {
+			_ = res.Body.Close()
+			t.Errorf("GET %s reached the receiver on loopback", u)
 		}
 	}
 	if n := hits.Load(); n != 0 {
