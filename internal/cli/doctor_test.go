@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"app/internal/store"
 	"app/internal/systemd"
 	"app/internal/testdb"
@@ -35,16 +33,9 @@ func doctorEnv(t *testing.T, db *testdb.DB) {
 // running suite does.
 func seedHealthy(t *testing.T, db *testdb.DB) {
 	t.Helper()
-	st, err := store.Connect(db.Config(nil), "seed", zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = st.Close(context.Background()) }()
+	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
 	host, _ := os.Hostname()
 	now := time.Now()
 	if _, err := st.ClaimLease(ctx, store.Lease{Epoch: 1, Host: host, PID: 42, ExpiresAt: now.Add(time.Minute)}); err != nil {

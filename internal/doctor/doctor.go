@@ -262,7 +262,7 @@ func (d *Doctor) databaseCheck(ctx context.Context) Check {
 				advice = "is app-db running? systemctl status app-db; journalctl -u app-db -n 20"
 			}
 			if _, serr := os.Stat(d.Cfg.DBSocket); serr != nil {
-				advice = "nothing serves that socket: start the suite (systemctl start app.target, or app run), or set APP_STATE_DIR to the state directory of the suite that runs (for make run: make doctor)"
+				advice = "nothing serves that socket: start the suite (systemctl start app.target, app run, or app db alone), or set APP_STATE_DIR to the state directory of the suite that runs (for make run: make doctor)"
 			}
 		}
 		return Check{Name: "database", Status: Fail, Message: fmt.Sprintf("%s does not answer (%s): %s", where, shortCause(err), advice),

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"app/internal/config"
 	"app/internal/store"
 	"app/internal/systemd"
@@ -19,18 +17,7 @@ import (
 
 func connect(t *testing.T, db *testdb.DB, env map[string]string) (config.Config, *store.Store) {
 	t.Helper()
-	cfg := db.Config(env)
-	st, err := store.Connect(cfg, t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatalf("database never answered: %v", err)
-	}
-	return cfg, st
+	return db.Config(env), db.Connect(env)
 }
 
 // healthy records what a running suite leaves in the database: a held

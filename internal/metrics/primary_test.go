@@ -26,16 +26,7 @@ func (h holder) Epoch() int64   { return h.epoch }
 // configuration.
 func connect(t *testing.T, env map[string]string) *store.Store {
 	t.Helper()
-	db := testdb.Start(t)
-	st, err := store.Connect(db.Config(env), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	if err := st.WaitReady(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return testdb.Start(t).Connect(env)
 }
 
 // unreachable is a store whose database socket does not exist.

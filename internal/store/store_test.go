@@ -16,23 +16,8 @@ import (
 	"app/internal/testdb"
 )
 
-func connect(t *testing.T, db *testdb.DB, env map[string]string) *store.Store {
-	t.Helper()
-	st, err := store.Connect(db.Config(env), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatalf("database never answered: %v", err)
-	}
-	return st
-}
-
 func TestServerKindIsDetected(t *testing.T) {
-	st := connect(t, testdb.Start(t), nil)
+	st := testdb.Start(t).Connect(nil)
 	info, err := st.Server(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +35,7 @@ func TestServerKindIsDetected(t *testing.T) {
 func TestPoolRespectsTheConnectionBudget(t *testing.T) {
 	db := testdb.Start(t)
 	// 2 workers + the primary share 12 connections: 4 each.
-	st := connect(t, db, map[string]string{"CLUSTER_WORKERS": "2", "MONGO_MAX_TOTAL_CONNECTIONS": "12", "MONGO_MIN_POOL_SIZE": "1"})
+	st := db.Connect(map[string]string{"CLUSTER_WORKERS": "2", "MONGO_MAX_TOTAL_CONNECTIONS": "12", "MONGO_MIN_POOL_SIZE": "1"})
 	if got := st.Pool().Max; got != 4 {
 		t.Fatalf("pool max = %d, want 4 (12 connections / 3 processes)", got)
 	}
@@ -86,7 +71,7 @@ func TestPoolRespectsTheConnectionBudget(t *testing.T) {
 }
 
 func TestHeartbeatsAreListedAndPruned(t *testing.T) {
-	st := connect(t, testdb.Start(t), nil)
+	st := testdb.Start(t).Connect(nil)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for _, hb := range []store.Heartbeat{
@@ -115,7 +100,7 @@ func TestHeartbeatsAreListedAndPruned(t *testing.T) {
 }
 
 func TestIndexesAreIdempotent(t *testing.T) {
-	st := connect(t, testdb.Start(t), nil)
+	st := testdb.Start(t).Connect(nil)
 	for range 2 {
 		if err := st.EnsureIndexes(context.Background(), zerolog.Nop()); err != nil {
 			t.Fatal(err)
@@ -127,7 +112,7 @@ func TestIndexesAreIdempotent(t *testing.T) {
 // fails once a higher epoch exists.
 func TestLeaseEpochsAreExclusive(t *testing.T) {
 	db := testdb.Start(t)
-	a, b := connect(t, db, nil), connect(t, db, nil)
+	a, b := db.Connect(nil), db.Connect(nil)
 	ctx := context.Background()
 	if _, err := a.CurrentLease(ctx); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("lease before any claim: %v, want ErrNotFound", err)
@@ -194,7 +179,7 @@ func TestBadURIOptionsAreAConfigError(t *testing.T) {
 
 // Media retention keeps what a live schedule or an unsent message needs.
 func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
-	st := connect(t, testdb.Start(t), nil)
+	st := testdb.Start(t).Connect(nil)
 	ctx := context.Background()
 	put := func(name string) string {
 		id, err := st.PutMedia(ctx, name, "image/png", strings.NewReader("\x89PNG "+name))
@@ -253,7 +238,7 @@ func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
 // page size, also when many share one millisecond (WhatsApp stamps
 // seconds, so a burst in a group often does) and across chats.
 func TestIncomingPagesAreStrict(t *testing.T) {
-	st := connect(t, testdb.Start(t), nil)
+	st := testdb.Start(t).Connect(nil)
 	ctx := context.Background()
 	at := time.UnixMilli(1_750_000_000_000)
 	want := map[string]bool{}

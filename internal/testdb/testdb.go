@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
 	"app/internal/embeddb"
+	"app/internal/store"
 )
 
 // DB is an embedded database owned by one test.
@@ -69,4 +71,22 @@ func (d *DB) Config(env map[string]string) config.Config {
 		d.t.Fatalf("config: %v", err)
 	}
 	return cfg
+}
+
+// Connect is a store connected to this database as a process configured
+// with env would be, closed when the test ends; it waits until the
+// database answers.
+func (d *DB) Connect(env map[string]string) *store.Store {
+	d.t.Helper()
+	st, err := store.Connect(d.Config(env), d.t.Name(), zerolog.Nop())
+	if err != nil {
+		d.t.Fatalf("connect: %v", err)
+	}
+	d.t.Cleanup(func() { _ = st.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := st.WaitReady(ctx); err != nil {
+		d.t.Fatalf("the test database never answered: %v", err)
+	}
+	return st
 }
