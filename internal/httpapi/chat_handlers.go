@@ -88,7 +88,7 @@ func (s *Server) listChats(usersOnly bool) httprouter.Handle {
 		defer cancel()
 		chats, err := s.Chats.ChatsPage(ctx, ns, jid, usersOnly, limit)
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		out := struct {
@@ -143,12 +143,12 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	in, err := s.Chats.IncomingBefore(ctx, jid, upTo, limit+1)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	out, err := s.Chats.OutboxPage(ctx, jid, "", ns, id, limit+1)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	var items []chatItem

@@ -176,7 +176,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, _ httpro
 		writeError(w, r, http.StatusBadRequest, "invalid", "version is for PATCH", "version")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	k, _ := KeyOf(r)
 	sc := store.Schedule{ID: "sch_" + store.NewMessageID()[4:], KeyID: k.ID}
@@ -184,8 +184,12 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, _ httpro
 		writeError(w, r, http.StatusBadRequest, "invalid", ferr.msg, ferr.field)
 		return
 	}
-	if err := s.Schedules.CreateSchedule(ctx, &sc); err != nil {
-		s.unavailable(w, r, err)
+	ctx, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Schedules.CreateSchedule(ctx, &sc) })
+	if errors.Is(err, store.ErrExists) && again {
+		err = nil // the first try stored it
+	}
+	if err != nil {
+		s.writeFailed(w, r, err, sc.ID, "/v1/schedules/"+sc.ID)
 		return
 	}
 	w.Header().Set("Location", "/v1/schedules/"+sc.ID)
@@ -226,7 +230,7 @@ func (s *Server) loadSchedule(ctx context.Context, w http.ResponseWriter, r *htt
 		return sc, false
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return sc, false
 	}
 	return sc, true
@@ -242,7 +246,7 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request, ps httprout
 		}
 		n = v
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 	if !ok {
@@ -259,7 +263,7 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, ps httpr
 	if !versionGiven(w, r, req.Version) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 	if !ok || !sameVersion(w, r, "schedule", sc.Version, *req.Version) {
@@ -279,7 +283,7 @@ func (s *Server) save(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.writeFailed(w, r, err, sc.ID, "/v1/schedules/"+sc.ID)
 		return
 	}
 	if status == http.StatusNoContent {
@@ -291,7 +295,7 @@ func (s *Server) save(ctx context.Context, w http.ResponseWriter, r *http.Reques
 
 func (s *Server) pauseSchedule(pause bool) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		ctx, cancel := dbContext(r)
 		defer cancel()
 		sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 		if !ok {
@@ -307,7 +311,7 @@ func (s *Server) pauseSchedule(pause bool) httprouter.Handle {
 }
 
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 	if !ok {
@@ -322,11 +326,11 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request, _ httprou
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	list, err := s.Schedules.SchedulesPage(ctx, ns, id, limit)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	page := struct {
@@ -356,7 +360,7 @@ func (s *Server) scheduleRuns(w http.ResponseWriter, r *http.Request, ps httprou
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	id := ps.ByName("id")
 	if _, ok := s.loadSchedule(ctx, w, r, id); !ok {
@@ -364,7 +368,7 @@ func (s *Server) scheduleRuns(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	runs, err := s.Schedules.ScheduleRuns(ctx, id, ns, limit)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	page := struct {

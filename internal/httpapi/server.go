@@ -79,6 +79,8 @@ type Server struct {
 	RateLimit float64
 	RateBurst int
 	limits    keyLimiters
+	// settleTimeout (default defaultSettleTimeout) bounds insertSettled.
+	settleTimeout time.Duration
 
 	routeList []string // "METHOD /path" of every route, for the OpenAPI test
 
