@@ -395,7 +395,7 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 	db := testdb.Start(t)
 	st := newStore(t, db)
 	var logs syncBuffer
-	srv := &Server{Backend: st, Messages: st, Keys: st, KeyCacheTTL: time.Minute, Log: zerolog.New(&logs), Worker: "1", MaxBodyBytes: 1 << 16}
+	srv := &Server{Backend: st, Messages: st, Schedules: st, Keys: st, KeyCacheTTL: time.Minute, Log: zerolog.New(&logs), Worker: "1", MaxBodyBytes: 1 << 16}
 	// Two routes that only pass the store's own errors to the one mapping.
 	url := serve(t, srv, func(r *httprouter.Router) {
 		r.GET("/test/missing", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -450,9 +450,10 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 		}
 	}
 
-	// The database away: a read, and a write that was never sent (the
-	// worker knows the database is gone, so nothing reaches it), get 503
-	// with Retry-After; the write is not there when it comes back.
+	// The database away: a read, a write that was never sent (the worker
+	// knows the database is gone, so nothing reaches it) and a schedule
+	// whose media could not be looked up get 503 with Retry-After; the
+	// write is not there when the database comes back.
 	db.Stop()
 	for deadline := time.Now().Add(20 * time.Second); do(t, "GET", url+"/readyz", nil, nil).status != 503; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -463,6 +464,8 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/v1/messages", ""},
 		{"POST", "/v1/messages", `{"to":"+491701234567","text":"not sent"}`},
+		{"POST", "/v1/schedules", `{"send_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) +
+			`","message":{"to":"+491701234567","media_id":"0123456789abcdef01234567"}}`},
 	} {
 		wg.Add(1)
 		go func() {

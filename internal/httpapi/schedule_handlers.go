@@ -88,8 +88,9 @@ func scheduleOf(sc store.Schedule) scheduleView {
 }
 
 // merge applies req to sc and checks the result; on failure it returns
-// the field at fault. create says whether this is a new schedule.
-func (s *Server) merge(ctx context.Context, sc *store.Schedule, req scheduleRequest, create bool, now time.Time) *fieldError {
+// the field at fault (a *fieldError), or the store's error when it could
+// not check. create says whether this is a new schedule.
+func (s *Server) merge(ctx context.Context, sc *store.Schedule, req scheduleRequest, create bool, now time.Time) error {
 	if req.SendAt != nil && req.Cron != nil {
 		return &fieldError{"cron", "give send_at (once) or cron (recurring), not both"}
 	}
@@ -156,8 +157,12 @@ func (s *Server) merge(ctx context.Context, sc *store.Schedule, req scheduleRequ
 			return &fieldError{"message." + ferr.field, ferr.msg}
 		}
 		if m.MediaID != "" {
-			if _, err := s.Schedules.MediaInfo(ctx, m.MediaID); err != nil {
+			_, err := s.Schedules.MediaInfo(ctx, m.MediaID)
+			if errors.Is(err, store.ErrNotFound) {
 				return &fieldError{"message.media_id", "no media " + strconv.Quote(m.MediaID) + "; upload it with POST /v1/media"}
+			}
+			if err != nil {
+				return err
 			}
 		}
 		sc.Chat, sc.Text, sc.ReplyTo, sc.MediaID = m.Chat, m.Text, m.ReplyTo, m.MediaID
@@ -180,8 +185,8 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, _ httpro
 	defer cancel()
 	k, _ := KeyOf(r)
 	sc := store.Schedule{ID: "sch_" + store.NewMessageID()[4:], KeyID: k.ID}
-	if ferr := s.merge(ctx, &sc, req, true, time.Now()); ferr != nil {
-		writeError(w, r, http.StatusBadRequest, "invalid", ferr.msg, ferr.field)
+	if err := s.merge(ctx, &sc, req, true, time.Now()); err != nil {
+		s.mergeFailed(w, r, err)
 		return
 	}
 	ctx, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Schedules.CreateSchedule(ctx, &sc) })
@@ -194,6 +199,17 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, _ httpro
 	}
 	w.Header().Set("Location", "/v1/schedules/"+sc.ID)
 	writeJSON(w, http.StatusCreated, s.withProgress(ctx, sc, 5))
+}
+
+// mergeFailed answers what merge refused: 400 naming the field, or the
+// store's error when the request could not be checked.
+func (s *Server) mergeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		writeError(w, r, http.StatusBadRequest, "invalid", fe.msg, fe.field)
+		return
+	}
+	s.storeFailed(w, r, err)
 }
 
 // withProgress adds the primary's progress and the next runs.
@@ -269,8 +285,8 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, ps httpr
 	if !ok || !sameVersion(w, r, "schedule", sc.Version, *req.Version) {
 		return
 	}
-	if ferr := s.merge(ctx, &sc, req, false, time.Now()); ferr != nil {
-		writeError(w, r, http.StatusBadRequest, "invalid", ferr.msg, ferr.field)
+	if err := s.merge(ctx, &sc, req, false, time.Now()); err != nil {
+		s.mergeFailed(w, r, err)
 		return
 	}
 	s.save(ctx, w, r, sc, http.StatusOK)
