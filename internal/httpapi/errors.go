@@ -42,9 +42,9 @@ func conflict(w http.ResponseWriter, r *http.Request, msg, field string) {
 	writeError(w, r, http.StatusConflict, "conflict", msg, field)
 }
 
-// unavailable answers 503 with Retry-After: the database is away and the
-// request changed nothing, so sending it again later is safe.
-func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+// databaseUnavailable answers 503 with Retry-After: the database is away
+// and the request changed nothing, so sending it again later is safe.
+func (s *Server) databaseUnavailable(w http.ResponseWriter, r *http.Request, err error) {
 	s.logFor(r).Warn().Err(err).Msg("The database did not answer.")
 	w.Header().Set("Retry-After", "1")
 	writeError(w, r, http.StatusServiceUnavailable, "database_unavailable", "the database did not answer; try again", "")
@@ -60,12 +60,12 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 
 // outcomeUnknown answers 503 outcome_unknown, without Retry-After: the
 // write may have happened, so a client must not simply send it again; id,
-// when there is one, names what the write created or changed, and reading
-// it back settles the question.
+// when there is one, names what the write created or changed, and a GET
+// of path settles the question.
 func (s *Server) outcomeUnknown(w http.ResponseWriter, r *http.Request, err error, id, path string) {
 	s.logFor(r).Warn().Err(err).Str("id", id).Msg("The database did not confirm a write that may have happened.")
 	msg := "the database did not confirm the write; it may have happened"
-	if path != "" {
+	if id != "" && path != "" {
 		msg += ": GET " + path + " tells whether it did"
 	}
 	var body struct {
@@ -93,7 +93,7 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, store.ErrConflict):
 		conflict(w, r, "it changed meanwhile; read it again", "")
 	case store.IsUnavailable(err):
-		s.unavailable(w, r, err)
+		s.databaseUnavailable(w, r, err)
 	default:
 		s.serverError(w, r, err)
 	}

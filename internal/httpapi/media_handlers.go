@@ -139,7 +139,7 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, _ httproute
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
 	id, err := s.Media.PutMediaOf(ctx, name, mt, k.ID, bytes.NewReader(data))
-	if store.OutcomeUnknown(err) && s.readBack(r, func(ctx context.Context) error { _, err := s.Media.MediaInfo(ctx, id); return err }) {
+	if store.OutcomeUnknown(err) && id != "" && s.readBack(r, func(ctx context.Context) error { _, err := s.Media.MediaInfo(ctx, id); return err }) {
 		err = nil // stored: a file's description is written last
 	}
 	if err != nil {
