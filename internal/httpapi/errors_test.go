@@ -489,3 +489,73 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 		t.Errorf("the write answered with Retry-After was stored: %v %v", ms, err)
 	}
 }
+
+// The store tells apart, from the real driver's errors, a write that was
+// sent and not answered in time (it may have happened: it did) from one
+// the driver could not send (it did not), and both from a refusal.
+func TestStoreTellsUnsentFromUnanswered(t *testing.T) {
+	db := testdb.Start(t)
+	st := newStore(t, db)
+	link := newLossyLink(t, db.Socket)
+	api, err := store.Connect(db.Config(map[string]string{"APP_DB_SOCKET": link.path}), t.Name(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = api.Close(context.Background()) })
+	enqueue := func(m *store.OutboxMessage, within time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		defer cancel()
+		return api.EnqueueMessage(ctx, m)
+	}
+	if err := enqueue(&store.OutboxMessage{Chat: "x@s.whatsapp.net", Text: "warm-up"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// The answer held back past the deadline: a worker paused, a slow link.
+	release := make(chan struct{})
+	lost := link.loseNextInsertInto("outbox", func() { <-release })
+	held := &store.OutboxMessage{Chat: "x@s.whatsapp.net", Text: "held"}
+	err = enqueue(held, 500*time.Millisecond)
+	close(release)
+	<-lost
+	if err == nil || !store.OutcomeUnknown(err) || !store.IsUnavailable(err) {
+		t.Errorf("an insert not answered before its deadline: %v; OutcomeUnknown %t, IsUnavailable %t, want both", err, store.OutcomeUnknown(err), store.IsUnavailable(err))
+	}
+	if _, err := st.OutboxMessage(context.Background(), held.ID); err != nil {
+		t.Errorf("the unanswered insert is not stored (the test expects it applied): %v", err)
+	}
+
+	// The same insert again: a refusal the database answered.
+	err = enqueue(held, 10*time.Second)
+	if !errors.Is(err, store.ErrExists) || store.OutcomeUnknown(err) || store.IsUnavailable(err) {
+		t.Errorf("a duplicate: %v; OutcomeUnknown %t, IsUnavailable %t, want ErrExists and neither", err, store.OutcomeUnknown(err), store.IsUnavailable(err))
+	}
+
+	// The database gone and known gone: nothing can be sent.
+	db.Stop()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := api.Ping(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the database still answers after it stopped")
+		}
+	}
+	unsent := &store.OutboxMessage{Chat: "x@s.whatsapp.net", Text: "unsent"}
+	err = enqueue(unsent, 2*time.Second)
+	if err == nil || store.OutcomeUnknown(err) || !store.IsUnavailable(err) {
+		t.Errorf("an insert with the database away: %v; OutcomeUnknown %t, IsUnavailable %t, want only IsUnavailable", err, store.OutcomeUnknown(err), store.IsUnavailable(err))
+	}
+	db.Restart()
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	if err := st.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.OutboxMessage(context.Background(), unsent.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the insert that was not sent is there: %v", err)
+	}
+}
