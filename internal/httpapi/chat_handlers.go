@@ -84,7 +84,7 @@ func (s *Server) listChats(usersOnly bool) httprouter.Handle {
 		if !ok {
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		ctx, cancel := dbContext(r)
 		defer cancel()
 		chats, err := s.Chats.ChatsPage(ctx, ns, jid, usersOnly, limit)
 		if err != nil {
@@ -135,7 +135,7 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	var upTo time.Time
 	if ns != 0 {
