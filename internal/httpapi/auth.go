@@ -103,7 +103,7 @@ func (s *Server) auth(scope string, h httprouter.Handle) httprouter.Handle {
 		k, found, err := s.key(ctx, id)
 		cancel()
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		if !found || !k.Matches(raw) || !k.RevokedAt.IsZero() {

@@ -84,11 +84,11 @@ func (s *Server) listChats(usersOnly bool) httprouter.Handle {
 		if !ok {
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		ctx, cancel := dbContext(r)
 		defer cancel()
 		chats, err := s.Chats.ChatsPage(ctx, ns, jid, usersOnly, limit)
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		out := struct {
@@ -135,18 +135,18 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	// Both directions are read strictly before the cursor, one more than a
 	// page each: whatever the merge keeps, the page is full when more exist.
 	in, err := s.Chats.IncomingPage(ctx, jid, ns, id, limit+1)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	out, err := s.Chats.OutboxPage(ctx, jid, "", ns, id, limit+1)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	var items []chatItem

@@ -57,10 +57,14 @@ func (s *Server) eventRoutes(r routes) {
 func (s *Server) eventToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	k, _ := KeyOf(r)
 	token, t := store.NewEventToken(k.ID, EventTokenTTL)
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
-	if err := s.Realtime.Tokens.CreateEventToken(ctx, t); err != nil {
-		s.unavailable(w, r, err)
+	_, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Realtime.Tokens.CreateEventToken(ctx, t) })
+	if errors.Is(err, store.ErrExists) && again {
+		err = nil // the first try stored it
+	}
+	if err != nil {
+		s.writeFailed(w, r, err, "", "")
 		return
 	}
 	writeJSON(w, http.StatusCreated, struct {
@@ -89,7 +93,7 @@ func (s *Server) streamAuth(scope string, h httprouter.Handle) httprouter.Handle
 			refuse("token is not a token of this server; get one with POST /v1/events/token")
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		ctx, cancel := dbContext(r)
 		defer cancel()
 		t, err := s.Realtime.Tokens.EventToken(ctx, store.EventTokenHash(raw))
 		if errors.Is(err, store.ErrNotFound) {
@@ -97,7 +101,7 @@ func (s *Server) streamAuth(scope string, h httprouter.Handle) httprouter.Handle
 			return
 		}
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		if !time.Now().Before(t.ExpiresAt) {
@@ -106,7 +110,7 @@ func (s *Server) streamAuth(scope string, h httprouter.Handle) httprouter.Handle
 		}
 		k, found, err := s.key(ctx, t.KeyID)
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		if !found || !k.RevokedAt.IsZero() {
@@ -159,7 +163,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, bo
 		}
 	}
 	st.chat = q.Get("chat")
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	// The header wins: EventSource sends it on its own reconnects, to the
 	// URL it was made with, whose last_event_id is older.
@@ -170,7 +174,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, bo
 	if last == "" {
 		head, err := s.Realtime.Hub.Head(ctx)
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return nil, false
 		}
 		st.cursor = head
@@ -183,7 +187,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, bo
 	}
 	first, err := s.Realtime.Src.FirstEventSeq(ctx)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return nil, false
 	}
 	if first > 0 && n < first-1 {

@@ -80,7 +80,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	now := time.Now()
 	hbs, err := s.Backend.Heartbeats(ctx, now.Add(-10*s.HeartbeatInterval))
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	view := clusterView{Workers: []processView{}, Primaries: []processView{}}
@@ -101,17 +101,11 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	default:
 		view.Lease = &leaseView{Holder: l.Holder, Host: l.Host, PID: l.PID, Epoch: l.Epoch,
 			AcquiredAt: l.AcquiredAt, ExpiresAt: l.ExpiresAt, Valid: now.Before(l.ExpiresAt)}
 	}
 	writeJSON(w, http.StatusOK, view)
-}
-
-func (s *Server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	s.logFor(r).Warn().Err(err).Msg("The database did not answer.")
-	w.Header().Set("Retry-After", "1")
-	writeError(w, r, http.StatusServiceUnavailable, "database_unavailable", "the database did not answer; try again", "")
 }

@@ -139,8 +139,11 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request, _ httproute
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
 	id, err := s.Media.PutMediaOf(ctx, name, mt, k.ID, bytes.NewReader(data))
+	if store.OutcomeUnknown(err) && id != "" && s.readBack(r, func(ctx context.Context) error { _, err := s.Media.MediaInfo(ctx, id); return err }) {
+		err = nil // stored: a file's description is written last
+	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.writeFailed(w, r, err, id, "/v1/media/"+id)
 		return
 	}
 	sum := sha256.Sum256(data)
@@ -168,12 +171,12 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, ps httprouter.
 		return
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	data, err := s.Media.Media(ctx, id)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	h := w.Header()

@@ -224,7 +224,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	k, _ := KeyOf(r)
 	m.KeyID = k.ID
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	if m.MediaID != "" {
 		info, err := s.Messages.MediaInfo(ctx, m.MediaID)
@@ -233,7 +233,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, _ httprou
 			return
 		}
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		m.MediaType, m.MediaName = info.MimeType, info.FileName
@@ -247,12 +247,15 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, _ httprou
 		sum := sha256.Sum256([]byte(m.Chat + "\x00" + m.Text + "\x00" + m.ReplyTo + "\x00" + m.MediaID))
 		m.ID, m.RequestHash = store.IdempotentMessageID(k.ID, idem), hex.EncodeToString(sum[:])
 	}
-	err := s.Messages.EnqueueMessage(ctx, &m)
-	if errors.Is(err, store.ErrExists) && idem != "" {
-		// A retry: the message the first request queued.
+	ctx, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Messages.EnqueueMessage(ctx, &m) })
+	if errors.Is(err, store.ErrExists) && (idem != "" || again) {
+		// A retry, or this request's first try: the message queued.
 		prev, perr := s.Messages.OutboxMessage(ctx, m.ID)
-		if perr != nil {
-			s.unavailable(w, r, perr)
+		switch {
+		case perr != nil && idem == "":
+			prev = m // this request's own, stored
+		case perr != nil:
+			s.storeFailed(w, r, perr)
 			return
 		}
 		if prev.RequestHash != m.RequestHash {
@@ -265,7 +268,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, _ httprou
 		return
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.writeFailed(w, r, err, m.ID, "/v1/messages/"+m.ID)
 		return
 	}
 	w.Header().Set("Location", "/v1/messages/"+m.ID)
@@ -299,7 +302,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 }
 
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	m, err := s.Messages.OutboxMessage(ctx, ps.ByName("id"))
 	if errors.Is(err, store.ErrNotFound) {
@@ -307,7 +310,7 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, ps httproute
 		return
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, viewOf(m))
@@ -325,15 +328,15 @@ func (s *Server) cancelMessage(w http.ResponseWriter, r *http.Request, ps httpro
 		return
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	if m.Status != store.StatusQueued {
 		writeError(w, r, http.StatusConflict, "too_late", "the message is "+m.Status+"; only a queued message can be cancelled", "")
 		return
 	}
-	if err := s.Messages.RequestCancel(ctx, id); err != nil {
-		s.unavailable(w, r, err)
+	if _, _, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Messages.RequestCancel(ctx, id) }); err != nil {
+		s.writeFailed(w, r, err, id, "/v1/messages/"+id)
 		return
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -356,7 +359,7 @@ func (s *Server) cancelMessage(w http.ResponseWriter, r *http.Request, ps httpro
 		}
 		m, err := s.Messages.OutboxMessage(ctx, id)
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, viewOf(m))
@@ -425,7 +428,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ httprout
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	if direction == "incoming" {
 		s.listIncoming(ctx, w, r, chat, beforeNS, beforeID, limit)
@@ -433,7 +436,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	ms, err := s.Messages.OutboxPage(ctx, chat, status, beforeNS, beforeID, limit)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	page := messagePage{Messages: make([]messageView, 0, len(ms))}
@@ -469,7 +472,7 @@ func decodeCursor(c string) (int64, string, bool) {
 func (s *Server) listIncoming(ctx context.Context, w http.ResponseWriter, r *http.Request, chat string, beforeNS int64, beforeID string, limit int) {
 	ms, err := s.Messages.IncomingPage(ctx, chat, beforeNS, beforeID, limit+1)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	page := struct {

@@ -88,8 +88,9 @@ func scheduleOf(sc store.Schedule) scheduleView {
 }
 
 // merge applies req to sc and checks the result; on failure it returns
-// the field at fault. create says whether this is a new schedule.
-func (s *Server) merge(ctx context.Context, sc *store.Schedule, req scheduleRequest, create bool, now time.Time) *fieldError {
+// the field at fault (a *fieldError), or the store's error when it could
+// not check. create says whether this is a new schedule.
+func (s *Server) merge(ctx context.Context, sc *store.Schedule, req scheduleRequest, create bool, now time.Time) error {
 	if req.SendAt != nil && req.Cron != nil {
 		return &fieldError{"cron", "give send_at (once) or cron (recurring), not both"}
 	}
@@ -156,8 +157,12 @@ func (s *Server) merge(ctx context.Context, sc *store.Schedule, req scheduleRequ
 			return &fieldError{"message." + ferr.field, ferr.msg}
 		}
 		if m.MediaID != "" {
-			if _, err := s.Schedules.MediaInfo(ctx, m.MediaID); err != nil {
+			_, err := s.Schedules.MediaInfo(ctx, m.MediaID)
+			if errors.Is(err, store.ErrNotFound) {
 				return &fieldError{"message.media_id", "no media " + strconv.Quote(m.MediaID) + "; upload it with POST /v1/media"}
+			}
+			if err != nil {
+				return err
 			}
 		}
 		sc.Chat, sc.Text, sc.ReplyTo, sc.MediaID = m.Chat, m.Text, m.ReplyTo, m.MediaID
@@ -176,20 +181,35 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request, _ httpro
 		writeError(w, r, http.StatusBadRequest, "invalid", "version is for PATCH", "version")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	k, _ := KeyOf(r)
 	sc := store.Schedule{ID: "sch_" + store.NewMessageID()[4:], KeyID: k.ID}
-	if ferr := s.merge(ctx, &sc, req, true, time.Now()); ferr != nil {
-		writeError(w, r, http.StatusBadRequest, "invalid", ferr.msg, ferr.field)
+	if err := s.merge(ctx, &sc, req, true, time.Now()); err != nil {
+		s.mergeFailed(w, r, err)
 		return
 	}
-	if err := s.Schedules.CreateSchedule(ctx, &sc); err != nil {
-		s.unavailable(w, r, err)
+	ctx, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Schedules.CreateSchedule(ctx, &sc) })
+	if errors.Is(err, store.ErrExists) && again {
+		err = nil // the first try stored it
+	}
+	if err != nil {
+		s.writeFailed(w, r, err, sc.ID, "/v1/schedules/"+sc.ID)
 		return
 	}
 	w.Header().Set("Location", "/v1/schedules/"+sc.ID)
 	writeJSON(w, http.StatusCreated, s.withProgress(ctx, sc, 5))
+}
+
+// mergeFailed answers what merge refused: 400 naming the field, or the
+// store's error when the request could not be checked.
+func (s *Server) mergeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		writeError(w, r, http.StatusBadRequest, "invalid", fe.msg, fe.field)
+		return
+	}
+	s.storeFailed(w, r, err)
 }
 
 // withProgress adds the primary's progress and the next runs.
@@ -226,7 +246,7 @@ func (s *Server) loadSchedule(ctx context.Context, w http.ResponseWriter, r *htt
 		return sc, false
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return sc, false
 	}
 	return sc, true
@@ -242,7 +262,7 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request, ps httprout
 		}
 		n = v
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 	if !ok {
@@ -259,14 +279,14 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request, ps httpr
 	if !versionGiven(w, r, req.Version) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 	if !ok || !sameVersion(w, r, "schedule", sc.Version, *req.Version) {
 		return
 	}
-	if ferr := s.merge(ctx, &sc, req, false, time.Now()); ferr != nil {
-		writeError(w, r, http.StatusBadRequest, "invalid", ferr.msg, ferr.field)
+	if err := s.merge(ctx, &sc, req, false, time.Now()); err != nil {
+		s.mergeFailed(w, r, err)
 		return
 	}
 	s.save(ctx, w, r, sc, http.StatusOK)
@@ -279,7 +299,7 @@ func (s *Server) save(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.writeFailed(w, r, err, sc.ID, "/v1/schedules/"+sc.ID)
 		return
 	}
 	if status == http.StatusNoContent {
@@ -291,7 +311,7 @@ func (s *Server) save(ctx context.Context, w http.ResponseWriter, r *http.Reques
 
 func (s *Server) pauseSchedule(pause bool) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		ctx, cancel := dbContext(r)
 		defer cancel()
 		sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 		if !ok {
@@ -307,7 +327,7 @@ func (s *Server) pauseSchedule(pause bool) httprouter.Handle {
 }
 
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	sc, ok := s.loadSchedule(ctx, w, r, ps.ByName("id"))
 	if !ok {
@@ -322,11 +342,11 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request, _ httprou
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	list, err := s.Schedules.SchedulesPage(ctx, ns, id, limit)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	page := struct {
@@ -356,7 +376,7 @@ func (s *Server) scheduleRuns(w http.ResponseWriter, r *http.Request, ps httprou
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	id := ps.ByName("id")
 	if _, ok := s.loadSchedule(ctx, w, r, id); !ok {
@@ -364,7 +384,7 @@ func (s *Server) scheduleRuns(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	runs, err := s.Schedules.ScheduleRuns(ctx, id, ns, limit)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	page := struct {

@@ -42,6 +42,8 @@ type Server struct {
 	MaxBodyBytes int64
 	// HeartbeatInterval tells /v1/cluster when a process counts as gone.
 	HeartbeatInterval time.Duration
+	// settleTimeout (default defaultSettleTimeout) bounds insertSettled.
+	settleTimeout time.Duration
 	// Sessions serves the WhatsApp session routes; nil leaves them out.
 	Sessions SessionBackend
 	// Sandbox adds the sandbox driver's routes (/v1/sandbox/...).

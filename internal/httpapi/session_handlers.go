@@ -50,14 +50,14 @@ type sessionView struct {
 }
 
 func (s *Server) readSession(w http.ResponseWriter, r *http.Request) (store.WASession, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	ws, err := s.Sessions.Session(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.WASession{State: "unknown", Reason: "no primary has reported yet"}, true
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return ws, false
 	}
 	return ws, true
@@ -194,9 +194,13 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 func (s *Server) command(w http.ResponseWriter, r *http.Request, kind string, args map[string]string) {
 	ctx, cancel := context.WithTimeout(r.Context(), commandWait)
 	defer cancel()
-	c := &store.Command{Kind: kind, Args: args}
-	if err := s.Sessions.InsertCommand(ctx, c); err != nil {
-		s.unavailable(w, r, err)
+	c := &store.Command{ID: store.NewMessageID(), Kind: kind, Args: args}
+	_, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Sessions.InsertCommand(ctx, c) })
+	if errors.Is(err, store.ErrExists) && again {
+		err = nil // the first try stored it
+	}
+	if err != nil {
+		s.writeFailed(w, r, err, "", "")
 		return
 	}
 	tick := time.NewTicker(50 * time.Millisecond)

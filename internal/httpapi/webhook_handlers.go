@@ -148,11 +148,11 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, _ httprou
 		writeError(w, r, http.StatusBadRequest, "invalid", ferr.msg, ferr.field)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	all, err := s.Webhooks.Webhooks(ctx)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	if len(all) >= MaxWebhooks {
@@ -161,11 +161,15 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	// Events from now on: the log's position when the subscription is made.
 	if wh.StartSeq, err = s.Webhooks.LastEventSeq(ctx); err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
-	if err := s.Webhooks.CreateWebhook(ctx, &wh); err != nil {
-		s.unavailable(w, r, err)
+	ctx, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Webhooks.CreateWebhook(ctx, &wh) })
+	if errors.Is(err, store.ErrExists) && again {
+		err = nil // the first try stored it
+	}
+	if err != nil {
+		s.writeFailed(w, r, err, wh.ID, "/v1/webhooks/"+wh.ID)
 		return
 	}
 	v := s.webhookOf(ctx, wh)
@@ -181,7 +185,7 @@ func (s *Server) loadWebhook(ctx context.Context, w http.ResponseWriter, r *http
 		return wh, false
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return wh, false
 	}
 	return wh, true
@@ -192,11 +196,11 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, _ httprout
 		writeError(w, r, http.StatusBadRequest, "invalid", "unknown query parameter "+strconv.Quote(k), k)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	all, err := s.Webhooks.Webhooks(ctx)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	last, _ := s.Webhooks.LastEventSeq(ctx)
@@ -212,7 +216,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, _ httprout
 }
 
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	wh, ok := s.loadWebhook(ctx, w, r, ps.ByName("id"))
 	if !ok {
@@ -231,7 +235,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 	if !versionGiven(w, r, req.Version) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	wh, ok := s.loadWebhook(ctx, w, r, ps.ByName("id"))
 	if !ok || !sameVersion(w, r, "webhook", wh.Version, *req.Version) {
@@ -254,14 +258,14 @@ func (s *Server) saveWebhook(ctx context.Context, w http.ResponseWriter, r *http
 		return false
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.writeFailed(w, r, err, wh.ID, "/v1/webhooks/"+wh.ID)
 		return false
 	}
 	return true
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	err := s.Webhooks.DeleteWebhook(ctx, ps.ByName("id"))
 	if errors.Is(err, store.ErrNotFound) {
@@ -269,7 +273,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 		return
 	}
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.writeFailed(w, r, err, ps.ByName("id"), "/v1/webhooks/"+ps.ByName("id"))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -302,7 +306,7 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, ps ht
 		writeError(w, r, http.StatusBadRequest, "invalid", "status must be one of "+strings.Join(deliveryStatuses, ", "), "status")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	id := ps.ByName("id")
 	if _, ok := s.loadWebhook(ctx, w, r, id); !ok {
@@ -310,7 +314,7 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, ps ht
 	}
 	list, err := s.Webhooks.Deliveries(ctx, id, before, status, limit)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	page := struct {
@@ -345,7 +349,7 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 		writeError(w, r, http.StatusBadRequest, "invalid", "give from_seq (an event's seq) or from_time (RFC 3339), one of them", "from_seq")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := dbContext(r)
 	defer cancel()
 	id := ps.ByName("id")
 	if _, ok := s.loadWebhook(ctx, w, r, id); !ok {
@@ -353,12 +357,12 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 	}
 	first, err := s.Webhooks.FirstEventSeq(ctx)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	last, err := s.Webhooks.LastEventSeq(ctx)
 	if err != nil {
-		s.unavailable(w, r, err)
+		s.storeFailed(w, r, err)
 		return
 	}
 	var from int64 // replay the events after it
@@ -372,7 +376,7 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 	} else {
 		field = "from_time"
 		if from, err = s.Webhooks.EventSeqAt(ctx, *req.FromTime); err != nil {
-			s.unavailable(w, r, err)
+			s.storeFailed(w, r, err)
 			return
 		}
 	}
@@ -395,7 +399,7 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 			continue
 		}
 		if err != nil {
-			s.unavailable(w, r, err)
+			s.writeFailed(w, r, err, id, "/v1/webhooks/"+id)
 			return
 		}
 		v := s.webhookOf(ctx, wh)

@@ -26,10 +26,19 @@ type Command struct {
 	DecidedAt time.Time         `bson:"decided_at,omitempty"`
 }
 
-// InsertCommand records c for the primary; ID and CreatedAt are set.
+// InsertCommand records c for the primary; ID and CreatedAt are set when
+// empty, so that an insert run again with c finds it (ErrExists).
 func (s *Store) InsertCommand(ctx context.Context, c *Command) error {
-	c.ID, c.CreatedAt = NewMessageID(), time.Now()
+	if c.ID == "" {
+		c.ID = NewMessageID()
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
 	if _, err := s.db.Collection(colCommands).InsertOne(ctx, c); err != nil {
+		if IsDuplicateKey(err) {
+			return fmt.Errorf("store: insert command %s: %w", c.ID, ErrExists)
+		}
 		return fmt.Errorf("store: insert command: %w", err)
 	}
 	return nil

@@ -47,9 +47,12 @@ func EventTokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateEventToken stores t.
+// CreateEventToken stores t; ErrExists when it is stored already.
 func (s *Store) CreateEventToken(ctx context.Context, t EventToken) error {
 	if _, err := s.db.Collection(colEventTokens).InsertOne(ctx, t); err != nil {
+		if IsDuplicateKey(err) {
+			return fmt.Errorf("store: create event token: %w", ErrExists)
+		}
 		return fmt.Errorf("store: create event token: %w", err)
 	}
 	return nil

@@ -22,7 +22,9 @@ func (s *Store) PutMedia(ctx context.Context, name, contentType string, data io.
 	return s.PutMediaOf(ctx, name, contentType, "", data)
 }
 
-// PutMediaOf stores data uploaded with API key keyID.
+// PutMediaOf stores data uploaded with API key keyID. The id is chosen
+// before the upload and returned with an error too: after an unknown
+// outcome (OutcomeUnknown), MediaInfo tells whether the file was stored.
 func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string, data io.Reader) (string, error) {
 	b := s.db.GridFSBucket(options.GridFSBucket().SetName("media"))
 	meta := bson.D{{Key: "content_type", Value: contentType}}
@@ -31,7 +33,7 @@ func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string,
 	}
 	id, err := b.UploadFromStream(ctx, name, data, options.GridFSUpload().SetMetadata(meta))
 	if err != nil {
-		return "", fmt.Errorf("store: put media: %w", err)
+		return id.Hex(), fmt.Errorf("store: put media: %w", err)
 	}
 	return id.Hex(), nil
 }

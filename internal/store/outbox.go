@@ -135,7 +135,11 @@ func (s *Store) EnqueueMessage(ctx context.Context, m *OutboxMessage) error {
 	if m.QueuedNS == 0 {
 		m.QueuedNS = now.UnixNano()
 	}
-	m.QueuedAt, m.UpdatedAt, m.Status = now, now, StatusQueued
+	if m.QueuedAt.IsZero() {
+		// Kept when set, so an insert run again writes the same document.
+		m.QueuedAt, m.UpdatedAt = now, now
+	}
+	m.Status = StatusQueued
 	if _, err := s.db.Collection(colOutbox).InsertOne(ctx, m); err != nil {
 		if IsDuplicateKey(err) {
 			return fmt.Errorf("store: enqueue %s: %w", m.ID, ErrExists)

@@ -79,17 +79,26 @@ func RunMessageID(id string, t time.Time) string {
 	return "msg_s" + hex.EncodeToString(sum[:13])
 }
 
-// CreateSchedule inserts s (version 1).
+// CreateSchedule inserts s (version 1) and notes the change for the
+// primary; ErrExists when its id is taken. An insert run again after an
+// unanswered one notes the change too, which may be what was missing.
 func (s *Store) CreateSchedule(ctx context.Context, sc *Schedule) error {
-	now := time.Now()
-	sc.Version, sc.CreatedAt, sc.UpdatedNS = 1, now, now.UnixNano()
-	if _, err := s.db.Collection(colSchedules).InsertOne(ctx, sc); err != nil {
-		if IsDuplicateKey(err) {
-			return ErrExists
-		}
+	if sc.Version == 0 {
+		// Set once, so an insert run again writes the same document.
+		now := time.Now()
+		sc.Version, sc.CreatedAt, sc.UpdatedNS = 1, now, now.UnixNano()
+	}
+	_, err := s.db.Collection(colSchedules).InsertOne(ctx, sc)
+	if err != nil && !IsDuplicateKey(err) {
 		return fmt.Errorf("store: create schedule: %w", err)
 	}
-	return s.noteScheduleChange(ctx, sc)
+	if nerr := s.noteScheduleChange(ctx, sc); nerr != nil {
+		return partlyWritten{nerr} // stored, and the primary may not know
+	}
+	if err != nil {
+		return fmt.Errorf("store: create schedule %s: %w", sc.ID, ErrExists)
+	}
+	return nil
 }
 
 // noteScheduleChange tells the primary a definition changed: a small
@@ -151,7 +160,10 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *Schedule) error {
 		sc.Version = prev
 		return ErrConflict
 	}
-	return s.noteScheduleChange(ctx, sc)
+	if err := s.noteScheduleChange(ctx, sc); err != nil {
+		return partlyWritten{err} // changed, and the primary may not know
+	}
+	return nil
 }
 
 // SchedulesChangedSince lists definitions (deleted ones included) edited

@@ -95,10 +95,13 @@ type WebhookDelivery struct {
 // DeliveryKey is the id of the delivery of event seq to webhook id.
 func DeliveryKey(id string, seq int64) string { return fmt.Sprintf("%s/%d", id, seq) }
 
-// CreateWebhook inserts w (version 1).
+// CreateWebhook inserts w (version 1); ErrExists when its id is taken.
 func (s *Store) CreateWebhook(ctx context.Context, w *Webhook) error {
-	now := time.Now()
-	w.Version, w.CreatedAt, w.UpdatedAt = 1, now, now
+	if w.Version == 0 {
+		// Set once, so an insert run again writes the same document.
+		now := time.Now()
+		w.Version, w.CreatedAt, w.UpdatedAt = 1, now, now
+	}
 	if _, err := s.db.Collection(colWebhooks).InsertOne(ctx, w); err != nil {
 		if IsDuplicateKey(err) {
 			return ErrExists
