@@ -482,7 +482,7 @@ func (s *Server) listIncoming(ctx context.Context, w http.ResponseWriter, r *htt
 			break
 		}
 		page.Messages = append(page.Messages, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName,
-			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: m.Media, At: m.SentAt, ns: ns})
+			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: attachmentOf(m.Media), At: m.SentAt, ns: ns})
 	}
 	writeJSON(w, http.StatusOK, page)
 }
