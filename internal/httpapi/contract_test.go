@@ -108,9 +108,12 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	if r.body.Len()+len(b) <= maxChecked {
+	switch {
+	case strings.HasPrefix(r.Header().Get("Content-Type"), "text/event-stream"):
+		// A stream is checked by its status and type; its bytes are not kept.
+	case r.body.Len()+len(b) <= maxChecked:
 		r.body.Write(b)
-	} else {
+	default:
 		r.truncated = true
 	}
 	return r.ResponseWriter.Write(b)

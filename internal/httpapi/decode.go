@@ -76,6 +76,12 @@ func checkValues(body []byte) *fieldError {
 		// The token's bytes as sent; what precedes it since the last
 		// token is white space and punctuation, ASCII.
 		raw := body[start:dec.InputOffset()]
+		if len(stack) == 0 && tok != json.Delim('{') {
+			if tok == nil {
+				return &fieldError{"", "the body must be a JSON object"}
+			}
+			return nil // not an object: the decoder says so
+		}
 		isKey := len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey
 		switch tok := tok.(type) {
 		case json.Delim:
@@ -87,7 +93,9 @@ func checkValues(body []byte) *fieldError {
 				stack = append(stack, level{})
 				continue
 			default:
-				stack = stack[:len(stack)-1]
+				if stack = stack[:len(stack)-1]; len(stack) == 0 {
+					return nil // the object's end: what follows is the decoder's to judge
+				}
 			}
 		case string:
 			if isKey {
@@ -97,30 +105,20 @@ func checkValues(body []byte) *fieldError {
 				if isKey {
 					return &fieldError{path(), "field names " + msg}
 				}
-				return &fieldError{path(), fieldLabel(path()) + " " + msg}
+				return &fieldError{path(), path() + " " + msg}
 			}
 			if isKey {
 				stack[len(stack)-1].name, stack[len(stack)-1].wantKey = tok, false
 				continue
 			}
 		case nil:
-			if len(stack) == 0 {
-				return &fieldError{"", "the body must be a JSON object"}
-			}
-			return &fieldError{path(), fieldLabel(path()) + " must not be null; leave it out instead"}
+			return &fieldError{path(), path() + " must not be null; leave it out instead"}
 		}
 		// A value ended: an object's next string is a name again.
 		if n := len(stack); n > 0 && stack[n-1].object {
 			stack[n-1].wantKey = true
 		}
 	}
-}
-
-func fieldLabel(path string) string {
-	if path == "" {
-		return "a value"
-	}
-	return path
 }
 
 // invalidString says what is wrong with a string token, given its bytes as
