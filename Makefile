@@ -41,8 +41,11 @@ doctor:
 	@APP_ENV=$${APP_ENV:-development} APP_STATE_DIR=$${APP_STATE_DIR:-$(STATE)} ./bin/app doctor
 
 # The web console's browser test (Debian's chromium) saves its screenshots
-# in .artifacts/ (git-ignored), where a CI run leaves them.
+# in .artifacts/ (git-ignored), where a CI run leaves them. The OpenAPI
+# document is linted first by the pinned Redocly CLI (tools/openapi-lint);
+# the HTTP tests validate every response they get against it.
 test:
+	sh tools/openapi-lint/lint.sh
 	APP_TEST_ARTIFACTS=$(CURDIR)/.artifacts $(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'TestThousandMessagesInOrderPerChat' ./internal/primary/
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"slices"
@@ -91,18 +92,27 @@ func (s *Server) listChats(usersOnly bool) httprouter.Handle {
 			s.storeFailed(w, r, err)
 			return
 		}
-		out := struct {
-			Chats []chatView `json:"chats"`
-			Next  string     `json:"next,omitempty"`
-		}{Chats: make([]chatView, 0, len(chats))}
+		list := make([]chatView, 0, len(chats))
 		for _, c := range chats {
-			out.Chats = append(out.Chats, chatOf(c))
+			list = append(list, chatOf(c))
 		}
+		var next string
 		if len(chats) == limit {
 			last := chats[len(chats)-1]
-			out.Next = encodeCursor(last.LastMessageAt.UnixNano(), last.JID)
+			next = encodeCursor(last.LastMessageAt.UnixNano(), last.JID)
 		}
-		writeJSON(w, http.StatusOK, out)
+		// The list is named after the route: /v1/contacts answers contacts.
+		if usersOnly {
+			writeJSON(w, http.StatusOK, struct {
+				Contacts []chatView `json:"contacts"`
+				Next     string     `json:"next,omitempty"`
+			}{list, next})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Chats []chatView `json:"chats"`
+			Next  string     `json:"next,omitempty"`
+		}{list, next})
 	}
 }
 
@@ -117,10 +127,30 @@ type chatItem struct {
 	Text      string          `json:"text,omitempty"`
 	ReplyTo   string          `json:"reply_to,omitempty"`
 	Reaction  string          `json:"reaction,omitempty"`
-	Media     *store.MediaRef `json:"media,omitempty"`
+	Media     *attachmentView `json:"media,omitempty"`
 	Status    string          `json:"status,omitempty"`
 	At        time.Time       `json:"at"`
 	ns        int64
+}
+
+// attachmentView is a received attachment as the API shows it, in the names
+// the message.incoming event uses.
+type attachmentView struct {
+	MimeType string `json:"mime_type"`
+	Size     int64  `json:"size"`
+	FileName string `json:"file_name,omitempty"`
+	Caption  string `json:"caption,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	FileID   string `json:"file_id,omitempty"`
+	Skipped  string `json:"skipped,omitempty"`
+}
+
+func attachmentOf(m *store.MediaRef) *attachmentView {
+	if m == nil {
+		return nil
+	}
+	return &attachmentView{MimeType: m.MimeType, Size: m.Size, FileName: m.FileName, Caption: m.Caption,
+		SHA256: hex.EncodeToString(m.SHA256), FileID: m.FileID, Skipped: m.Skipped}
 }
 
 // chatMessages is a chat's history, both directions, newest first: the
@@ -152,7 +182,7 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	var items []chatItem
 	for _, m := range in {
 		items = append(items, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName, Kind: m.Kind,
-			Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: m.Media, At: m.SentAt, ns: m.SentAt.UnixNano()})
+			Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano()})
 	}
 	for _, m := range out {
 		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: "text", Text: m.Text, ReplyTo: m.ReplyTo,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"app/internal/realtime"
 	"app/internal/store"
+	"app/internal/whatsapp"
 )
 
 // Realtime is what the event routes need: the worker's hub and the log.
@@ -156,13 +158,29 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, bo
 			return nil, false
 		}
 	}
+	// A filter that can match nothing is refused before the stream opens:
+	// the client would wait for events that never come.
 	st := &stream{types: map[string]bool{}}
 	if t := q.Get("types"); t != "" {
 		for _, x := range strings.Split(t, ",") {
-			st.types[strings.TrimSpace(x)] = true
+			if x = strings.TrimSpace(x); x == "" {
+				continue
+			}
+			if !slices.Contains(store.EventTypes, x) {
+				writeError(w, r, http.StatusBadRequest, "invalid", "types: unknown event type "+strconv.Quote(x)+"; known: "+strings.Join(store.EventTypes, ", "), "types")
+				return nil, false
+			}
+			st.types[x] = true
 		}
 	}
-	st.chat = q.Get("chat")
+	if c := q.Get("chat"); c != "" {
+		chat, err := whatsapp.NormalizeRecipient(c)
+		if err != nil {
+			writeError(w, r, http.StatusBadRequest, "invalid", "chat must be "+err.Error(), "chat")
+			return nil, false
+		}
+		st.chat = chat
+	}
 	ctx, cancel := dbContext(r)
 	defer cancel()
 	// The header wins: EventSource sends it on its own reconnects, to the

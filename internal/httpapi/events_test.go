@@ -135,7 +135,7 @@ func (e eventEnv) append(t *testing.T, n int, typ string, pad int) {
 func TestEventsOverSSEAndWebSocket(t *testing.T) {
 	e := eventServers(t, nil)
 	sse, closeSSE := sseClient(t, e.urls[0]+"/v1/events", e.header)
-	filtered, closeFiltered := sseClient(t, e.urls[0]+"/v1/events?types=other.type", e.header)
+	filtered, closeFiltered := sseClient(t, e.urls[0]+"/v1/events?types=message.status", e.header)
 	defer closeFiltered()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -179,9 +179,9 @@ func TestEventsOverSSEAndWebSocket(t *testing.T) {
 			t.Fatalf("resumed event %d has seq %d, want %d", i, ev.id, 11+i)
 		}
 	}
-	e.append(t, 1, "other.type", 10)
-	if f := collect(t, filtered, 1, 5*time.Second); f[0].typ != "other.type" || f[0].id != 22 {
-		t.Errorf("filtered stream got %+v, want only the other.type event (22)", f)
+	e.append(t, 1, "message.status", 10)
+	if f := collect(t, filtered, 1, 5*time.Second); f[0].typ != "message.status" || f[0].id != 22 {
+		t.Errorf("filtered stream got %+v, want only the message.status event (22)", f)
 	}
 
 	// Bad positions and expired ones.
@@ -236,5 +236,53 @@ func TestSlowClientIsCutOff(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// A filter that can match nothing (an unknown event type, a chat that is
+// not one) is a 400 naming the parameter before the stream opens, on SSE
+// and WebSocket alike, as GET /v1/messages?chat= is; a chat given as a
+// number matches that number's events.
+func TestStreamFiltersAreCheckedBeforeTheStreamOpens(t *testing.T) {
+	e := eventServers(t, nil)
+	for _, c := range []struct{ query, field string }{
+		{"types=message.incomming", "types"},
+		{"types=message.status,message.sent", "types"},
+		{"chat=abc", "chat"},
+		{"chat=491701234567", "chat"},
+		{"chat=bob@example.com", "chat"},
+	} {
+		r := do(t, "GET", e.urls[0]+"/v1/events?"+c.query, nil, e.header)
+		if got := errorOf(t, r); r.status != 400 || got["field"] != c.field {
+			t.Errorf("GET /v1/events?%s: %d %v, want 400 naming %s", c.query, r.status, got, c.field)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ws, res, err := websocket.Dial(ctx, strings.Replace(e.urls[1], "http", "ws", 1)+"/v1/ws?"+c.query,
+			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + e.key}}})
+		cancel()
+		if err == nil {
+			ws.CloseNow()
+			t.Errorf("GET /v1/ws?%s opened a WebSocket, want 400 naming %s", c.query, c.field)
+			continue
+		}
+		var body struct{ Error struct{ Field string } }
+		if res == nil || res.StatusCode != 400 || json.NewDecoder(res.Body).Decode(&body) != nil || body.Error.Field != c.field {
+			t.Errorf("GET /v1/ws?%s: %v (%v), want 400 naming %s", c.query, res, err, c.field)
+		}
+	}
+
+	// A number is the chat it normalises to: that chat's events, no other.
+	byNumber, closeByNumber := sseClient(t, e.urls[0]+"/v1/events?chat=%2B49+170+1234567&types=message.status,", e.header)
+	defer closeByNumber() // at the log's head once its headers came
+	for _, ev := range []struct{ typ, chat string }{
+		{"message.status", "491709999999@s.whatsapp.net"}, {"message.incoming", "491701234567@s.whatsapp.net"},
+		{"message.status", "491701234567@s.whatsapp.net"},
+	} {
+		if err := e.log.Append(context.Background(), ev.typ, map[string]any{"chat": ev.chat}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := collect(t, byNumber, 1, 10*time.Second); got[0].id != 3 || got[0].typ != "message.status" {
+		t.Errorf("chat=+49 170 1234567 got %+v first, want event 3 (message.status for 491701234567@s.whatsapp.net)", got)
 	}
 }

@@ -41,14 +41,14 @@ func TestEventTokenOpensStreams(t *testing.T) {
 	defer closeSSE()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(e.urls[0], "http", "ws", 1)+"/v1/ws?types=test.event&token="+tok, nil)
+	ws, _, err := websocket.Dial(ctx, strings.Replace(e.urls[0], "http", "ws", 1)+"/v1/ws?types=message.status&token="+tok, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
 	time.Sleep(300 * time.Millisecond) // both connected at the head
-	e.append(t, 1, "test.event", 10)
-	if got := collect(t, sse, 1, 10*time.Second); got[0].id != 1 || got[0].typ != "test.event" {
+	e.append(t, 1, "message.status", 10)
+	if got := collect(t, sse, 1, 10*time.Second); got[0].id != 1 || got[0].typ != "message.status" {
 		t.Errorf("SSE with a token got %+v", got)
 	}
 	if _, b, err := ws.Read(ctx); err != nil || !strings.Contains(string(b), `"seq":1`) {
@@ -180,7 +180,7 @@ func TestEventTokenNotLogged(t *testing.T) {
 	url := serve(t, &Server{Backend: e.st, Keys: e.st, Worker: "3", Log: zerolog.New(&logged).Level(zerolog.TraceLevel),
 		Realtime: &Realtime{Hub: hub, Src: e.st, Tokens: e.st}}, nil)
 	tok := e.newEventToken(t, url)
-	_, closeSSE := sseClient(t, url+"/v1/events?chat=x&token="+tok, nil)
+	_, closeSSE := sseClient(t, url+"/v1/events?chat=%2B491701234567&token="+tok, nil)
 	closeSSE()
 	_ = do(t, "GET", url+"/v1/ws?token="+tok+"x", nil, nil)
 	_ = do(t, "GET", url+"/v1/nowhere?token="+tok, nil, nil)

@@ -133,9 +133,13 @@ func DecodeMessageRequest(body []byte) (store.OutboxMessage, *fieldError) {
 	return req.Validate()
 }
 
-// decodeObject decodes one JSON object strictly: no unknown fields,
-// nothing after it. The error names the field at fault when there is one.
+// decodeObject decodes one JSON object strictly: no unknown fields, no
+// null, no invalid UTF-8, nothing after it. The error names the field at
+// fault when there is one.
 func decodeObject(body []byte, v any) *fieldError {
+	if fe := checkValues(body); fe != nil {
+		return fe
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -144,23 +148,6 @@ func decodeObject(body []byte, v any) *fieldError {
 	}
 	if err == nil {
 		return nil
-	}
-	var pe *time.ParseError
-	if errors.As(err, &pe) {
-		// The decoder does not say which field a time came from: the
-		// top-level field holding the bad value is the one.
-		field := ""
-		var top map[string]json.RawMessage
-		if json.Unmarshal(body, &top) == nil {
-			for k, raw := range top {
-				var s string
-				if json.Unmarshal(raw, &s) == nil && s == pe.Value {
-					field = k
-					break
-				}
-			}
-		}
-		return &fieldError{field, "times are RFC 3339, for example 2026-12-24T18:00:00+01:00: " + err.Error()}
 	}
 	return jsonFieldError(err)
 }
@@ -188,6 +175,8 @@ func jsonFieldError(err error) *fieldError {
 	switch {
 	case errors.As(err, &ute) && ute.Field == "":
 		return &fieldError{"", "the body must be a JSON object"}
+	case errors.As(err, &ute) && ute.Type == timeType:
+		return &fieldError{ute.Field, ute.Field + " must be a time in RFC 3339, for example 2026-12-24T18:00:00+01:00, not " + ute.Value}
 	case errors.As(err, &ute):
 		return &fieldError{ute.Field, ute.Field + " must be a " + jsonKind(ute.Type.String())}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -486,7 +475,7 @@ func (s *Server) listIncoming(ctx context.Context, w http.ResponseWriter, r *htt
 			break
 		}
 		page.Messages = append(page.Messages, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName,
-			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: m.Media, At: m.SentAt, ns: m.SentAt.UnixNano()})
+			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano()})
 	}
 	writeJSON(w, http.StatusOK, page)
 }

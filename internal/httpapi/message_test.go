@@ -456,7 +456,7 @@ func TestChatsContactsAndHistory(t *testing.T) {
 	if len(chats) != 2 {
 		t.Fatalf("chats: %v", chats)
 	}
-	contacts := do(t, "GET", e.url+"/v1/contacts", nil, e.reader).body["chats"].([]any)
+	contacts := do(t, "GET", e.url+"/v1/contacts", nil, e.reader).body["contacts"].([]any)
 	if len(contacts) != 1 || contacts[0].(map[string]any)["phone"] != "+491701234567" || contacts[0].(map[string]any)["name"] != "Alice" {
 		t.Errorf("contacts: %v", contacts)
 	}

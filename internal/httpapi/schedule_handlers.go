@@ -39,11 +39,11 @@ func (s *Server) scheduleRoutes(r routes) {
 // scheduleRequest is the body of POST /v1/schedules and PATCH (where every
 // field is optional and version is required).
 type scheduleRequest struct {
-	SendAt   *time.Time      `json:"send_at"`
+	SendAt   *timeValue      `json:"send_at"`
 	Cron     *string         `json:"cron"`
 	Timezone *string         `json:"timezone"`
-	StartAt  *time.Time      `json:"start_at"`
-	EndAt    *time.Time      `json:"end_at"`
+	StartAt  *timeValue      `json:"start_at"`
+	EndAt    *timeValue      `json:"end_at"`
 	MaxRuns  *int            `json:"max_runs"`
 	Missed   *string         `json:"missed"`
 	Message  *MessageRequest `json:"message"`

@@ -27,11 +27,13 @@ func newStore(t *testing.T, db *testdb.DB) *store.Store {
 	return st
 }
 
-// serve runs the API on a real loopback socket.
+// serve runs the API on a real loopback socket; every response it sends
+// is checked against openapi.json (contract_test.go).
 func serve(t *testing.T, s *Server, extra func(*httprouter.Router)) string {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(s.handler(extra))
-	srv.Config = NewHTTPServer(s.handler(extra), zerolog.Nop())
+	h := checked(t, s.handler(extra))
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = NewHTTPServer(h, zerolog.Nop())
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL

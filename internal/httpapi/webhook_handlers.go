@@ -334,7 +334,7 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, ps ht
 
 type replayRequest struct {
 	FromSeq  *int64     `json:"from_seq"`
-	FromTime *time.Time `json:"from_time"`
+	FromTime *timeValue `json:"from_time"`
 }
 
 // replayWebhook asks the primary to deliver again from a position: the
@@ -375,7 +375,7 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request, ps httpro
 		}
 	} else {
 		field = "from_time"
-		if from, err = s.Webhooks.EventSeqAt(ctx, *req.FromTime); err != nil {
+		if from, err = s.Webhooks.EventSeqAt(ctx, req.FromTime.Time); err != nil {
 			s.storeFailed(w, r, err)
 			return
 		}
