@@ -346,8 +346,11 @@ func TestServeIsTheSuiteInOneProcess(t *testing.T) {
 			Valid bool `json:"valid"`
 		} `json:"lease"`
 	}
+	admin := "Bearer " + createKey(t, state, "admin")
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		res, err := http.Get("http://" + addr + "/v1/cluster")
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/cluster", nil)
+		req.Header.Set("Authorization", admin)
+		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = json.NewDecoder(res.Body).Decode(&view)
 			res.Body.Close()
