@@ -33,8 +33,8 @@ const KeepAliveIdle = 5 * time.Second
 // take new connections), answers each connection's next request with
 // Connection: close (the client then opens a new connection, to another
 // worker), and closes a connection itself only once it has been idle for
-// longer than clients were told to keep it (KeepAliveIdle and a second);
-// only then does it shut down.
+// longer than clients were told to keep it (KeepAliveIdle and a second,
+// within the shutdown timeout); only then does it shut down.
 type drainer struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]*connInfo // every open connection not hijacked

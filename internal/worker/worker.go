@@ -145,7 +145,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		stopStreams()
 		deadline, _ := sctx.Deadline()
 		start := time.Now()
-		closedIdle, left := drain.drain(serveErr, min(KeepAliveIdle+time.Second, w.Cfg.ShutdownTimeout/2), deadline)
+		closedIdle, left := drain.drain(serveErr, min(KeepAliveIdle+time.Second, w.Cfg.ShutdownTimeout*3/4), deadline)
 		w.Log.Info().Dur("took", time.Since(start)).Int("closed_idle", closedIdle).Int("left_open", left).
 			Msg("Connections drained: each was answered with Connection: close or closed after idling.")
 	}
