@@ -23,8 +23,9 @@ const KeepAliveIdle = 5 * time.Second
 //     an empty reply: 3 in 2,000 requests over 20 restarts of `app run`'s
 //     workers, 4 in 766 in the e2e rolling restart;
 //   - it closes idle keep-alive connections at once, under clients about
-//     to send on them: 14 failed requests in 58,848 of Node's fetch over 6
-//     SIGTERMs; 11 retries in 6,292 of Go's http.Transport (which retries a
+//     to send on them: over 6 SIGTERMs of `app run`'s workers, 26 failed
+//     requests in 17,842 of Node's fetch (docs/keepalive-trial.sh), 14 and
+//     26 retries in about 50,000 of Go's http.Transport (which retries a
 //     GET, not a POST) in TestGracefulRestartsFailNoKeepAliveRequest.
 //
 // An HTTP/1.1 server cannot close an idle connection without racing a
@@ -43,7 +44,7 @@ type drainer struct {
 }
 
 type connInfo struct {
-	waiting bool      // accepted or idle: no request being read or served
+	waiting bool      // accepted or idle: no request read or being served
 	since   time.Time // when it started waiting
 }
 
