@@ -91,7 +91,9 @@ package: build
 # Needs root, debootstrap and systemd-nspawn; the root file system is cached
 # in .cache/bookworm.
 e2e: package
+	CGO_ENABLED=0 $(GO) build -o bin/e2e-loadclient ./packaging/e2e/loadclient
 	APP_E2E_DEB=$(CURDIR)/dist/app_$(PKG_VERSION)-1_$(GOARCH).deb \
+		APP_E2E_LOADCLIENT=$(CURDIR)/bin/e2e-loadclient \
 		APP_E2E_RPM=$(CURDIR)/dist/app-$(PKG_VERSION)-1.$(RPMARCH).rpm \
 		$(GO) test -tags e2e -count=1 -v -timeout 30m ./packaging/e2e/
 

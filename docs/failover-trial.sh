@@ -14,10 +14,12 @@ common="APP_ENV=qa LOG_LEVEL=warn WHATSAPP_DRIVER=sandbox CLUSTER_WORKERS=1 APP_
 ip netns exec a env $common APP_STATE_DIR=$T/a setsid $APP run >$T/a.log 2>&1 &
 A=$!
 for i in $(seq 100); do ip netns exec a curl -sf 127.0.0.1:8080/readyz >/dev/null && break; sleep 0.2; done
+# /v1/cluster wants an admin key; both machines share a's database, so one key serves both.
+KEY=$(ip netns exec a env APP_ENV=qa APP_STATE_DIR=$T/a MONGO_URI= $APP keys create --name trial --scopes admin)
 ip netns exec b env $common APP_STATE_DIR=$T/b MONGO_URI="$URI" setsid $APP run >$T/b.log 2>&1 &
 B=$!
 for i in $(seq 100); do ip netns exec b curl -sf 127.0.0.1:8080/readyz >/dev/null && break; sleep 0.2; done
-holder() { ip netns exec b curl -s 127.0.0.1:8080/v1/cluster | python3 -c 'import json,sys; v=json.load(sys.stdin); l=v.get("lease") or {}; print(l.get("pid"), l.get("epoch"), l.get("valid"))'; }
+holder() { ip netns exec b curl -s -H "Authorization: Bearer $KEY" 127.0.0.1:8080/v1/cluster | python3 -c 'import json,sys; v=json.load(sys.stdin); l=v.get("lease") or {}; print(l.get("pid"), l.get("epoch"), l.get("valid"))'; }
 sleep 3
 echo "lease: $(holder)"
 HPID=$(holder | cut -d' ' -f1)

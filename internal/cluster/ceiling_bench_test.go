@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,7 +105,13 @@ func BenchmarkHTTPCeiling(b *testing.B) {
 	waitHTTP(b, "http://"+workersAddr+"/readyz", 60*time.Second)
 	waitHTTP(b, "http://"+serveAddr+"/readyz", 60*time.Second)
 	waitHTTP(b, "http://"+helloAddr+"/", 30*time.Second)
-	pids := workerPIDs(b, "http://"+workersAddr, 2)
+	keys := exec.Command(appBinary(b), "keys", "create", "--name", "bench", "--scopes", "admin")
+	keys.Env = run.Env
+	key, err := keys.Output()
+	if err != nil {
+		b.Fatalf("app keys create: %v", err)
+	}
+	pids := workerPIDs(b, "http://"+workersAddr, "Bearer "+strings.TrimSpace(string(key)), 2)
 
 	targets := []struct{ name, url string }{
 		{"hello", "http://" + helloAddr + "/"},

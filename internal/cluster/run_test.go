@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"strings"
@@ -345,8 +346,11 @@ func TestServeIsTheSuiteInOneProcess(t *testing.T) {
 			Valid bool `json:"valid"`
 		} `json:"lease"`
 	}
+	admin := "Bearer " + createKey(t, state, "admin")
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		res, err := http.Get("http://" + addr + "/v1/cluster")
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/cluster", nil)
+		req.Header.Set("Authorization", admin)
+		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = json.NewDecoder(res.Body).Decode(&view)
 			res.Body.Close()
@@ -571,4 +575,154 @@ func (l *lockedBuilder) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// startRun starts `app run` with workers workers on the embedded database
+// and extra environment; it returns the address and the cluster's log
+// once every worker answers /readyz.
+func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
+	t.Helper()
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("app run hands the socket over through /bin/sh, which this machine lacks")
+	}
+	addr := freePort(t)
+	state, err := os.MkdirTemp("", "apprun") // short: the database socket lives here
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+	cmd := exec.Command(os.Args[0], "run")
+	cmd.Env = append(append(os.Environ(), asApp+"=1", fmt.Sprintf("CLUSTER_WORKERS=%d", workers), "APP_LISTEN="+addr,
+		"APP_STATE_DIR="+state, "APP_ENV=qa", "LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=",
+		"APP_HEARTBEAT_INTERVAL=500ms"), env...)
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	g := &logs{added: make(chan struct{}, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readDone := make(chan struct{})
+	go func() { defer close(readDone); g.read(out) }()
+	t.Cleanup(func() {
+		terminate(cmd, func() { _ = cmd.Process.Kill() })
+		<-readDone
+	})
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(60 * time.Second); len(seen) < workers; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ready answers came from workers %v, want %d; the log:\n%s", seen, workers, g.dump())
+		}
+		if res, err := client.Get("http://" + addr + "/readyz"); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				seen[res.Header.Get("X-App-Worker")] = true
+			}
+		}
+	}
+	return addr, g
+}
+
+// Workers stopped one at a time with SIGTERM (what `app restart --rolling`
+// and systemd send) under a keep-alive client fail none of its requests:
+// not one needs the client's retry either. Go's http.Transport retries a
+// GET sent on a connection the server closed under it; Node's fetch and
+// most other clients do not, so a retried request counts as failed.
+func TestGracefulRestartsFailNoKeepAliveRequest(t *testing.T) {
+	addr, g := startRun(t, 2, "APP_SHUTDOWN_TIMEOUT=10s")
+	tr := &http.Transport{MaxIdleConnsPerHost: 8, MaxConnsPerHost: 8}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var served, reused, retried, failed atomic.Int64
+	var firstErr atomic.Value
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200000 && ctx.Err() == nil; i++ {
+				attempts, wasReused := 0, false
+				trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { attempts++; wasReused = c.Reused }}
+				req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", "http://"+addr+"/healthz", nil)
+				res, err := client.Do(req)
+				if ctx.Err() != nil {
+					return
+				}
+				if err == nil {
+					_, err = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if err == nil && res.StatusCode != 200 {
+						err = fmt.Errorf("status %d", res.StatusCode)
+					}
+				}
+				switch {
+				case err != nil:
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				case attempts > 1:
+					retried.Add(1)
+				default:
+					served.Add(1)
+					if wasReused {
+						reused.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	// Six SIGTERMs, workers 1 and 2 in turn, each once the one before is
+	// back (what app restart --rolling does).
+	const restarts = 6
+	// The pid of worker w's newest process, and every worker pid so far.
+	current := func(w string) (int, map[int]bool) {
+		pid, all := 0, map[int]bool{}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, l := range g.lines {
+			if l.str("role") == "worker" && l.str("message") == "Worker is accepting connections." {
+				all[l.pid()] = true
+				if l.str("worker") == w {
+					pid = l.pid()
+				}
+			}
+		}
+		return pid, all
+	}
+	// Let the load run on every connection before each stop.
+	moreServed := func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for start := served.Load(); served.Load() < start+500; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("500 requests were not served within 20s (%d failed, first: %v)", failed.Load(), firstErr.Load())
+			}
+		}
+	}
+	for i := range restarts {
+		w := fmt.Sprint(i%2 + 1)
+		pid, before := current(w)
+		moreServed()
+		if err := syscall.Kill(pid, syscall.SIGTERM); pid == 0 || err != nil {
+			t.Fatalf("SIGTERM to worker %s (pid %d): %v; the log:\n%s", w, pid, err, g.dump())
+		}
+		g.wait(t, "worker "+w+" back after SIGTERM", 30*time.Second, func(l logLine) bool {
+			return l.str("worker") == w && l.str("message") == "Worker is accepting connections." && !before[l.pid()]
+		})
+	}
+	moreServed()
+	cancel()
+	wg.Wait()
+	t.Logf("%d SIGTERMs of workers: %d requests served (%d on a reused connection), %d retried by the client, %d failed (first: %v)",
+		restarts, served.Load(), reused.Load(), retried.Load(), failed.Load(), firstErr.Load())
+	if failed.Load() != 0 || retried.Load() != 0 {
+		t.Errorf("%d requests failed and %d needed a retry through %d graceful worker restarts; want none", failed.Load(), retried.Load(), restarts)
+	}
+	if reused.Load() < served.Load()/2 {
+		t.Errorf("only %d of %d requests reused a connection: the client did not keep connections alive", reused.Load(), served.Load())
+	}
 }

@@ -81,7 +81,7 @@ func BenchmarkSSEClients(b *testing.B) {
 		b.Fatalf("POST /v1/sandbox/scan: %d %v", code, err)
 	}
 
-	pids := workerPIDs(b, base, 2)
+	pids := workerPIDs(b, base, auth, 2)
 	time.Sleep(time.Second)
 	idle := rssMiB(b, pids)
 
@@ -260,11 +260,14 @@ func injectEvents(b *testing.B, post func(path, body string) (int, error), n, pe
 }
 
 // workerPIDs reads the pids of workers 1..n from /v1/cluster (their
-// heartbeats), waiting up to 30 s for all of them.
-func workerPIDs(b *testing.B, base string, n int) []int {
+// heartbeats; auth is an admin key's Authorization), waiting up to 30 s
+// for all of them.
+func workerPIDs(b *testing.B, base, auth string, n int) []int {
 	b.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		res, err := http.Get(base + "/v1/cluster")
+		req, _ := http.NewRequest("GET", base+"/v1/cluster", nil)
+		req.Header.Set("Authorization", auth)
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			continue
 		}

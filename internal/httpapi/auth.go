@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"golang.org/x/time/rate"
 
 	"app/internal/store"
 )
@@ -23,19 +24,23 @@ type KeyBackend interface {
 const DefaultKeyCacheTTL = 10 * time.Second
 
 // maxCachedKeys bounds the cache: ids that do not exist (a client trying
-// keys) are cached too, and must not grow it without end.
+// keys) are cached too, apart, so they cannot push out the keys that do.
 const maxCachedKeys = 10000
 
 type cachedKey struct {
-	key   store.APIKey
-	found bool
-	at    time.Time
+	key store.APIKey
+	at  time.Time
 }
 
 type keyCache struct {
-	mu sync.Mutex
-	m  map[string]cachedKey
+	mu     sync.Mutex
+	m      map[string]cachedKey // keys found
+	misses map[string]time.Time // ids not found, and when
 }
+
+// errLookupsSpent: the id is unknown to this worker and its client's
+// address has used up its lookups of unknown ids (authguard.go).
+var errLookupsSpent = errors.New("httpapi: too many lookups of unknown key ids from this address")
 
 func (s *Server) keyCacheTTL() time.Duration {
 	if s.KeyCacheTTL > 0 {
@@ -45,28 +50,56 @@ func (s *Server) keyCacheTTL() time.Duration {
 }
 
 // key returns the stored key with id, from the cache when it is fresh.
-func (s *Server) key(ctx context.Context, id string) (store.APIKey, bool, error) {
-	return s.keyNoOlderThan(ctx, id, s.keyCacheTTL())
+// When the id comes from a client (from is its request; nil for an id the
+// server stored itself), an id this worker never found is looked up only
+// while the client's address has lookups left, and a lookup that finds
+// nothing spends one (authguard.go).
+func (s *Server) key(ctx context.Context, id string, from *http.Request) (store.APIKey, bool, error) {
+	return s.keyNoOlderThan(ctx, id, from, s.keyCacheTTL())
 }
 
-// keyNoOlderThan is key with what the cache holds trusted for maxAge.
-func (s *Server) keyNoOlderThan(ctx context.Context, id string, maxAge time.Duration) (store.APIKey, bool, error) {
+// keyNoOlderThan is key with what the cache holds trusted for ttl.
+func (s *Server) keyNoOlderThan(ctx context.Context, id string, from *http.Request, ttl time.Duration) (store.APIKey, bool, error) {
 	s.keys.mu.Lock()
-	c, ok := s.keys.m[id]
+	c, known := s.keys.m[id]
+	missedAt, missed := s.keys.misses[id]
 	s.keys.mu.Unlock()
-	if ok && time.Since(c.at) < maxAge {
-		return c.key, c.found, nil
+	switch {
+	case known && time.Since(c.at) < ttl:
+		return c.key, true, nil
+	case !known && missed && time.Since(missedAt) < ttl:
+		return store.APIKey{}, false, nil
+	}
+	var spent *rate.Reservation
+	if !known && from != nil {
+		if spent = s.reserveLookup(from); spent == nil {
+			return store.APIKey{}, false, errLookupsSpent
+		}
 	}
 	k, err := s.Keys.APIKey(ctx, id)
 	found := err == nil
+	if spent != nil && !errors.Is(err, store.ErrNotFound) {
+		spent.CancelAt(s.clock()) // found, or the database's fault
+	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return k, false, err
 	}
+	now := time.Now()
 	s.keys.mu.Lock()
-	if s.keys.m == nil || len(s.keys.m) >= maxCachedKeys {
-		s.keys.m = map[string]cachedKey{}
+	if found {
+		if s.keys.m == nil || len(s.keys.m) >= maxCachedKeys {
+			s.keys.m = map[string]cachedKey{}
+		}
+		s.keys.m[id] = cachedKey{key: k, at: now}
+		delete(s.keys.misses, id)
+	} else {
+		if s.keys.misses == nil || len(s.keys.misses) >= maxCachedKeys {
+			s.keys.misses = map[string]time.Time{}
+		}
+		s.keys.misses[id] = now
+		// A key deleted from the store is no longer known.
+		delete(s.keys.m, id)
 	}
-	s.keys.m[id] = cachedKey{key: k, found: found, at: time.Now()}
 	s.keys.mu.Unlock()
 	return k, found, nil
 }
@@ -100,8 +133,12 @@ func (s *Server) auth(scope string, h httprouter.Handle) httprouter.Handle {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		k, found, err := s.key(ctx, id)
+		k, found, err := s.key(ctx, id, r)
 		cancel()
+		if errors.Is(err, errLookupsSpent) {
+			s.tooManyUnknownKeys(w, r)
+			return
+		}
 		if err != nil {
 			s.storeFailed(w, r, err)
 			return

@@ -97,7 +97,16 @@ func (s *Server) streamAuth(scope string, h httprouter.Handle) httprouter.Handle
 		}
 		ctx, cancel := dbContext(r)
 		defer cancel()
+		// A token costs a lookup as a key id does: the same bound.
+		spent := s.reserveLookup(r)
+		if spent == nil {
+			s.tooManyUnknownKeys(w, r)
+			return
+		}
 		t, err := s.Realtime.Tokens.EventToken(ctx, store.EventTokenHash(raw))
+		if !errors.Is(err, store.ErrNotFound) {
+			spent.CancelAt(s.clock())
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			refuse("token is unknown or long expired; get a new one with POST /v1/events/token")
 			return
@@ -110,7 +119,7 @@ func (s *Server) streamAuth(scope string, h httprouter.Handle) httprouter.Handle
 			refuse("token expired at " + t.ExpiresAt.UTC().Format(time.RFC3339) + "; get a new one with POST /v1/events/token")
 			return
 		}
-		k, found, err := s.key(ctx, t.KeyID)
+		k, found, err := s.key(ctx, t.KeyID, nil)
 		if err != nil {
 			s.storeFailed(w, r, err)
 			return
@@ -299,6 +308,9 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return // the stream's headers, without the stream
+	}
 	_, _ = w.Write([]byte(": connected\nretry: 2000\n\n"))
 	_ = rc.Flush()
 	ctx, stop := s.watchStreamKey(r)

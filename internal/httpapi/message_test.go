@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -392,18 +393,26 @@ func TestRateLimitAcrossWorkers(t *testing.T) {
 		paced bool
 	}{{"even flood", 2, false}, {"3:1 flood", 3, false}, {"even at the limit", 2, true}, {"3:1 at the limit", 3, true}} {
 		t.Run(c.name, func(t *testing.T) {
+			// The workers' clock, moved by the test: 3 s of requests, a
+			// flood at 1,000 a second or paced at the limit, without
+			// waiting for them.
+			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			var now atomic.Int64
+			now.Store(start.UnixNano())
+			clock := func() time.Time { return time.Unix(0, now.Load()) }
 			var urls []string
 			for w := range 2 {
 				urls = append(urls, serve(t, &Server{Backend: st, Messages: st, Keys: st, Log: zerolog.Nop(), Worker: fmt.Sprint(w + 1),
-					RateLimit: total / 2, RateBurst: burst / 2}, nil))
+					RateLimit: total / 2, RateBurst: burst / 2, now: clock}, nil))
 			}
 			const d = 3 * time.Second
+			every := time.Millisecond
+			if c.paced {
+				every = time.Duration(float64(time.Second) / total)
+			}
 			ok, limited := 0, 0
-			start := time.Now()
-			for i := 0; time.Since(start) < d && i < 100000; i++ {
-				if c.paced {
-					time.Sleep(time.Until(start.Add(time.Duration(float64(i) / total * float64(time.Second)))))
-				}
+			for i := 0; clock().Sub(start) < d; i++ {
+				now.Store(start.Add(time.Duration(i) * every).UnixNano())
 				u := urls[1]
 				if i%4 < c.share {
 					u = urls[0]
@@ -421,7 +430,7 @@ func TestRateLimitAcrossWorkers(t *testing.T) {
 					t.Fatalf("status %d", r.status)
 				}
 			}
-			elapsed := time.Since(start).Seconds()
+			elapsed := clock().Sub(start).Seconds()
 			allowed := total*elapsed + burst
 			sent := ok + limited
 			t.Logf("%s: %d of %d accepted in %.2fs; the limit allows %.0f; accepted/min(sent, allowed) = %.0f%%",

@@ -21,13 +21,20 @@ type routes struct {
 
 func (r routes) handle(method, path string, h httprouter.Handle) {
 	*r.list = append(*r.list, method+" "+path)
-	r.Router.Handle(method, path, func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	labelled := func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
 		// The pattern, not the path, labels the request's metrics.
 		if sw, ok := w.(*statusWriter); ok {
 			sw.route = path
 		}
 		h(w, req, ps)
-	})
+	}
+	r.Router.Handle(method, path, labelled)
+	if method == http.MethodGet {
+		// HEAD is GET without the body (net/http drops what is written),
+		// as load balancers probe: every GET route answers it, which the
+		// OpenAPI document says once, in its description.
+		r.Router.Handle(http.MethodHead, path, labelled)
+	}
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {

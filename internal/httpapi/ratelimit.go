@@ -38,6 +38,14 @@ func (s *Server) limiter(keyID string) *rate.Limiter {
 	return l
 }
 
+// clock is the time the limiters go by.
+func (s *Server) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
 // allow takes a token for the key, sets the RateLimit-* headers, and
 // answers 429 with Retry-After when there is none.
 func (s *Server) allow(w http.ResponseWriter, r *http.Request, keyID string) bool {
@@ -45,20 +53,25 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, keyID string) boo
 		return true
 	}
 	l := s.limiter(keyID)
-	now := time.Now()
+	now := s.clock()
 	ok := l.AllowN(now, 1)
 	tokens := l.TokensAt(now)
 	h := w.Header()
 	h.Set("RateLimit-Limit", strconv.Itoa(s.RateBurst))
 	h.Set("RateLimit-Remaining", strconv.Itoa(max(0, int(math.Floor(tokens)))))
-	// Seconds until the bucket is full again.
-	h.Set("RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(s.RateBurst)-tokens)/s.RateLimit))))
+	// Seconds until the bucket is full again; on a refusal, until the next
+	// token, the moment Retry-After names: one clock, so a client reading
+	// either header waits the same.
+	reset := int(math.Ceil((float64(s.RateBurst) - tokens) / s.RateLimit))
+	if !ok {
+		reset = max(1, int(math.Ceil((1-tokens)/s.RateLimit)))
+	}
+	h.Set("RateLimit-Reset", strconv.Itoa(reset))
 	if ok {
 		return true
 	}
-	wait := int(math.Ceil((1 - tokens) / s.RateLimit))
-	h.Set("Retry-After", strconv.Itoa(max(1, wait)))
+	h.Set("Retry-After", strconv.Itoa(reset))
 	writeError(w, r, http.StatusTooManyRequests, "rate_limited",
-		"too many requests for this API key; retry after "+strconv.Itoa(max(1, wait))+"s", "")
+		"too many requests for this API key; retry after "+strconv.Itoa(reset)+"s", "")
 	return false
 }

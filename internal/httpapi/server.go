@@ -82,6 +82,11 @@ type Server struct {
 	RateLimit float64
 	RateBurst int
 	limits    keyLimiters
+	// now is the limiters' clock (time.Now when nil; tests set it).
+	now func() time.Time
+	// authFails limits, per client address, lookups of key ids that turn
+	// out not to exist (see authguard.go).
+	authFails failedAuths
 
 	routeList []string // "METHOD /path" of every route, for the OpenAPI test
 
@@ -121,7 +126,8 @@ func (s *Server) handler(extra func(*httprouter.Router)) http.Handler {
 	s.routeList = nil
 	rt.handle("GET", "/healthz", s.healthz)
 	rt.handle("GET", "/readyz", s.readyz)
-	rt.handle("GET", "/v1/cluster", s.cluster)
+	// Hosts, pids and versions are for operators, as /metrics is.
+	rt.handle("GET", "/v1/cluster", s.auth(store.ScopeAdmin, s.cluster))
 	rt.handle("GET", "/v1/openapi.json", serveOpenAPI)
 	if s.Keys != nil {
 		rt.handle("GET", "/v1/key", s.auth("", s.currentKey))
@@ -234,12 +240,19 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
-	route  string // the matched route's pattern
+	route  string       // the matched route's pattern
+	body   *trackedBody // the request's body, when it has one
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if code >= 400 && w.body != nil && !w.body.read.Load() {
+			// See trackedBody: the expired read deadline stops net/http
+			// draining the body after the answer.
+			w.Header()["Connection"] = closeConn
+			_ = http.NewResponseController(w.ResponseWriter).SetReadDeadline(time.Now())
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -270,13 +283,21 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h := w.Header()
 		h["X-Request-Id"] = []string{id}
 		h["X-App-Worker"] = []string{s.Worker}
+		transportHeaders(h, r)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}
+		if r.ContentLength != 0 && r.Body != nil { // declared, or -1: chunked
+			sw.body = &trackedBody{ReadCloser: r.Body}
+			r.Body = sw.body
+		}
 		limit := s.MaxBodyBytes
 		if s.MediaMaxBytes > 0 && r.Method == http.MethodPost && r.URL.Path == "/v1/media" {
 			limit = s.MediaMaxBytes + 64*1024 // the file and a multipart envelope
 		}
+		query := queryProblem(r.URL.RawQuery)
 		switch {
+		case query != "":
+			writeError(sw, r, http.StatusBadRequest, "invalid", query, "query")
 		case limit > 0 && r.ContentLength > limit:
 			// Refused before reading; a body without a length is cut off by
 			// the MaxBytesReader below and the handler answers 413 itself.

@@ -81,11 +81,23 @@ func errorOf(t *testing.T, r reply) map[string]any {
 	return e
 }
 
+// adminKey stores a key with the admin scope and returns its header.
+func adminKey(t *testing.T, st *store.Store) map[string]string {
+	t.Helper()
+	key, k := store.NewAPIKey("admin", []string{store.ScopeAdmin})
+	if err := st.CreateAPIKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"Authorization": "Bearer " + key}
+}
+
 // /readyz follows the database: 503 while it is gone, 200 once it is back,
 // without restarting the worker; /healthz stays 200 throughout.
 func TestReadinessFollowsTheDatabase(t *testing.T) {
 	db := testdb.Start(t)
-	url := serve(t, &Server{Backend: newStore(t, db), Log: zerolog.Nop(), Worker: "3"}, nil)
+	st := newStore(t, db)
+	admin := adminKey(t, st)
+	url := serve(t, &Server{Backend: st, Keys: st, Log: zerolog.Nop(), Worker: "3"}, nil)
 
 	waitReady := func(want int) reply {
 		t.Helper()
@@ -108,7 +120,7 @@ func TestReadinessFollowsTheDatabase(t *testing.T) {
 	if r := do(t, "GET", url+"/healthz", nil, nil); r.status != 200 {
 		t.Fatalf("/healthz is %d while the database is down; want 200 (the process is alive)", r.status)
 	}
-	if r := do(t, "GET", url+"/v1/cluster", nil, nil); r.status != 503 {
+	if r := do(t, "GET", url+"/v1/cluster", nil, admin); r.status != 503 {
 		t.Fatalf("/v1/cluster is %d while the database is down; want 503", r.status)
 	} else {
 		errorOf(t, r)
@@ -135,8 +147,8 @@ func TestClusterViewShowsHeartbeatsAndLease(t *testing.T) {
 	if _, err := st.ClaimLease(ctx, store.Lease{Epoch: 4, Holder: "h/primary/100/x", Host: "h", PID: 100, AcquiredAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	url := serve(t, &Server{Backend: st, Log: zerolog.Nop(), Worker: "1", HeartbeatInterval: time.Second}, nil)
-	r := do(t, "GET", url+"/v1/cluster", nil, nil)
+	url := serve(t, &Server{Backend: st, Keys: st, Log: zerolog.Nop(), Worker: "1", HeartbeatInterval: time.Second}, nil)
+	r := do(t, "GET", url+"/v1/cluster", nil, adminKey(t, st))
 	if r.status != 200 {
 		t.Fatalf("/v1/cluster: %d %v", r.status, r.body)
 	}

@@ -89,7 +89,7 @@ func (s *Server) recheckStreamKeys() {
 		sk.mu.Unlock()
 		for _, id := range ids {
 			ctx, cancel := context.WithTimeout(context.Background(), every)
-			k, found, err := s.keyNoOlderThan(ctx, id, maxAge)
+			k, found, err := s.keyNoOlderThan(ctx, id, nil, maxAge)
 			cancel()
 			if err != nil {
 				// The database is away: what was allowed stays allowed until

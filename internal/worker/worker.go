@@ -92,9 +92,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.api.Realtime = &httpapi.Realtime{Hub: hub, Src: w.Store, Done: streamsDone, Tokens: w.Store}
 	handler := w.api.Handler()
 	srv := httpapi.NewHTTPServer(handler, w.Log)
-	// Streams never end by themselves: shutting down ends them, so the
-	// other requests in flight get the shutdown time.
-	srv.RegisterOnShutdown(func() { close(streamsDone) })
+	// Streams never end by themselves: stopping ends them first, so their
+	// connections drain like the others (the clients reconnect elsewhere).
+	var endStreams sync.Once
+	stopStreams := func() { endStreams.Do(func() { close(streamsDone) }) }
+	srv.RegisterOnShutdown(stopStreams)
 
 	serveErr := make(chan error, 1)
 	drain := newDrainer(srv, w.Listener)
@@ -138,9 +140,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), w.Cfg.ShutdownTimeout)
 	defer cancel()
 	if serving {
-		// Stop accepting first and let what was accepted reach the handler:
-		// Shutdown would drop it unanswered.
-		drain.stopAccepting(serveErr, min(time.Second, w.Cfg.ShutdownTimeout))
+		// Shutdown would close idle keep-alive connections under clients
+		// sending on them: let every connection end first (see drainer).
+		stopStreams()
+		deadline, _ := sctx.Deadline()
+		start := time.Now()
+		closedIdle, left := drain.drain(serveErr, min(KeepAliveIdle+time.Second, w.Cfg.ShutdownTimeout*3/4), deadline)
+		w.Log.Info().Dur("took", time.Since(start)).Int("closed_idle", closedIdle).Int("left_open", left).
+			Msg("Connections drained: each was answered with Connection: close or closed after idling.")
 	}
 	if serr := srv.Shutdown(sctx); serr != nil {
 		w.Log.Warn().Err(serr).Msg("In-flight requests did not finish in time; closing them.")

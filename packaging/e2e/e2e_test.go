@@ -157,6 +157,34 @@ func boot(t *testing.T, root, dist string) *container {
 	return c
 }
 
+// loadClient is the keep-alive load client make e2e builds
+// (packaging/e2e/loadclient, static).
+func loadClient(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("APP_E2E_LOADCLIENT")
+	if p == "" {
+		t.Fatal("APP_E2E_LOADCLIENT: the load client (make e2e builds it)")
+	}
+	return p
+}
+
+// install copies the host's file src to dst in the container, executable.
+func (c *container) install(t *testing.T, src, dst string) {
+	t.Helper()
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(c.leader), "-a", "/bin/sh", "-c", `cat > "$0" && chmod 755 "$0"`, dst)
+	cmd.Stdin = f
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("copying %s into the container: %v\n%s", src, err, out)
+	}
+}
+
 // activePID waits until unit is active (READY reached) and returns its main pid.
 func (c *container) activePID(t *testing.T, unit string) string {
 	t.Helper()
@@ -382,44 +410,53 @@ func TestInstalledPackage(t *testing.T) {
 			return m
 		}
 		before := pids()
-		// Loopback only, each loop bounded by a count and stopped once the
-		// restart is over: three loops on /healthz, one on an authenticated
-		// route paced under the key's rate limit (APP_RATE_LIMIT=20/s).
+		c.install(t, loadClient(t), "/usr/local/bin/e2e-loadclient")
+		// Loopback only, each client bounded by a count and stopped once
+		// the restart is over. Keep-alive clients (Go's http.Transport, as
+		// every modern client keeps connections): three connections on
+		// /healthz, one on an authenticated route paced under the key's rate
+		// limit (APP_RATE_LIMIT=20/s). One curl per request on /healthz too:
+		// a connection accepted just before its worker stops.
 		out := c.must(t, 3*time.Minute, `
 			rm -f /tmp/stop /tmp/load.*
-			for j in 1 2 3; do
-				(i=0; while [ ! -e /tmp/stop ] && [ $i -lt 5000 ]; do
-					curl -s -o /dev/null -w 'healthz %{http_code} %{exitcode}\n' --max-time 10 http://127.0.0.1:8080/healthz; i=$((i+1))
-				done > /tmp/load.$j) &
-			done
-			(i=0; while [ ! -e /tmp/stop ] && [ $i -lt 1000 ]; do
-				curl -s -o /dev/null -w 'api %{http_code} %{exitcode}\n' --max-time 10 -H 'Authorization: Bearer `+key+`' 'http://127.0.0.1:8080/v1/messages?limit=1'
-				i=$((i+1)); sleep 0.15
-			done > /tmp/load.api) &
+			e2e-loadclient -name healthz -conns 3 -pace 5ms -max 40000 http://127.0.0.1:8080/healthz > /tmp/load.keepalive 2>/tmp/load.errors &
+			e2e-loadclient -name api -conns 1 -pace 150ms -max 1000 -auth 'Bearer `+key+`' 'http://127.0.0.1:8080/v1/messages?limit=1' > /tmp/load.api 2>>/tmp/load.errors &
+			(i=0; while [ ! -e /tmp/stop ] && [ $i -lt 5000 ]; do
+				curl -s -o /dev/null -w 'fresh %{http_code} %{exitcode}\n' --max-time 10 http://127.0.0.1:8080/healthz; i=$((i+1))
+			done | sort | uniq -c > /tmp/load.fresh) &
 			sleep 1
 			for k in 1 2; do app restart --rolling; echo "restart exit $?"; done > /tmp/restart.out 2>&1
 			app restart --rolling --primary >> /tmp/restart.out 2>&1; echo "restart exit $?" >> /tmp/restart.out
 			sleep 1; touch /tmp/stop; wait
-			cat /tmp/restart.out; cat /tmp/load.* | sort | uniq -c`)
-		t.Logf("app restart --rolling twice, then with --primary; the answers (count, route, status, curl exit):\n%s", out)
+			cat /tmp/restart.out /tmp/load.keepalive /tmp/load.api /tmp/load.fresh; head -5 /tmp/load.errors`)
+		t.Logf("app restart --rolling twice, then with --primary; the answers (count, route, status, outcome):\n%s", out)
 		if strings.Count(out, "restart exit 0") != 3 {
 			t.Errorf("an app restart --rolling failed")
 		}
-		sent, failed := map[string]int{}, 0
+		sent, reused, failed := map[string]int{}, map[string]int{}, 0
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
-			if len(f) != 4 || (f[1] != "healthz" && f[1] != "api") {
+			if len(f) < 3 || (f[1] != "healthz" && f[1] != "api" && f[1] != "fresh") {
 				continue
 			}
 			cnt, _ := strconv.Atoi(f[0])
+			if len(f) == 3 && f[2] == "reused" {
+				reused[f[1]] += cnt
+				continue
+			}
 			sent[f[1]] += cnt
-			if f[2] != "200" || f[3] != "0" {
+			// The outcome: curl's exit status, or the load client's "0",
+			// "retried" (sent again on a new connection) or "error".
+			if len(f) != 4 || f[2] != "200" || f[3] != "0" {
 				failed += cnt
 			}
 		}
-		t.Logf("requests sent: %v, failed: %d", sent, failed)
-		if failed != 0 || sent["healthz"] < 100 || sent["api"] < 5 {
-			t.Errorf("%d of %v requests failed; want 0 of at least 100 to /healthz and 5 to the API", failed, sent)
+		t.Logf("requests sent: %v (on a reused connection: %v), failed or retried: %d", sent, reused, failed)
+		if failed != 0 || sent["healthz"] < 1000 || sent["api"] < 5 || sent["fresh"] < 100 {
+			t.Errorf("%d of %v requests failed; want 0 of at least 1000 to /healthz kept alive, 100 on fresh connections and 5 to the API", failed, sent)
+		}
+		if reused["healthz"] < sent["healthz"]/2 {
+			t.Errorf("%d of %d requests to /healthz came on a reused connection: the client did not keep them alive", reused["healthz"], sent["healthz"])
 		}
 		after := pids()
 		for u, pid := range before {
