@@ -385,17 +385,15 @@
     try {
       c = await getJSON('/v1/cluster');
     } catch (e) {
-      $('cluster-table').hidden = e.status === 403;
       if (e.status === 403) {
-        showError('cluster-error', null);
-        $('lease').textContent = 'Needs an admin key: this key lacks the admin scope, which the processes view requires.';
+        // The key changed under the page (scopes are read at sign-in).
+        loadScopes().catch(() => {});
       } else {
         showError('cluster-error', e);
       }
       return;
     }
     showError('cluster-error', null);
-    $('cluster-table').hidden = false;
     const lease = c.lease;
     $('lease').textContent = lease && lease.valid
       ? 'The primary lease is held by pid ' + lease.pid + ' on ' + lease.host + ' (epoch ' + lease.epoch + ') until ' + short(lease.expires_at) + '.'
