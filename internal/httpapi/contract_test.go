@@ -137,6 +137,9 @@ func (c *contract) check(r *http.Request, rec *recorder) error {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
+	if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/console/") {
+		return nil // the web console's page and files, not API (TestOpenAPIMatchesRoutes)
+	}
 	// The router sees the path as sent (%2F stays inside its segment), as
 	// a client reading the document would expect it to be matched.
 	routed := r.Clone(context.Background())
@@ -256,7 +259,11 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 			t.Errorf("GET %s: %d %v", path, r.status, r.body)
 		}
 	}
-	if r := do(t, "GET", e.url+"/v1/cluster", nil, nil); r.status != 200 || r.body["lease"] != nil {
+	clusterKey, clusterK := store.NewAPIKey("cluster", []string{store.ScopeAdmin})
+	if err := e.st.CreateAPIKey(context.Background(), clusterK); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, "GET", e.url+"/v1/cluster", nil, map[string]string{"Authorization": "Bearer " + clusterKey}); r.status != 200 || r.body["lease"] != nil {
 		t.Errorf("GET /v1/cluster before any primary: %d %v, want lease null", r.status, r.body)
 	}
 

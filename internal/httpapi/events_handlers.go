@@ -264,8 +264,25 @@ func (s *Server) next(ctx context.Context, st *stream, idle <-chan time.Time) ([
 // watchStreamKey is the stream's context: it ends when the key that opened
 // the stream (itself, or behind a browser token) is revoked.
 func (s *Server) watchStreamKey(r *http.Request) (context.Context, func()) {
+	return s.watchKey(r.Context(), keyIDOf(r), store.ScopeMessagesRead)
+}
+
+// headerHasToken reports whether a comma-separated header lists token
+// (case-insensitive), as Connection: keep-alive, Upgrade does.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func keyIDOf(r *http.Request) string {
 	k, _ := KeyOf(r)
-	return s.watchKey(r.Context(), k.ID, store.ScopeMessagesRead)
+	return k.ID
 }
 
 // keyEnded is why ctx ended when its key did, or nil.
@@ -363,6 +380,14 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 
 // ws serves the same events over a WebSocket, one JSON text frame each.
 func (s *Server) ws(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		// Answered here in the API's error shape; the WebSocket library
+		// would answer in plain text.
+		w.Header().Set("Upgrade", "websocket")
+		writeError(w, r, http.StatusUpgradeRequired, "upgrade_required",
+			"GET /v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket (GET /v1/events serves the same events as Server-Sent Events)", "")
+		return
+	}
 	st, ok := s.openStream(w, r)
 	if !ok {
 		return
@@ -378,9 +403,11 @@ func (s *Server) ws(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	}
 	defer c.CloseNow()
 	defer s.Metrics.Subscribed("ws")()
-	kctx, stop := s.watchStreamKey(r)
+	// The client sends nothing; CloseRead notices it leaving. The key's
+	// watch hangs below it: CloseRead drops the connection without a close
+	// frame when its own context ends, and a revoked key gets one.
+	ctx, stop := s.watchKey(c.CloseRead(r.Context()), keyIDOf(r), store.ScopeMessagesRead)
 	defer stop()
-	ctx := c.CloseRead(kctx) // the client sends nothing; this notices it leaving
 	beat := time.NewTicker(s.heartbeat())
 	defer beat.Stop()
 	for {
