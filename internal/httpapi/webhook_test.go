@@ -19,6 +19,7 @@ import (
 	"app/internal/primary"
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/testutil"
 	"app/internal/webhook"
 )
 
@@ -142,20 +143,24 @@ func TestWebhookRoutes(t *testing.T) {
 	_ = e.log.Append(ctx, "message.incoming", map[string]any{"chat": "a", "text": "hello"})
 	_ = e.log.Append(ctx, "message.status", map[string]any{"id": "m1"}) // not asked for
 	_ = e.log.Append(ctx, "session.state", map[string]any{"state": "connected"})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(received()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "two deliveries received", func() (bool, string) {
+		return len(received()) >= 2, fmt.Sprintf("%q", received())
+	})
 	rec := received()
 	if len(rec) != 2 || !strings.Contains(rec[0], `"seq":2,"type":"message.incoming"`) || !strings.Contains(rec[1], `"seq":4,"type":"session.state"`) ||
 		!strings.Contains(rec[0], `"text":"hello"`) {
 		t.Fatalf("received %q", rec)
 	}
 
-	r = do(t, "GET", e.url+"/v1/webhooks/"+id+"/deliveries", nil, e.admin)
+	// The receiver has them before the primary records the outcome.
+	testutil.Eventually(t, 10*time.Second, "both deliveries recorded", func() (bool, string) {
+		r = do(t, "GET", e.url+"/v1/webhooks/"+id+"/deliveries", nil, e.admin)
+		list, _ := r.body["deliveries"].([]any)
+		return r.status == 200 && len(list) == 2 && list[0].(map[string]any)["status"] == "delivered" && list[1].(map[string]any)["status"] == "delivered",
+			fmt.Sprintf("%d %v", r.status, r.body)
+	})
 	list, _ := r.body["deliveries"].([]any)
-	if r.status != 200 || len(list) != 2 || list[0].(map[string]any)["seq"] != float64(4) || list[0].(map[string]any)["status"] != "delivered" ||
-		list[0].(map[string]any)["response_status"] != float64(200) {
+	if list[0].(map[string]any)["seq"] != float64(4) || list[0].(map[string]any)["response_status"] != float64(200) {
 		t.Fatalf("deliveries: %d %v", r.status, r.body)
 	}
 	r = do(t, "GET", e.url+"/v1/webhooks/"+id+"/deliveries?limit=1", nil, e.admin)
@@ -167,20 +172,19 @@ func TestWebhookRoutes(t *testing.T) {
 	if list, _ := r.body["deliveries"].([]any); len(list) != 1 || list[0].(map[string]any)["seq"] != float64(2) {
 		t.Fatalf("second page: %v", r.body)
 	}
-	r = do(t, "GET", e.url+"/v1/webhooks/"+id, nil, e.admin)
-	if r.body["delivered_through"] != float64(4) || r.body["log_position"] != float64(4) {
-		t.Fatalf("progress: %v", r.body)
-	}
+	testutil.Eventually(t, 10*time.Second, "the progress through seq 4", func() (bool, string) {
+		r = do(t, "GET", e.url+"/v1/webhooks/"+id, nil, e.admin)
+		return r.body["delivered_through"] == float64(4) && r.body["log_position"] == float64(4), fmt.Sprint(r.body)
+	})
 
 	// Replay from seq 2: both events again, in order.
 	r = do(t, "POST", e.url+"/v1/webhooks/"+id+"/replay", strings.NewReader(`{"from_seq":2}`), e.admin)
 	if r.status != 202 || r.body["from_seq"] != float64(2) {
 		t.Fatalf("replay: %d %v", r.status, r.body)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for len(received()) < 4 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the replay received", func() (bool, string) {
+		return len(received()) >= 4, fmt.Sprintf("%q", received())
+	})
 	if rec := received(); len(rec) != 4 || rec[2] != rec[0] || rec[3] != rec[1] {
 		t.Fatalf("after replay: %q", rec)
 	}
