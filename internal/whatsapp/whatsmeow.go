@@ -290,6 +290,12 @@ func (d *Whatsmeow) newClient(ctx context.Context, h Handler, device *store.Devi
 	// As mautrix-whatsapp: ack only after our handler stored the event,
 	// reconnect ourselves, ask the phone again for undecryptable messages.
 	cli.SynchronousAck = true
+	// A message is decrypted once (the Signal session moves on), so the
+	// plaintext is kept in the device store (whatsmeow_event_buffer) until
+	// our handler stored it: WhatsApp's redelivery of a message whose
+	// handler failed is then handled again instead of dropped as an old
+	// counter and acknowledged.
+	cli.EnableDecryptedEventBuffer = true
 	cli.EnableAutoReconnect = false
 	cli.AutomaticMessageRerequestFromPhone = true
 	cli.SetPreLoginHTTPClient(d.websocketClient())
