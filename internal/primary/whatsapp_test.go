@@ -566,3 +566,99 @@ func TestReceiptsFasterThanTheSend(t *testing.T) {
 		}
 	}
 }
+
+// A primary stopped after it stored a change (a message sent, a message
+// received) and before it appended the event announcing it: the next
+// primary appends the event, once, at the position the change was stored
+// with, and the log stays gapless; a redelivery announces nothing again.
+func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
+	for _, typ := range []string{"message.status", "message.incoming"} {
+		t.Run(typ, func(t *testing.T) {
+			st := waStore(t)
+			sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
+			evA := primary.NewEventLog(st, zerolog.Nop())
+			a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evA}
+			ctxA, killA := context.WithCancel(context.Background())
+			crashed := make(chan int64, 1)
+			var once sync.Once
+			primary.SetMarkedHook(evA, func(seq int64) { once.Do(func() { killA(); crashed <- seq }) })
+			if !evA.Start(ctxA, 1) {
+				t.Fatal("event log did not start")
+			}
+			_, stopA := runWACtx(t, ctxA, a, 1)
+
+			// The subject: a message we send (announced "sent"), or one we get.
+			var id string
+			about := func(e store.Event) bool {
+				var d struct{ ID, Key, Status string }
+				_ = e.DecodeData(&d)
+				return e.Type == typ && (d.ID == id || d.Key == id) && (typ != "message.status" || d.Status == store.StatusSent)
+			}
+			if typ == "message.status" {
+				id = enqueue(t, st, alice, "hello").ID
+			} else {
+				in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Text: "hi"})
+				id = alice + "/" + alice + "/" + in.ID
+			}
+			var seq int64
+			select {
+			case seq = <-crashed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the change was never stored")
+			}
+			stopA()
+			for _, e := range events(t, st) {
+				if about(e) {
+					t.Fatalf("event %d announces the change although the primary stopped before appending it", e.Seq)
+				}
+			}
+			if typ == "message.status" {
+				if m := message(t, st, id); m.Status != store.StatusSent {
+					t.Fatalf("after the crash the message is %s, want sent (stored before the event)", m.Status)
+				}
+			}
+
+			evB := primary.NewEventLog(st, zerolog.Nop())
+			b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evB}
+			ctxB, stopB := context.WithCancel(context.Background())
+			defer stopB()
+			if !evB.Start(ctxB, 2) {
+				t.Fatal("event log did not start")
+			}
+			runWACtx(t, ctxB, b, 2)
+			// A later message of each kind: once it is announced, the
+			// redelivery of the first (never acknowledged) was handled too.
+			var next string
+			if typ == "message.status" {
+				next = enqueue(t, st, alice, "later").ID
+			} else {
+				in := sb.Inject(whatsapp.Incoming{Chat: alice, Text: "later"})
+				next = alice + "/" + alice + "/" + in.ID
+			}
+			waitFor(t, "the later message is announced", 10*time.Second, func() (bool, string) {
+				for _, e := range events(t, st) {
+					var d struct{ ID, Key string }
+					_ = e.DecodeData(&d)
+					if e.Type == typ && (d.ID == next || d.Key == next) {
+						return true, ""
+					}
+				}
+				return false, "not yet"
+			})
+			var found []int64
+			var last int64
+			for _, e := range events(t, st) {
+				if e.Seq != last+1 {
+					t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+				}
+				last = e.Seq
+				if about(e) {
+					found = append(found, e.Seq)
+				}
+			}
+			if len(found) != 1 || found[0] != seq {
+				t.Errorf("events announcing the change: at %v, want exactly one, at %d where it was stored", found, seq)
+			}
+		})
+	}
+}

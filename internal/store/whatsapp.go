@@ -64,6 +64,10 @@ type IncomingMessage struct {
 	Media      *MediaRef `bson:"media,omitempty"`
 	SentAt     time.Time `bson:"sent_at"`
 	ReceivedAt time.Time `bson:"received_at"`
+	// EventSeq is the event log position of its message.incoming event,
+	// stored before the event is appended (as OutboxMessage.EventSeq); 0
+	// while its media is being fetched.
+	EventSeq int64 `bson:"event_seq,omitempty"`
 }
 
 // MediaRef describes an incoming attachment and where its bytes are.
@@ -95,14 +99,27 @@ func (s *Store) SaveIncoming(ctx context.Context, m IncomingMessage) (bool, erro
 	return true, nil
 }
 
-// SetIncomingMedia records where an incoming message's media went.
-func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref MediaRef) error {
+// SetIncomingMedia records where an incoming message's media went, and
+// the event log position of the event that announces the message.
+func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref MediaRef, eventSeq int64) error {
 	_, err := s.db.Collection(colMessages).UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "media", Value: ref}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "media", Value: ref}, {Key: "event_seq", Value: eventSeq}}}})
 	if err != nil {
 		return fmt.Errorf("store: set media of %s: %w", key, err)
 	}
 	return nil
+}
+
+// IncomingMessage reads one stored incoming message by its key.
+func (s *Store) IncomingMessage(ctx context.Context, key string) (IncomingMessage, error) {
+	return findOne[IncomingMessage](ctx, s.db.Collection(colMessages), "read incoming message", bson.D{{Key: "_id", Value: key}})
+}
+
+// IncomingUnannounced lists incoming messages stored for an event log
+// position after seq (the log's end): their events are missing.
+func (s *Store) IncomingUnannounced(ctx context.Context, seq int64) ([]IncomingMessage, error) {
+	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list unannounced incoming messages",
+		bson.D{{Key: "event_seq", Value: bson.D{{Key: "$gt", Value: seq}}}}, options.Find().SetSort(bson.D{{Key: "event_seq", Value: 1}}))
 }
 
 // IncomingMessages lists stored incoming messages of chat, oldest first.
