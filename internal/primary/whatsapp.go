@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +56,10 @@ type WhatsApp struct {
 
 	ownEvents bool
 
+	// pushNames are the push names saved per sender by this task (the
+	// handler's goroutine only), so an unchanged one is not written again.
+	pushNames map[string]string
+
 	// Test hooks around a send, to stop the task as a crash would.
 	beforeSend, afterSend func(id string)
 }
@@ -80,6 +85,7 @@ func (w *WhatsApp) Run(ctx context.Context, epoch int64) error {
 	w.mu.Lock()
 	w.unsaved = map[string]time.Time{}
 	w.mu.Unlock()
+	w.pushNames = map[string]string{}
 	w.stateMu.Lock()
 	w.session = whatsapp.Session{State: whatsapp.StateConnecting}
 	w.stateMu.Unlock()
@@ -229,8 +235,23 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 	}
 	doc.Key = doc.Chat + "/" + doc.Sender + "/" + doc.WAID
 	// The chat first: touching it again for a redelivery changes nothing.
-	if err := w.touchChat(ctx, m.Chat, m.Timestamp, false, m.PushName); err != nil {
+	// A push name is the sender's: it names a one-to-one chat only when the
+	// contact wrote it (not a group member, not we from the phone).
+	pushName := ""
+	if !m.FromMe && m.Sender == m.Chat && isUserChat(m.Chat) {
+		pushName = m.PushName
+	}
+	if err := w.touchChat(ctx, m.Chat, m.Timestamp, false, m.ChatName, pushName); err != nil {
 		return err // not acknowledged: WhatsApp delivers it again
+	}
+	if !m.FromMe && m.PushName != "" && w.pushNames[m.Sender] != m.PushName {
+		if err := w.Store.SaveContactPushName(ctx, m.Sender, m.PushName); err != nil {
+			return err
+		}
+		if len(w.pushNames) >= 10000 {
+			clear(w.pushNames) // a cache of writes saved, not a record
+		}
+		w.pushNames[m.Sender] = m.PushName
 	}
 	if doc.Media == nil {
 		// Stored with its event's position and announced in one step.
@@ -298,7 +319,15 @@ func (w *WhatsApp) fetchMedia(ctx context.Context, m *whatsapp.Incoming, doc sto
 	return ref
 }
 
-func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outgoing bool, name string) error {
+// isUserChat tells a one-to-one chat (a phone number's or a LID's) from a
+// group, a broadcast list, the status broadcast or a channel.
+func isUserChat(jid string) bool {
+	return strings.HasSuffix(jid, "@s.whatsapp.net") || strings.HasSuffix(jid, "@lid")
+}
+
+// touchChat records activity in a chat, and its name (a group's subject,
+// an address-book name) and the contact's push name where given.
+func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outgoing bool, name, pushName string) error {
 	c, err := w.Store.Chat(ctx, jid)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -306,6 +335,9 @@ func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outg
 	c.JID = jid
 	if name != "" {
 		c.Name = name
+	}
+	if pushName != "" {
+		c.PushName = pushName
 	}
 	if at.After(c.LastMessageAt) {
 		c.LastMessageAt = at
@@ -717,7 +749,7 @@ func (w *WhatsApp) recordSend(ctx context.Context, chat string, ts time.Time) {
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.FirstOutgoing.IsZero()) {
 		w.newChats = append(w.newChats, time.Now())
 	}
-	if err := w.touchChat(ctx, chat, ts, true, ""); err != nil {
+	if err := w.touchChat(ctx, chat, ts, true, "", ""); err != nil {
 		w.Log.Warn().Err(err).Str("chat", chat).Msg("Cannot record the chat of a sent message.")
 	}
 }

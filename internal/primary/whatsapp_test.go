@@ -3,6 +3,7 @@ package primary_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -160,30 +161,32 @@ func TestMessageLifecycle(t *testing.T) {
 		t.Errorf("the sandbox got %+v, want one send of %q with id %s", sent, "hello", got.WAID)
 	}
 
-	// The event log tells the same story, in order, with the session first.
-	var story []string
-	var last int64
-	for _, e := range events(t, st) {
-		if e.Seq != last+1 {
-			t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
-		}
-		last = e.Seq
-		switch e.Type {
-		case "session.state":
-			var d struct{ State string }
-			_ = e.DecodeData(&d)
-			story = append(story, "session:"+d.State)
-		case "message.status":
-			var d struct{ ID, Status string }
-			_ = e.DecodeData(&d)
-			if d.ID == m.ID {
-				story = append(story, d.Status)
+	// The event log tells the same story, in order, with the session first
+	// (each status is stored just before its event is appended).
+	const want = "session:connecting session:connected sent delivered read"
+	waitFor(t, "the log tells the story", 5*time.Second, func() (bool, string) {
+		var story []string
+		var last int64
+		for _, e := range events(t, st) {
+			if e.Seq != last+1 {
+				t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+			}
+			last = e.Seq
+			switch e.Type {
+			case "session.state":
+				var d struct{ State string }
+				_ = e.DecodeData(&d)
+				story = append(story, "session:"+d.State)
+			case "message.status":
+				var d struct{ ID, Status string }
+				_ = e.DecodeData(&d)
+				if d.ID == m.ID {
+					story = append(story, d.Status)
+				}
 			}
 		}
-	}
-	if want := "session:connecting session:connected sent delivered read"; strings.Join(story, " ") != want {
-		t.Errorf("events: %v, want %s", story, want)
-	}
+		return strings.Join(story, " ") == want, strings.Join(story, " ")
+	})
 	ws, err := st.Session(context.Background())
 	if err != nil || ws.State != "connected" || ws.JID != whatsapp.SandboxJID {
 		t.Errorf("session document: %+v, %v; want connected as %s", ws, err, whatsapp.SandboxJID)
@@ -400,7 +403,7 @@ func TestIncomingStoredWithMedia(t *testing.T) {
 		t.Errorf("media read back: %d bytes, %v; want the %d bytes sent", len(data), err, len(photo))
 	}
 	c, err := st.Chat(context.Background(), alice)
-	if err != nil || c.Name != "Alice" || c.LastIncomingAt.IsZero() {
+	if err != nil || c.PushName != "Alice" || c.LastIncomingAt.IsZero() {
 		t.Errorf("chat: %+v, %v", c, err)
 	}
 	// Each event follows its message's storing.
@@ -660,5 +663,53 @@ func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
 				t.Errorf("events announcing the change: at %v, want exactly one, at %d where it was stored", found, seq)
 			}
 		})
+	}
+}
+
+// A chat is named by its own name (a group's subject, the contact's), not
+// by whoever wrote last; push names belong to their senders, kept per
+// sender and on each message.
+func TestChatNamesAndPushNames(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+	const (
+		family = "120363000000000000@g.us"
+		bob    = "4915112345678@s.whatsapp.net"
+		carol  = "4915187654321@s.whatsapp.net"
+	)
+	sb.Inject(whatsapp.Incoming{Chat: family, Sender: bob, PushName: "Bob", Text: "hi all"})
+	sb.Inject(whatsapp.Incoming{Chat: family, Sender: carol, PushName: "Carol", ChatName: "Family", Text: "hi Bob"})
+	sb.Inject(whatsapp.Incoming{Chat: family, Sender: bob, PushName: "Bob", Text: "hi Carol"})
+	sb.Inject(whatsapp.Incoming{Chat: alice, Sender: whatsapp.SandboxJID, FromMe: true, PushName: "Me", Text: "from my phone"})
+	sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Text: "hello"})
+	sb.Inject(whatsapp.Incoming{Chat: alice, Sender: whatsapp.SandboxJID, FromMe: true, PushName: "Me", Text: "again"})
+	var inGroup, withAlice []store.IncomingMessage
+	waitFor(t, "all six stored", 10*time.Second, func() (bool, string) {
+		inGroup, _ = st.IncomingMessages(context.Background(), family, 10)
+		withAlice, _ = st.IncomingMessages(context.Background(), alice, 10)
+		return len(inGroup) == 3 && len(withAlice) == 3, fmt.Sprint(len(inGroup), " and ", len(withAlice))
+	})
+	if c, err := st.Chat(context.Background(), family); err != nil || c.Name != "Family" || c.PushName != "" {
+		t.Errorf("group chat: %+v, %v; want named Family (its subject), not after a member", c, err)
+	}
+	if c, err := st.Chat(context.Background(), alice); err != nil || c.PushName != "Alice" || c.Name != "" {
+		t.Errorf("Alice's chat: %+v, %v; want Alice's own push name, not ours", c, err)
+	}
+	for jid, want := range map[string]string{bob: "Bob", carol: "Carol", alice: "Alice"} {
+		if c, err := st.Contact(context.Background(), jid); err != nil || c.PushName != want {
+			t.Errorf("contact %s: %+v, %v; want push name %s", jid, c, err, want)
+		}
+	}
+	if c, err := st.Contact(context.Background(), whatsapp.SandboxJID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("our own push name was kept as a contact's: %+v, %v", c, err)
+	}
+	var names []string
+	for _, m := range inGroup {
+		names = append(names, m.PushName)
+	}
+	if got := strings.Join(names, " "); got != "Bob Carol Bob" {
+		t.Errorf("push names on the group's messages: %s, want Bob Carol Bob", got)
 	}
 }

@@ -204,6 +204,7 @@ const (
 	colMessages        = "messages"
 	colReceipts        = "receipts"
 	colChats           = "chats"
+	colContacts        = "contacts"
 	colEvents          = "events"
 	colEventHead       = "event_head"
 	colCommands        = "wa_commands"

@@ -153,8 +153,12 @@ func (s *Store) SaveReceipt(ctx context.Context, r ReceiptRecord) error {
 // Chat is a conversation the account has: the last activity and whether we
 // ever wrote to it (the cap on first messages to new contacts).
 type Chat struct {
-	JID            string    `bson:"_id"`
+	JID string `bson:"_id"`
+	// Name is the chat's own: a group's subject, a contact's name in the
+	// address book. PushName, in a one-to-one chat, is the name the contact
+	// gave themselves (never a group member's, never ours).
 	Name           string    `bson:"name,omitempty"`
+	PushName       string    `bson:"push_name,omitempty"`
 	LastMessageAt  time.Time `bson:"last_message_at"`
 	FirstOutgoing  time.Time `bson:"first_outgoing_at,omitempty"`
 	LastIncomingAt time.Time `bson:"last_incoming_at,omitempty"`
@@ -185,11 +189,11 @@ func (s *Store) CountNewContactsSince(ctx context.Context, t time.Time) (int64, 
 
 // ChatsPage lists chats by latest activity, newest first, strictly before
 // the cursor (last_message_at in nanoseconds and the JID); users only
-// lists one-to-one chats (the contacts).
+// lists one-to-one chats (the contacts, by number or by LID).
 func (s *Store) ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]Chat, error) {
 	filter := bson.D{}
 	if usersOnly {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$regex", Value: `@s\.whatsapp\.net$`}}})
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$regex", Value: `@(s\.whatsapp\.net|lid)$`}}})
 	}
 	if beforeNS != 0 {
 		t := time.Unix(0, beforeNS)
@@ -214,4 +218,28 @@ func (s *Store) IncomingBefore(ctx context.Context, chat string, t time.Time, li
 	}
 	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list incoming messages", filter,
 		options.Find().SetSort(bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
+}
+
+// Contact is what a sender told us about themselves.
+type Contact struct {
+	JID       string    `bson:"_id"`
+	PushName  string    `bson:"push_name,omitempty"`
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+// SaveContactPushName records the push name jid sent a message with (the
+// primary is the one writer).
+func (s *Store) SaveContactPushName(ctx context.Context, jid, name string) error {
+	_, err := s.db.Collection(colContacts).UpdateOne(ctx, bson.D{{Key: "_id", Value: jid}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "push_name", Value: name}, {Key: "updated_at", Value: time.Now()}}}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("store: save push name of %s: %w", jid, err)
+	}
+	return nil
+}
+
+// Contact reads what jid told us about themselves.
+func (s *Store) Contact(ctx context.Context, jid string) (Contact, error) {
+	return findOne[Contact](ctx, s.db.Collection(colContacts), "read contact", bson.D{{Key: "_id", Value: jid}})
 }

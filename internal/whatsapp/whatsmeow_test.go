@@ -841,3 +841,37 @@ func TestWhatsmeowRedeliveryAfterFailedHandler(t *testing.T) {
 		t.Errorf("a third delivery of a handled message: handler called %d times, %d stored; want 2 and 1", calls, len(stored))
 	}
 }
+
+// A group's messages carry its subject as the chat's name, from the
+// group's own events, never a member's push name.
+func TestWhatsmeowChatNameIsTheGroupSubject(t *testing.T) {
+	ctx := context.Background()
+	c, err := openStore(ctx, t.TempDir(), waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dev, err := c.GetFirstDevice(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewWhatsmeow(WhatsmeowConfig{StoreDir: t.TempDir(), Log: zerolog.Nop()})
+	var got []*Incoming
+	handle := d.handler(ctx, func(_ context.Context, ev Event) error {
+		if in, ok := ev.(*Incoming); ok {
+			got = append(got, in)
+		}
+		return nil
+	}, whatsmeow.NewClient(dev, waLog.Noop), 1)
+	msg := func(text string) *events.Message {
+		return &events.Message{Info: types.MessageInfo{MessageSource: types.MessageSource{Chat: group, Sender: annaPhone, IsGroup: true},
+			ID: types.MessageID("3EB0" + text), PushName: "Anna"}, Message: &waE2E.Message{Conversation: proto.String(text)}}
+	}
+	handle(&events.JoinedGroup{GroupInfo: types.GroupInfo{JID: group, GroupName: types.GroupName{Name: "Family"}}})
+	handle(msg("A"))
+	handle(&events.GroupInfo{JID: group, Name: &types.GroupName{Name: "Family 2025"}})
+	handle(msg("B"))
+	if len(got) != 2 || got[0].ChatName != "Family" || got[1].ChatName != "Family 2025" || got[0].PushName != "Anna" {
+		t.Fatalf("got %+v", got)
+	}
+}
