@@ -786,6 +786,7 @@ func TestWhatsmeowRedeliveryAfterFailedHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 whatsmeow's own encrypt path stands in for Anna's phone; there is no public one for a single device
 	enc, _, err := whatsmeow.NewClient(annaDev, waLog.Noop).DangerousInternals().EncryptMessageForDevice(ctx, plaintext, ourJID, bundle, nil, nil)
 	if err != nil {
 		t.Fatalf("encrypt: %v", err)
@@ -817,6 +818,7 @@ func TestWhatsmeowRedeliveryAfterFailedHandler(t *testing.T) {
 	cli := d.newClient(ctx, h, ourDev)
 	deliver := func() {
 		info := &types.MessageInfo{MessageSource: types.MessageSource{Chat: anna, Sender: annaPhone}, ID: "3EB0AGAIN", Timestamp: ts, Type: "text"}
+		//lint:ignore SA1019 the decrypt path a message from WhatsApp's socket takes, without the socket
 		cli.DangerousInternals().DecryptMessages(ctx, info, node)
 	}
 	deliver()
