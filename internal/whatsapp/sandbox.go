@@ -143,32 +143,43 @@ func (s *Sandbox) poke() {
 	}
 }
 
-// holdLocked keeps an incoming message or receipt until it is
-// acknowledged; with Dir, on disk before it returns.
-func (s *Sandbox) holdLocked(h *held) error {
+// holdLocked keeps incoming messages or receipts until they are
+// acknowledged; with Dir, on disk (one sync for all) before it returns.
+func (s *Sandbox) holdLocked(hs ...*held) error {
+	if len(hs) == 0 {
+		return nil
+	}
 	if err := s.loadLocked(false); err != nil {
 		return err
 	}
-	s.nextN++
-	h.N = s.nextN
-	if h.At.IsZero() {
-		h.At = time.Now()
-	}
-	if h.In != nil && h.In.Media != nil {
-		h.Media, _ = h.In.Media.Handle.([]byte)
-	}
-	if s.qfile != nil {
-		if err := s.writeLocked(h, true); err != nil {
-			s.nextN--
-			return err
+	n := s.nextN
+	for _, h := range hs {
+		n++
+		h.N = n
+		if h.At.IsZero() {
+			h.At = time.Now()
+		}
+		if h.In != nil && h.In.Media != nil {
+			h.Media, _ = h.In.Media.Handle.([]byte)
+		}
+		if s.qfile != nil {
+			if err := s.writeLocked(h); err != nil {
+				return err
+			}
 		}
 	}
-	s.pending = append(s.pending, h)
+	if s.qfile != nil {
+		if err := s.qfile.Sync(); err != nil {
+			return fmt.Errorf("whatsapp: sandbox: sync %s: %w", queueFile, err)
+		}
+	}
+	s.nextN = n
+	s.pending = append(s.pending, hs...)
 	s.poke()
 	return nil
 }
 
-func (s *Sandbox) writeLocked(h *held, sync bool) error {
+func (s *Sandbox) writeLocked(h *held) error {
 	b, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("whatsapp: sandbox: %w", err)
@@ -177,11 +188,6 @@ func (s *Sandbox) writeLocked(h *held, sync bool) error {
 		return fmt.Errorf("whatsapp: sandbox: write %s: %w", queueFile, err)
 	}
 	s.qlines++
-	if sync {
-		if err := s.qfile.Sync(); err != nil {
-			return fmt.Errorf("whatsapp: sandbox: sync %s: %w", queueFile, err)
-		}
-	}
 	return nil
 }
 
@@ -198,7 +204,7 @@ func (s *Sandbox) ackLocked(h *held) {
 	if s.qfile == nil {
 		return
 	}
-	_ = s.writeLocked(&held{Ack: h.N}, false)
+	_ = s.writeLocked(&held{Ack: h.N})
 	if s.qlines > 4096 && s.qlines > 4*len(s.pending) {
 		_ = s.loadLocked(true) // rewrites the file with what is left
 	}
@@ -256,7 +262,7 @@ func (s *Sandbox) loadLocked(reload bool) error {
 	}
 	s.qfile, s.qlines = f, 0
 	for _, h := range s.pending {
-		if err := s.writeLocked(h, false); err != nil {
+		if err := s.writeLocked(h); err != nil {
 			_ = f.Close()
 			s.qfile = nil
 			return err
@@ -446,17 +452,18 @@ func (s *Sandbox) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	// WhatsApp has the message, and the receipts to come: they are kept
 	// from now on, due when the recipient's phone would send them.
 	now := time.Now()
+	var receipts []*held
 	for _, r := range []struct {
 		d time.Duration
 		t ReceiptType
 	}{{s.cfg.DeliveredDelay, ReceiptDelivered}, {s.cfg.ReadDelay, ReceiptRead}} {
-		if r.d < 0 {
-			continue
+		if r.d >= 0 {
+			at := now.Add(r.d)
+			receipts = append(receipts, &held{At: at, Receipt: &Receipt{Chat: m.Chat, Sender: m.Chat, IDs: []string{m.ID}, Type: r.t, Timestamp: at}})
 		}
-		at := now.Add(r.d)
-		if err := s.holdLocked(&held{At: at, Receipt: &Receipt{Chat: m.Chat, Sender: m.Chat, IDs: []string{m.ID}, Type: r.t, Timestamp: at}}); err != nil {
-			return time.Time{}, &SendError{Reason: err.Error(), Retryable: true}
-		}
+	}
+	if err := s.holdLocked(receipts...); err != nil {
+		return time.Time{}, &SendError{Reason: err.Error(), Retryable: true}
 	}
 	s.sent = append(s.sent, m)
 	s.seen[m.ID]++
