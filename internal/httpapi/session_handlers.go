@@ -139,7 +139,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 // sandboxActions are the sandbox's levers and the arguments each takes.
 var sandboxActions = map[string][]string{
 	"scan":       nil,
-	"incoming":   {"chat", "text", "sender", "push_name", "reply_to"},
+	"incoming":   {"chat", "text", "sender", "push_name", "reply_to", "chat_name"},
 	"fail_next":  {"reason", "retryable", "rate_limited"},
 	"disconnect": {"reason", "seconds"},
 	"logout":     {"reason"},

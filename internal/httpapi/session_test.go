@@ -184,6 +184,18 @@ func TestSessionRoutes(t *testing.T) {
 			t.Errorf("inject %s: %d %v, want 400 naming %s", c.body, r.status, e, c.field)
 		}
 	}
+	// A group's message names the group by its subject, not by the sender.
+	r = do(t, "POST", url+"/v1/sandbox/incoming", strings.NewReader(`{"chat":"120363000000000000@g.us","text":"hi all","sender":"+4915112345678","push_name":"Bob","chat_name":"Family"}`), jsonBody)
+	if r.status != 200 {
+		t.Fatalf("inject to a group: %d %v", r.status, r.body)
+	}
+	var family store.Chat
+	for deadline := time.Now().Add(5 * time.Second); family.Name == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		family, _ = st.Chat(context.Background(), "120363000000000000@g.us")
+	}
+	if family.Name != "Family" {
+		t.Errorf("group chat after Bob's message: %+v, want named Family", family)
+	}
 
 	// Logout unlinks: logged out, then a new QR code.
 	r = do(t, "POST", url+"/v1/session/logout", nil, auth)
