@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,8 +48,11 @@ func childPrimary() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Dir: os.Getenv("APP_TEST_SANDBOX_DIR"), Paired: whatsapp.SandboxJID,
-		DeliveredDelay: -1, ReadDelay: -1})
+	sc := whatsapp.SandboxConfig{Dir: os.Getenv("APP_TEST_SANDBOX_DIR"), Paired: whatsapp.SandboxJID, DeliveredDelay: -1, ReadDelay: -1}
+	if os.Getenv("APP_TEST_RECEIPTS") != "" {
+		sc.DeliveredDelay, sc.ReadDelay = 20*time.Millisecond, 40*time.Millisecond
+	}
+	sb, err := whatsapp.NewSandbox(sc)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -66,15 +70,14 @@ func childPrimary() int {
 		}
 	}()
 	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
-	_ = w.Run(context.Background(), 1)
+	epoch, _ := strconv.ParseInt(os.Getenv("APP_TEST_EPOCH"), 10, 64)
+	_ = w.Run(context.Background(), max(epoch, 1))
 	return 0
 }
 
-// WhatsApp keeps what it holds for us until we acknowledge it, and so does
-// the sandbox: a primary killed (SIGKILL) while messages stream in, some
-// stored, some still waiting, loses none of them, and the next primary
-// stores and announces each exactly once.
-func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
+// childDB is a database for a test and its child primaries.
+func childDB(t *testing.T) (*testdb.DB, *store.Store) {
+	t.Helper()
 	db := testdb.Start(t)
 	st, err := store.Connect(db.Config(nil), t.Name(), zerolog.Nop())
 	if err != nil {
@@ -89,13 +92,27 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
+	return db, st
+}
+
+// childCommand is a child primary (childPrimary) with env added.
+func childCommand(db *testdb.DB, dir string, env ...string) *exec.Cmd {
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(append(os.Environ(), childEnv+"=1", "APP_DB_SOCKET="+db.Socket, "APP_TEST_SANDBOX_DIR="+dir), env...)
+	child.Stderr = os.Stderr
+	return child
+}
+
+// WhatsApp keeps what it holds for us until we acknowledge it, and so does
+// the sandbox: a primary killed (SIGKILL) while messages stream in, some
+// stored, some still waiting, loses none of them, and the next primary
+// stores and announces each exactly once.
+func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
+	db, st := childDB(t)
 	dir := t.TempDir()
 
 	const total = 300
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=1", "APP_DB_SOCKET="+db.Socket, "APP_TEST_SANDBOX_DIR="+dir,
-		"APP_TEST_INJECT="+strconv.Itoa(total))
-	child.Stderr = os.Stderr
+	child := childCommand(db, dir, "APP_TEST_INJECT="+strconv.Itoa(total))
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -185,4 +202,72 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 			t.Errorf("message %s stored %d times and announced %d times, want once each", id, n, announced[id])
 		}
 	}
+}
+
+// Primaries killed (SIGKILL) while they send, three times at different
+// points: every message still goes out, and the log tells each one's sent,
+// delivered and read exactly once, in that order.
+func TestKilledPrimaryMidStreamOfSends(t *testing.T) {
+	db, st := childDB(t)
+	dir := t.TempDir()
+	const total = 60
+	var ids []string
+	for i := range total {
+		ids = append(ids, enqueue(t, st, fmt.Sprintf("4917012300%02d@s.whatsapp.net", i%6), fmt.Sprint("m", i)).ID)
+	}
+	done := func() int {
+		n := 0
+		for _, s := range []string{store.StatusSent, store.StatusDelivered, store.StatusRead} {
+			ms, err := st.OutboxByStatus(context.Background(), s, 10*total)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(ms)
+		}
+		return n
+	}
+	for kill := 1; kill <= 3; kill++ {
+		child := childCommand(db, dir, "APP_TEST_RECEIPTS=1", "APP_TEST_EPOCH="+strconv.Itoa(kill))
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprint("primary ", kill, " sends"), 60*time.Second, func() (bool, string) {
+			n := done()
+			return n >= kill*total/4, fmt.Sprint(n, " sent")
+		})
+		if err := child.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = child.Wait()
+	}
+	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Dir: dir, Paired: whatsapp.SandboxJID,
+		DeliveredDelay: 20 * time.Millisecond, ReadDelay: 40 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWA(t, &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}, 4)
+	waitFor(t, "every message read", 60*time.Second, func() (bool, string) {
+		ms, err := st.OutboxByStatus(context.Background(), store.StatusRead, 10*total)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms) == total, fmt.Sprint(len(ms), " read")
+	})
+	want := "sent delivered read"
+	waitFor(t, "the log tells each message's story", 10*time.Second, func() (bool, string) {
+		story := map[string][]string{}
+		for _, e := range events(t, st) {
+			if e.Type == "message.status" {
+				var d struct{ ID, Status string }
+				_ = e.DecodeData(&d)
+				story[d.ID] = append(story[d.ID], d.Status)
+			}
+		}
+		for _, id := range ids {
+			if got := strings.Join(story[id], " "); got != want {
+				return false, fmt.Sprintf("message %s: %s, want %s", id, got, want)
+			}
+		}
+		return true, ""
+	})
 }
