@@ -19,7 +19,8 @@ import (
 // receipt off.
 type SandboxConfig struct {
 	// Dir keeps the pairing across restarts (sandbox.json), as the real
-	// driver's device store does; empty keeps it in memory only.
+	// driver's device store does, and what WhatsApp holds for us until we
+	// acknowledge it (sandbox-queue.jsonl); empty keeps both in memory only.
 	Dir            string
 	DeliveredDelay time.Duration // after the send; default 200ms
 	ReadDelay      time.Duration // after the send; default 1s
