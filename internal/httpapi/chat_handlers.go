@@ -32,7 +32,7 @@ func (s *Server) chatRoutes(r routes) {
 
 type chatView struct {
 	JID            string    `json:"jid"`
-	Kind           string    `json:"kind"` // user or group
+	Kind           string    `json:"kind"` // user, group, broadcast or newsletter
 	Phone          string    `json:"phone,omitempty"`
 	Name           string    `json:"name,omitempty"`
 	LastMessageAt  time.Time `json:"last_message_at"`
@@ -41,9 +41,18 @@ type chatView struct {
 }
 
 func chatOf(c store.Chat) chatView {
-	v := chatView{JID: c.JID, Kind: "group", Name: c.Name, LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
-	if user, ok := strings.CutSuffix(c.JID, "@s.whatsapp.net"); ok {
-		v.Kind, v.Phone = "user", "+"+user
+	v := chatView{JID: c.JID, Name: cmp.Or(c.Name, c.PushName), LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
+	switch _, server, _ := strings.Cut(c.JID, "@"); server {
+	case "s.whatsapp.net":
+		v.Kind, v.Phone = "user", "+"+strings.TrimSuffix(c.JID, "@s.whatsapp.net")
+	case "lid": // a user known by their LID, whose number WhatsApp hides
+		v.Kind = "user"
+	case "g.us":
+		v.Kind = "group"
+	case "newsletter":
+		v.Kind = "newsletter"
+	default: // status@broadcast and broadcast lists
+		v.Kind = "broadcast"
 	}
 	return v
 }

@@ -14,6 +14,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"app/internal/store"
+	"app/internal/whatsapp"
 )
 
 // SessionBackend is what the session routes need from the database. The
@@ -138,7 +139,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 // sandboxActions are the sandbox's levers and the arguments each takes.
 var sandboxActions = map[string][]string{
 	"scan":       nil,
-	"incoming":   {"chat", "text", "sender", "push_name", "reply_to"},
+	"incoming":   {"chat", "text", "sender", "push_name", "reply_to", "chat_name"},
 	"fail_next":  {"reason", "retryable", "rate_limited"},
 	"disconnect": {"reason", "seconds"},
 	"logout":     {"reason"},
@@ -187,7 +188,35 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		writeError(w, r, http.StatusBadRequest, "invalid", field+" is required", field)
 		return
 	}
+	if action == "incoming" && !normalizeIncoming(w, r, out) {
+		return
+	}
 	s.command(w, r, "sandbox."+action, out)
+}
+
+// normalizeIncoming gives an injected message's chat and sender the JIDs a
+// send to the same recipient uses, so "+491701234567" lands in that
+// number's conversation and not in a chat of its own; on failure it has
+// answered.
+func normalizeIncoming(w http.ResponseWriter, r *http.Request, args map[string]string) bool {
+	chat, err := whatsapp.NormalizeRecipient(args["chat"])
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "invalid", "chat must be "+err.Error(), "chat")
+		return false
+	}
+	args["chat"] = chat
+	if sender, ok := args["sender"]; ok {
+		jid, err := whatsapp.NormalizeRecipient(sender)
+		if err == nil && !strings.HasSuffix(jid, "@s.whatsapp.net") {
+			err = errors.New("a user: a phone number in E.164 form (+491701234567) or a user JID (491701234567@s.whatsapp.net)")
+		}
+		if err != nil {
+			writeError(w, r, http.StatusBadRequest, "invalid", "sender must be "+err.Error(), "sender")
+			return false
+		}
+		args["sender"] = jid
+	}
+	return true
 }
 
 // command leaves a command for the primary and answers with its outcome.

@@ -160,6 +160,42 @@ func TestSessionRoutes(t *testing.T) {
 	if len(in) != 1 || in[0].Text != "hi there" || in[0].WAID != r.body["wa_id"] {
 		t.Errorf("stored incoming: %+v", in)
 	}
+	// A chat given as a phone number is that number's conversation, the one
+	// a send to the same number writes to; what is no recipient is refused.
+	r = do(t, "POST", url+"/v1/sandbox/incoming", strings.NewReader(`{"chat":"+49 151 12345678","text":"again","sender":"+4915112345678"}`), jsonBody)
+	if r.status != 200 {
+		t.Fatalf("inject to a phone number: %d %v", r.status, r.body)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(in) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		in, _ = st.IncomingMessages(context.Background(), "4915112345678@s.whatsapp.net", 10)
+	}
+	if len(in) != 2 || in[1].Text != "again" || in[1].Sender != "4915112345678@s.whatsapp.net" {
+		t.Errorf("a message to +49 151 12345678 is not in the chat 4915112345678@s.whatsapp.net: %+v", in)
+	}
+	for _, c := range []struct{ body, field string }{
+		{`{"chat":"garbage!!","text":"x"}`, "chat"},
+		{`{"chat":"+12","text":"x"}`, "chat"},
+		{`{"chat":"491701234567@example.com","text":"x"}`, "chat"},
+		{`{"chat":"120363000000000000@g.us","text":"x","sender":"120363000000000000@g.us"}`, "sender"},
+		{`{"chat":"120363000000000000@g.us","text":"x","sender":"nobody"}`, "sender"},
+	} {
+		r := do(t, "POST", url+"/v1/sandbox/incoming", strings.NewReader(c.body), jsonBody)
+		if e := errorOf(t, r); r.status != 400 || e["field"] != c.field {
+			t.Errorf("inject %s: %d %v, want 400 naming %s", c.body, r.status, e, c.field)
+		}
+	}
+	// A group's message names the group by its subject, not by the sender.
+	r = do(t, "POST", url+"/v1/sandbox/incoming", strings.NewReader(`{"chat":"120363000000000000@g.us","text":"hi all","sender":"+4915112345678","push_name":"Bob","chat_name":"Family"}`), jsonBody)
+	if r.status != 200 {
+		t.Fatalf("inject to a group: %d %v", r.status, r.body)
+	}
+	var family store.Chat
+	for deadline := time.Now().Add(5 * time.Second); family.Name == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		family, _ = st.Chat(context.Background(), "120363000000000000@g.us")
+	}
+	if family.Name != "Family" {
+		t.Errorf("group chat after Bob's message: %+v, want named Family", family)
+	}
 
 	// Logout unlinks: logged out, then a new QR code.
 	r = do(t, "POST", url+"/v1/session/logout", nil, auth)

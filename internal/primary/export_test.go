@@ -5,3 +5,8 @@ package primary
 func SetSendHooks(w *WhatsApp, before, after func(id string)) {
 	w.beforeSend, w.afterSend = before, after
 }
+
+// SetMarkedHook installs a function called when a change was stored with
+// its event log position, before its events are appended, so a test can
+// stop the primary between the two as a crash would.
+func SetMarkedHook(l *EventLog, f func(seq int64)) { l.marked = f }

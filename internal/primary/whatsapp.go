@@ -2,10 +2,13 @@ package primary
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +56,10 @@ type WhatsApp struct {
 
 	ownEvents bool
 
+	// pushNames are the push names saved per sender by this task (the
+	// handler's goroutine only), so an unchanged one is not written again.
+	pushNames map[string]string
+
 	// Test hooks around a send, to stop the task as a crash would.
 	beforeSend, afterSend func(id string)
 }
@@ -78,6 +85,7 @@ func (w *WhatsApp) Run(ctx context.Context, epoch int64) error {
 	w.mu.Lock()
 	w.unsaved = map[string]time.Time{}
 	w.mu.Unlock()
+	w.pushNames = map[string]string{}
 	w.stateMu.Lock()
 	w.session = whatsapp.Session{State: whatsapp.StateConnecting}
 	w.stateMu.Unlock()
@@ -226,24 +234,63 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 			Caption: m.Media.Caption, SHA256: m.Media.SHA256}
 	}
 	doc.Key = doc.Chat + "/" + doc.Sender + "/" + doc.WAID
-	isNew, err := w.Store.SaveIncoming(ctx, doc)
-	if err != nil {
+	// The chat first: touching it again for a redelivery changes nothing.
+	// A push name is the sender's: it names a one-to-one chat only when the
+	// contact wrote it (not a group member, not we from the phone).
+	pushName := ""
+	if !m.FromMe && m.Sender == m.Chat && isUserChat(m.Chat) {
+		pushName = m.PushName
+	}
+	if err := w.touchChat(ctx, m.Chat, m.Timestamp, false, m.ChatName, pushName); err != nil {
 		return err // not acknowledged: WhatsApp delivers it again
 	}
-	if doc.Media != nil && doc.Media.FileID == "" {
-		ref := w.fetchMedia(ctx, m, doc)
-		if err := w.Store.SetIncomingMedia(ctx, doc.Key, ref); err != nil {
+	if !m.FromMe && m.PushName != "" && w.pushNames[m.Sender] != m.PushName {
+		if err := w.Store.SaveContactPushName(ctx, m.Sender, m.PushName); err != nil {
 			return err
 		}
-		doc.Media = &ref
+		if len(w.pushNames) >= 10000 {
+			clear(w.pushNames) // a cache of writes saved, not a record
+		}
+		w.pushNames[m.Sender] = m.PushName
 	}
-	if !isNew {
-		return nil // a redelivery: stored and announced already
+	if doc.Media == nil {
+		// Stored with its event's position and announced in one step.
+		return w.Events.AppendWith(ctx, func(ctx context.Context, seq int64) error {
+			doc.EventSeq = seq
+			isNew, err := w.Store.SaveIncoming(ctx, doc)
+			if err != nil || isNew {
+				return err
+			}
+			stored, err := w.Store.IncomingMessage(ctx, doc.Key)
+			if err != nil {
+				return err
+			}
+			if stored.EventSeq != seq {
+				return errAnnounced // a redelivery: stored and announced already
+			}
+			return nil // our own earlier try of this very step
+		}, Entry{"message.incoming", incomingEvent(doc)})
 	}
-	if err := w.touchChat(ctx, m.Chat, m.Timestamp, false, m.PushName); err != nil {
+	// With media: stored at once, the bytes fetched, then the media and the
+	// event's position recorded and the event appended in one step.
+	isNew, err := w.Store.SaveIncoming(ctx, doc)
+	if err != nil {
 		return err
 	}
-	return w.Events.Append(ctx, "message.incoming", incomingEvent(doc))
+	if !isNew {
+		stored, err := w.Store.IncomingMessage(ctx, doc.Key)
+		if err != nil {
+			return err
+		}
+		if stored.EventSeq != 0 || stored.Media == nil || stored.Media.FileID != "" || stored.Media.Skipped != "" {
+			return nil // a redelivery of a message stored and announced already
+		}
+	}
+	ref := w.fetchMedia(ctx, m, doc)
+	doc.Media = &ref
+	return w.Events.AppendWith(ctx, func(ctx context.Context, seq int64) error {
+		return w.Store.SetIncomingMedia(ctx, doc.Key, ref, seq)
+	}, Entry{"message.incoming", incomingEvent(doc)})
 }
 
 // fetchMedia downloads an incoming attachment into GridFS, up to the cap.
@@ -272,7 +319,15 @@ func (w *WhatsApp) fetchMedia(ctx context.Context, m *whatsapp.Incoming, doc sto
 	return ref
 }
 
-func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outgoing bool, name string) error {
+// isUserChat tells a one-to-one chat (a phone number's or a LID's) from a
+// group, a broadcast list, the status broadcast or a channel.
+func isUserChat(jid string) bool {
+	return strings.HasSuffix(jid, "@s.whatsapp.net") || strings.HasSuffix(jid, "@lid")
+}
+
+// touchChat records activity in a chat, and its name (a group's subject,
+// an address-book name) and the contact's push name where given.
+func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outgoing bool, name, pushName string) error {
 	c, err := w.Store.Chat(ctx, jid)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -280,6 +335,9 @@ func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outg
 	c.JID = jid
 	if name != "" {
 		c.Name = name
+	}
+	if pushName != "" {
+		c.PushName = pushName
 	}
 	if at.After(c.LastMessageAt) {
 		c.LastMessageAt = at
@@ -340,23 +398,27 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 		}
 	}
 	m.Error, m.Waiting = nil, ""
-	if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
-		return err
-	}
-	delete(w.unsaved, m.ID)
 	// Receipts can overtake the send's return, and a read receipt a
 	// delivered one: the log tells the steps skipped first, so readers
 	// see sent, delivered, read, each once, in order.
+	var steps []string
+	var evs []Entry
 	for _, step := range []string{store.StatusSent, store.StatusDelivered} {
 		if r := store.StatusRank(step); r > prev && r < store.StatusRank(status) {
 			e := statusEvent(m)
 			e.Status = step
-			if err := w.Events.Append(ctx, "message.status", e); err != nil {
-				return err
-			}
+			steps, evs = append(steps, step), append(evs, Entry{"message.status", e})
 		}
 	}
-	return w.Events.Append(ctx, "message.status", statusEvent(m))
+	evs = append(evs, Entry{"message.status", statusEvent(m)})
+	if len(steps) > 0 {
+		steps = append(steps, status)
+	}
+	if err := w.Events.AppendWith(ctx, w.announced(&m, steps), evs...); err != nil {
+		return err
+	}
+	delete(w.unsaved, m.ID)
+	return nil
 }
 
 // send is the outbox loop.
@@ -558,16 +620,26 @@ func (w *WhatsApp) finishSent(ctx context.Context, id string, ts time.Time) (boo
 		m.SentAt = ts
 	}
 	m.Error = nil
-	if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
+	if ahead {
+		if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
+			return false, err
+		}
+	} else if err := w.Events.AppendWith(ctx, w.announced(&m, nil), Entry{"message.status", statusEvent(m)}); err != nil {
 		return false, err
 	}
 	delete(w.unsaved, id)
-	if !ahead {
-		if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
-			return false, err
-		}
-	}
 	return true, nil
+}
+
+// announced stores m as the change that the events ending at seq
+// announce (EventLog.AppendWith); steps are the statuses they announce
+// when more than m.Status.
+func (w *WhatsApp) announced(m *store.OutboxMessage, steps []string) func(context.Context, int64) error {
+	return func(ctx context.Context, seq int64) error {
+		m.EventSeq, m.EventSteps = seq, steps
+		_, err := w.Store.SaveOutbox(ctx, m)
+		return err
+	}
 }
 
 func (w *WhatsApp) failed(ctx context.Context, id string, sendErr error) (bool, error) {
@@ -603,10 +675,7 @@ func (w *WhatsApp) failed(ctx context.Context, id string, sendErr error) (bool, 
 	if se.RateLimited {
 		w.pause(ctx, se.Reason)
 	}
-	if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
-		return false, err
-	}
-	if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
+	if err := w.Events.AppendWith(ctx, w.announced(&m, nil), Entry{"message.status", statusEvent(m)}); err != nil {
 		return false, err
 	}
 	return m.Status == store.StatusFailed, nil
@@ -680,7 +749,7 @@ func (w *WhatsApp) recordSend(ctx context.Context, chat string, ts time.Time) {
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.FirstOutgoing.IsZero()) {
 		w.newChats = append(w.newChats, time.Now())
 	}
-	if err := w.touchChat(ctx, chat, ts, true, ""); err != nil {
+	if err := w.touchChat(ctx, chat, ts, true, "", ""); err != nil {
 		w.Log.Warn().Err(err).Str("chat", chat).Msg("Cannot record the chat of a sent message.")
 	}
 }
@@ -703,15 +772,11 @@ func (w *WhatsApp) applyCancels(ctx context.Context) error {
 			return err
 		case m.Status == store.StatusQueued:
 			m.Status, m.FinishedAt, m.Waiting = store.StatusCancelled, time.Now(), ""
-			if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
+			if err := w.Events.AppendWith(ctx, w.announced(&m, nil), Entry{"message.status", statusEvent(m)}); err != nil {
 				w.mu.Unlock()
 				return err
 			}
 			c.Outcome, c.Status = "cancelled", store.StatusCancelled
-			if err := w.Events.Append(ctx, "message.status", statusEvent(m)); err != nil {
-				w.mu.Unlock()
-				return err
-			}
 		default:
 			c.Outcome, c.Status = "too_late", m.Status
 		}
@@ -734,6 +799,16 @@ type EventLog struct {
 	log   zerolog.Logger
 	wake  chan struct{} // closed (and replaced) at each append
 	dirty chan struct{} // the head document is behind (see publish)
+
+	// Test hook: called when a change was stored with its position,
+	// before its events are appended, so a test can stop the primary there.
+	marked func(seq int64)
+}
+
+// Entry is one event to append.
+type Entry struct {
+	Type string
+	Data any
 }
 
 // NewEventLog is an event log for st; Start it at each lease.
@@ -756,8 +831,10 @@ func (l *EventLog) Start(ctx context.Context, epoch int64) bool {
 	defer l.mu.Unlock()
 	l.epoch = epoch
 	ok := retry(ctx, l.log, "read the event log position", func(ctx context.Context) (err error) {
-		l.seq, err = l.store.LastEventSeq(ctx)
-		return err
+		if l.seq, err = l.store.LastEventSeq(ctx); err != nil {
+			return err
+		}
+		return l.reconcile(ctx)
 	})
 	if ok {
 		l.markDirty()
@@ -792,10 +869,107 @@ func (l *EventLog) publish(ctx context.Context) {
 	}
 }
 
+// reconcile appends the events of changes a stopped primary stored but
+// did not announce: each such change carries a position past the log's
+// end (see AppendWith), and nothing else was appended after it, so its
+// events take exactly the positions it was stored with.
+func (l *EventLog) reconcile(ctx context.Context) error {
+	end := l.seq
+	out, err := l.store.OutboxUnannounced(ctx, end)
+	if err != nil {
+		return err
+	}
+	in, err := l.store.IncomingUnannounced(ctx, end)
+	if err != nil {
+		return err
+	}
+	type change struct {
+		seq int64 // position of the last of evs
+		evs []Entry
+		id  string
+	}
+	var changes []change
+	for _, m := range out {
+		steps := m.EventSteps
+		if len(steps) == 0 {
+			steps = []string{m.Status}
+		}
+		c := change{seq: m.EventSeq, id: m.ID}
+		for _, st := range steps {
+			e := statusEvent(m)
+			e.Status, e.At = st, m.UpdatedAt
+			c.evs = append(c.evs, Entry{"message.status", e})
+		}
+		changes = append(changes, c)
+	}
+	for _, m := range in {
+		changes = append(changes, change{seq: m.EventSeq, id: m.Key, evs: []Entry{{"message.incoming", incomingEvent(m)}}})
+	}
+	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.seq, b.seq) })
+	for _, c := range changes {
+		first := c.seq - int64(len(c.evs)) + 1
+		for i, e := range c.evs {
+			if first+int64(i) <= end {
+				continue // appended before the stop
+			}
+			if err := l.appendLocked(ctx, e.Type, e.Data); err != nil {
+				return err
+			}
+		}
+		l.log.Warn().Str("id", c.id).Int64("seq", c.seq).Int64("appended_at", l.seq).
+			Msg("A change the last primary stored was missing its event; appended it.")
+	}
+	return nil
+}
+
+// errAnnounced is what an AppendWith mark returns when the change was
+// stored and announced before (a redelivery): nothing is appended.
+var errAnnounced = errors.New("primary: announced already")
+
+// AppendWith appends evs as the announcement of a change that mark stores.
+// mark is given the position the last of evs will take and stores it with
+// the change, then the events are appended, with no other append between.
+// A primary stopped between the two leaves a change whose position is past
+// the log's end, which the next primary's Start finds and announces: the
+// change and its events are one step for the one writer without a
+// transaction (FerretDB has none, a standalone MongoDB neither).
+func (l *EventLog) AppendWith(ctx context.Context, mark func(ctx context.Context, seq int64) error, evs ...Entry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq := l.seq + int64(len(evs))
+	done := false
+	if !retry(ctx, l.log, "store a change with its event log position", func(ctx context.Context) error {
+		err := mark(ctx, seq)
+		if errors.Is(err, errAnnounced) {
+			done, err = true, nil
+		}
+		return err
+	}) {
+		return ctx.Err()
+	}
+	if done {
+		return nil
+	}
+	if l.marked != nil {
+		l.marked(seq)
+	}
+	for _, e := range evs {
+		if err := l.appendLocked(ctx, e.Type, e.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Append writes one event.
 func (l *EventLog) Append(ctx context.Context, typ string, data any) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.appendLocked(ctx, typ, data)
+}
+
+// appendLocked writes one event at the next position; the caller holds mu.
+func (l *EventLog) appendLocked(ctx context.Context, typ string, data any) error {
 	for {
 		seq := l.seq + 1
 		stale := false

@@ -3,6 +3,7 @@ package primary_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -160,30 +161,32 @@ func TestMessageLifecycle(t *testing.T) {
 		t.Errorf("the sandbox got %+v, want one send of %q with id %s", sent, "hello", got.WAID)
 	}
 
-	// The event log tells the same story, in order, with the session first.
-	var story []string
-	var last int64
-	for _, e := range events(t, st) {
-		if e.Seq != last+1 {
-			t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
-		}
-		last = e.Seq
-		switch e.Type {
-		case "session.state":
-			var d struct{ State string }
-			_ = e.DecodeData(&d)
-			story = append(story, "session:"+d.State)
-		case "message.status":
-			var d struct{ ID, Status string }
-			_ = e.DecodeData(&d)
-			if d.ID == m.ID {
-				story = append(story, d.Status)
+	// The event log tells the same story, in order, with the session first
+	// (each status is stored just before its event is appended).
+	const want = "session:connecting session:connected sent delivered read"
+	waitFor(t, "the log tells the story", 5*time.Second, func() (bool, string) {
+		var story []string
+		var last int64
+		for _, e := range events(t, st) {
+			if e.Seq != last+1 {
+				t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+			}
+			last = e.Seq
+			switch e.Type {
+			case "session.state":
+				var d struct{ State string }
+				_ = e.DecodeData(&d)
+				story = append(story, "session:"+d.State)
+			case "message.status":
+				var d struct{ ID, Status string }
+				_ = e.DecodeData(&d)
+				if d.ID == m.ID {
+					story = append(story, d.Status)
+				}
 			}
 		}
-	}
-	if want := "session:connecting session:connected sent delivered read"; strings.Join(story, " ") != want {
-		t.Errorf("events: %v, want %s", story, want)
-	}
+		return strings.Join(story, " ") == want, strings.Join(story, " ")
+	})
 	ws, err := st.Session(context.Background())
 	if err != nil || ws.State != "connected" || ws.JID != whatsapp.SandboxJID {
 		t.Errorf("session document: %+v, %v; want connected as %s", ws, err, whatsapp.SandboxJID)
@@ -400,7 +403,7 @@ func TestIncomingStoredWithMedia(t *testing.T) {
 		t.Errorf("media read back: %d bytes, %v; want the %d bytes sent", len(data), err, len(photo))
 	}
 	c, err := st.Chat(context.Background(), alice)
-	if err != nil || c.Name != "Alice" || c.LastIncomingAt.IsZero() {
+	if err != nil || c.PushName != "Alice" || c.LastIncomingAt.IsZero() {
 		t.Errorf("chat: %+v, %v", c, err)
 	}
 	// Each event follows its message's storing.
@@ -564,5 +567,149 @@ func TestReceiptsFasterThanTheSend(t *testing.T) {
 		if got := strings.Join(stories[id], " "); got != "sent delivered read" {
 			t.Errorf("%s: events %q, want \"sent delivered read\"", id, got)
 		}
+	}
+}
+
+// A primary stopped after it stored a change (a message sent, a message
+// received) and before it appended the event announcing it: the next
+// primary appends the event, once, at the position the change was stored
+// with, and the log stays gapless; a redelivery announces nothing again.
+func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
+	for _, typ := range []string{"message.status", "message.incoming"} {
+		t.Run(typ, func(t *testing.T) {
+			st := waStore(t)
+			sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
+			evA := primary.NewEventLog(st, zerolog.Nop())
+			a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evA}
+			ctxA, killA := context.WithCancel(context.Background())
+			crashed := make(chan int64, 1)
+			var once sync.Once
+			primary.SetMarkedHook(evA, func(seq int64) { once.Do(func() { killA(); crashed <- seq }) })
+			if !evA.Start(ctxA, 1) {
+				t.Fatal("event log did not start")
+			}
+			_, stopA := runWACtx(t, ctxA, a, 1)
+
+			// The subject: a message we send (announced "sent"), or one we get.
+			var id string
+			about := func(e store.Event) bool {
+				var d struct{ ID, Key, Status string }
+				_ = e.DecodeData(&d)
+				return e.Type == typ && (d.ID == id || d.Key == id) && (typ != "message.status" || d.Status == store.StatusSent)
+			}
+			if typ == "message.status" {
+				id = enqueue(t, st, alice, "hello").ID
+			} else {
+				in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Text: "hi"})
+				id = alice + "/" + alice + "/" + in.ID
+			}
+			var seq int64
+			select {
+			case seq = <-crashed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the change was never stored")
+			}
+			stopA()
+			for _, e := range events(t, st) {
+				if about(e) {
+					t.Fatalf("event %d announces the change although the primary stopped before appending it", e.Seq)
+				}
+			}
+			if typ == "message.status" {
+				if m := message(t, st, id); m.Status != store.StatusSent {
+					t.Fatalf("after the crash the message is %s, want sent (stored before the event)", m.Status)
+				}
+			}
+
+			evB := primary.NewEventLog(st, zerolog.Nop())
+			b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evB}
+			ctxB, stopB := context.WithCancel(context.Background())
+			defer stopB()
+			if !evB.Start(ctxB, 2) {
+				t.Fatal("event log did not start")
+			}
+			runWACtx(t, ctxB, b, 2)
+			// A later message of each kind: once it is announced, the
+			// redelivery of the first (never acknowledged) was handled too.
+			var next string
+			if typ == "message.status" {
+				next = enqueue(t, st, alice, "later").ID
+			} else {
+				in := sb.Inject(whatsapp.Incoming{Chat: alice, Text: "later"})
+				next = alice + "/" + alice + "/" + in.ID
+			}
+			waitFor(t, "the later message is announced", 10*time.Second, func() (bool, string) {
+				for _, e := range events(t, st) {
+					var d struct{ ID, Key string }
+					_ = e.DecodeData(&d)
+					if e.Type == typ && (d.ID == next || d.Key == next) {
+						return true, ""
+					}
+				}
+				return false, "not yet"
+			})
+			var found []int64
+			var last int64
+			for _, e := range events(t, st) {
+				if e.Seq != last+1 {
+					t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+				}
+				last = e.Seq
+				if about(e) {
+					found = append(found, e.Seq)
+				}
+			}
+			if len(found) != 1 || found[0] != seq {
+				t.Errorf("events announcing the change: at %v, want exactly one, at %d where it was stored", found, seq)
+			}
+		})
+	}
+}
+
+// A chat is named by its own name (a group's subject, the contact's), not
+// by whoever wrote last; push names belong to their senders, kept per
+// sender and on each message.
+func TestChatNamesAndPushNames(t *testing.T) {
+	st := waStore(t)
+	sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+	runWA(t, w, 1)
+	const (
+		family = "120363000000000000@g.us"
+		bob    = "4915112345678@s.whatsapp.net"
+		carol  = "4915187654321@s.whatsapp.net"
+	)
+	sb.Inject(whatsapp.Incoming{Chat: family, Sender: bob, PushName: "Bob", Text: "hi all"})
+	sb.Inject(whatsapp.Incoming{Chat: family, Sender: carol, PushName: "Carol", ChatName: "Family", Text: "hi Bob"})
+	sb.Inject(whatsapp.Incoming{Chat: family, Sender: bob, PushName: "Bob", Text: "hi Carol"})
+	sb.Inject(whatsapp.Incoming{Chat: alice, Sender: whatsapp.SandboxJID, FromMe: true, PushName: "Me", Text: "from my phone"})
+	sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Text: "hello"})
+	sb.Inject(whatsapp.Incoming{Chat: alice, Sender: whatsapp.SandboxJID, FromMe: true, PushName: "Me", Text: "again"})
+	var inGroup, withAlice []store.IncomingMessage
+	waitFor(t, "all six stored", 10*time.Second, func() (bool, string) {
+		inGroup, _ = st.IncomingMessages(context.Background(), family, 10)
+		withAlice, _ = st.IncomingMessages(context.Background(), alice, 10)
+		return len(inGroup) == 3 && len(withAlice) == 3, fmt.Sprint(len(inGroup), " and ", len(withAlice))
+	})
+	if c, err := st.Chat(context.Background(), family); err != nil || c.Name != "Family" || c.PushName != "" {
+		t.Errorf("group chat: %+v, %v; want named Family (its subject), not after a member", c, err)
+	}
+	if c, err := st.Chat(context.Background(), alice); err != nil || c.PushName != "Alice" || c.Name != "" {
+		t.Errorf("Alice's chat: %+v, %v; want Alice's own push name, not ours", c, err)
+	}
+	for jid, want := range map[string]string{bob: "Bob", carol: "Carol", alice: "Alice"} {
+		if c, err := st.Contact(context.Background(), jid); err != nil || c.PushName != want {
+			t.Errorf("contact %s: %+v, %v; want push name %s", jid, c, err, want)
+		}
+	}
+	if c, err := st.Contact(context.Background(), whatsapp.SandboxJID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("our own push name was kept as a contact's: %+v, %v", c, err)
+	}
+	var names []string
+	for _, m := range inGroup {
+		names = append(names, m.PushName)
+	}
+	if got := strings.Join(names, " "); got != "Bob Carol Bob" {
+		t.Errorf("push names on the group's messages: %s, want Bob Carol Bob", got)
 	}
 }

@@ -83,6 +83,14 @@ type OutboxMessage struct {
 	ReadAt        time.Time `bson:"read_at,omitempty"`
 	FinishedAt    time.Time `bson:"finished_at,omitempty"` // failed or cancelled
 	UpdatedAt     time.Time `bson:"updated_at"`
+	// EventSeq is the event log position of the message.status event that
+	// announces Status, stored with the status before the event is
+	// appended: a primary stopped between the two leaves EventSeq past the
+	// log's end, and the next one appends the event (EventLog.Start).
+	// EventSteps are the statuses announced at once, ending at EventSeq,
+	// when a receipt skipped some (empty: just Status).
+	EventSeq   int64    `bson:"event_seq,omitempty"`
+	EventSteps []string `bson:"event_steps,omitempty"`
 	// KeyID is the API key that queued it; RequestHash, with an
 	// Idempotency-Key, tells a retry from a different request.
 	KeyID       string `bson:"key_id,omitempty"`
@@ -264,4 +272,11 @@ func (s *Store) OutboxBacklog(ctx context.Context) (int64, time.Time, error) {
 		return n, time.Time{}, err
 	}
 	return n, oldest.QueuedAt, nil
+}
+
+// OutboxUnannounced lists messages whose status change was stored for an
+// event log position after seq (the log's end): their events are missing.
+func (s *Store) OutboxUnannounced(ctx context.Context, seq int64) ([]OutboxMessage, error) {
+	return findAll[OutboxMessage](ctx, s.db.Collection(colOutbox), "list unannounced messages",
+		bson.D{{Key: "event_seq", Value: bson.D{{Key: "$gt", Value: seq}}}}, options.Find().SetSort(bson.D{{Key: "event_seq", Value: 1}}))
 }

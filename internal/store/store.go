@@ -204,6 +204,7 @@ const (
 	colMessages        = "messages"
 	colReceipts        = "receipts"
 	colChats           = "chats"
+	colContacts        = "contacts"
 	colEvents          = "events"
 	colEventHead       = "event_head"
 	colCommands        = "wa_commands"
@@ -233,6 +234,8 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "queued_ns", Value: -1}}, Options: options.Index().SetName("chat_newest")}},
 		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "sent_at", Value: 1}}, Options: options.Index().SetName("chat_sent")}},
 		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("newest")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "event_seq", Value: 1}}, Options: options.Index().SetName("event_seq").SetSparse(true)}},
+		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "event_seq", Value: 1}}, Options: options.Index().SetName("event_seq").SetSparse(true)}},
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "first_outgoing_at", Value: 1}}, Options: options.Index().SetName("first_outgoing").SetSparse(true)}},
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("latest")}},
 		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "updated_ns", Value: 1}}, Options: options.Index().SetName("updated")}},

@@ -64,6 +64,10 @@ type IncomingMessage struct {
 	Media      *MediaRef `bson:"media,omitempty"`
 	SentAt     time.Time `bson:"sent_at"`
 	ReceivedAt time.Time `bson:"received_at"`
+	// EventSeq is the event log position of its message.incoming event,
+	// stored before the event is appended (as OutboxMessage.EventSeq); 0
+	// while its media is being fetched.
+	EventSeq int64 `bson:"event_seq,omitempty"`
 }
 
 // MediaRef describes an incoming attachment and where its bytes are.
@@ -95,14 +99,27 @@ func (s *Store) SaveIncoming(ctx context.Context, m IncomingMessage) (bool, erro
 	return true, nil
 }
 
-// SetIncomingMedia records where an incoming message's media went.
-func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref MediaRef) error {
+// SetIncomingMedia records where an incoming message's media went, and
+// the event log position of the event that announces the message.
+func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref MediaRef, eventSeq int64) error {
 	_, err := s.db.Collection(colMessages).UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "media", Value: ref}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "media", Value: ref}, {Key: "event_seq", Value: eventSeq}}}})
 	if err != nil {
 		return fmt.Errorf("store: set media of %s: %w", key, err)
 	}
 	return nil
+}
+
+// IncomingMessage reads one stored incoming message by its key.
+func (s *Store) IncomingMessage(ctx context.Context, key string) (IncomingMessage, error) {
+	return findOne[IncomingMessage](ctx, s.db.Collection(colMessages), "read incoming message", bson.D{{Key: "_id", Value: key}})
+}
+
+// IncomingUnannounced lists incoming messages stored for an event log
+// position after seq (the log's end): their events are missing.
+func (s *Store) IncomingUnannounced(ctx context.Context, seq int64) ([]IncomingMessage, error) {
+	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list unannounced incoming messages",
+		bson.D{{Key: "event_seq", Value: bson.D{{Key: "$gt", Value: seq}}}}, options.Find().SetSort(bson.D{{Key: "event_seq", Value: 1}}))
 }
 
 // IncomingMessages lists stored incoming messages of chat, oldest first.
@@ -136,8 +153,12 @@ func (s *Store) SaveReceipt(ctx context.Context, r ReceiptRecord) error {
 // Chat is a conversation the account has: the last activity and whether we
 // ever wrote to it (the cap on first messages to new contacts).
 type Chat struct {
-	JID            string    `bson:"_id"`
+	JID string `bson:"_id"`
+	// Name is the chat's own: a group's subject, a contact's name in the
+	// address book. PushName, in a one-to-one chat, is the name the contact
+	// gave themselves (never a group member's, never ours).
 	Name           string    `bson:"name,omitempty"`
+	PushName       string    `bson:"push_name,omitempty"`
 	LastMessageAt  time.Time `bson:"last_message_at"`
 	FirstOutgoing  time.Time `bson:"first_outgoing_at,omitempty"`
 	LastIncomingAt time.Time `bson:"last_incoming_at,omitempty"`
@@ -168,11 +189,11 @@ func (s *Store) CountNewContactsSince(ctx context.Context, t time.Time) (int64, 
 
 // ChatsPage lists chats by latest activity, newest first, strictly before
 // the cursor (last_message_at in nanoseconds and the JID); users only
-// lists one-to-one chats (the contacts).
+// lists one-to-one chats (the contacts, by number or by LID).
 func (s *Store) ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]Chat, error) {
 	filter := bson.D{}
 	if usersOnly {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$regex", Value: `@s\.whatsapp\.net$`}}})
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$regex", Value: `@(s\.whatsapp\.net|lid)$`}}})
 	}
 	if beforeNS != 0 {
 		t := time.Unix(0, beforeNS)
@@ -209,4 +230,28 @@ func (s *Store) IncomingPage(ctx context.Context, chat string, beforeNS int64, b
 	}
 	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list incoming messages", filter,
 		options.Find().SetSort(bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
+}
+
+// Contact is what a sender told us about themselves.
+type Contact struct {
+	JID       string    `bson:"_id"`
+	PushName  string    `bson:"push_name,omitempty"`
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+// SaveContactPushName records the push name jid sent a message with (the
+// primary is the one writer).
+func (s *Store) SaveContactPushName(ctx context.Context, jid, name string) error {
+	_, err := s.db.Collection(colContacts).UpdateOne(ctx, bson.D{{Key: "_id", Value: jid}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "push_name", Value: name}, {Key: "updated_at", Value: time.Now()}}}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("store: save push name of %s: %w", jid, err)
+	}
+	return nil
+}
+
+// Contact reads what jid told us about themselves.
+func (s *Store) Contact(ctx context.Context, jid string) (Contact, error) {
+	return findOne[Contact](ctx, s.db.Collection(colContacts), "read contact", bson.D{{Key: "_id", Value: jid}})
 }

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,7 +19,8 @@ import (
 // receipt off.
 type SandboxConfig struct {
 	// Dir keeps the pairing across restarts (sandbox.json), as the real
-	// driver's device store does; empty keeps it in memory only.
+	// driver's device store does, and what WhatsApp holds for us until we
+	// acknowledge it (sandbox-queue.jsonl); empty keeps both in memory only.
 	Dir            string
 	DeliveredDelay time.Duration // after the send; default 200ms
 	ReadDelay      time.Duration // after the send; default 1s
@@ -36,6 +38,12 @@ type SandboxConfig struct {
 // Events that happen while no Run is connected wait, as WhatsApp keeps
 // them for an offline device, and are delivered on the next connection; an
 // event whose handler fails stays first in line and is offered again.
+//
+// Like WhatsApp's servers, it keeps incoming messages and receipts until
+// they are acknowledged: with Dir set, in sandbox-queue.jsonl there, so a
+// primary killed while messages wait for it gets them from the next Run,
+// in the same or another process. A receipt is kept from the send on,
+// with the time it is due.
 type Sandbox struct {
 	cfg SandboxConfig
 
@@ -43,7 +51,12 @@ type Sandbox struct {
 	jid      string
 	session  Session
 	running  bool
-	queue    []Event
+	queue    []Event // session changes: this connection's, never kept
+	queueAt  []time.Time
+	pending  []*held  // incoming messages and receipts until acknowledged, in order
+	nextN    int64    // number of the next held event
+	qfile    *os.File // sandbox-queue.jsonl, appended to; nil until loaded or without Dir
+	qlines   int      // lines in it, for compaction
 	wake     chan struct{}
 	failures []SendError
 	sent     []Outgoing
@@ -96,13 +109,208 @@ func (s *Sandbox) save() {
 	_ = os.WriteFile(filepath.Join(s.cfg.Dir, "sandbox.json"), b, 0o600)
 }
 
-// emit queues an event; the caller holds mu.
+// held is an incoming message or receipt WhatsApp holds for us, to be
+// delivered from At on; one line of sandbox-queue.jsonl (Ack lines mark
+// the acknowledged).
+type held struct {
+	N       int64     `json:"n"`
+	At      time.Time `json:"at,omitzero"`
+	In      *Incoming `json:"incoming,omitempty"`
+	Media   []byte    `json:"media,omitempty"` // In.Media.Handle, the sandbox's media bytes
+	Receipt *Receipt  `json:"receipt,omitempty"`
+	Ack     int64     `json:"ack,omitempty"`
+}
+
+func (h *held) event() Event {
+	if h.In != nil {
+		return h.In
+	}
+	return h.Receipt
+}
+
+const queueFile = "sandbox-queue.jsonl"
+
+// emit queues a session change; the caller holds mu.
 func (s *Sandbox) emit(ev Event) {
 	s.queue = append(s.queue, ev)
+	s.queueAt = append(s.queueAt, time.Now())
+	s.poke()
+}
+
+func (s *Sandbox) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// holdLocked keeps incoming messages or receipts until they are
+// acknowledged; with Dir, on disk (one sync for all) before it returns.
+func (s *Sandbox) holdLocked(hs ...*held) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	if err := s.loadLocked(false); err != nil {
+		return err
+	}
+	n := s.nextN
+	for _, h := range hs {
+		n++
+		h.N = n
+		if h.At.IsZero() {
+			h.At = time.Now()
+		}
+		if h.In != nil && h.In.Media != nil {
+			h.Media, _ = h.In.Media.Handle.([]byte)
+		}
+		if s.qfile != nil {
+			if err := s.writeLocked(h); err != nil {
+				return err
+			}
+		}
+	}
+	if s.qfile != nil {
+		if err := s.qfile.Sync(); err != nil {
+			return fmt.Errorf("whatsapp: sandbox: sync %s: %w", queueFile, err)
+		}
+	}
+	s.nextN = n
+	s.pending = append(s.pending, hs...)
+	s.poke()
+	return nil
+}
+
+func (s *Sandbox) writeLocked(h *held) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("whatsapp: sandbox: %w", err)
+	}
+	if _, err := s.qfile.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("whatsapp: sandbox: write %s: %w", queueFile, err)
+	}
+	s.qlines++
+	return nil
+}
+
+// ackLocked forgets h: WhatsApp got our acknowledgement. A lost ack line
+// (a crash before the page cache reached the disk) is a redelivery, which
+// the handler takes as a duplicate.
+func (s *Sandbox) ackLocked(h *held) {
+	for i, p := range s.pending {
+		if p.N == h.N {
+			s.pending = append(s.pending[:i:i], s.pending[i+1:]...)
+			break
+		}
+	}
+	if s.qfile == nil {
+		return
+	}
+	_ = s.writeLocked(&held{Ack: h.N})
+	if s.qlines > 4096 && s.qlines > 4*len(s.pending) {
+		_ = s.loadLocked(true) // rewrites the file with what is left
+	}
+}
+
+// loadLocked reads what is held from Dir (again when reload is set, as at
+// the start of a Run: another process may have held the account since)
+// and rewrites the file with just that. Without Dir it does nothing.
+func (s *Sandbox) loadLocked(reload bool) error {
+	if s.cfg.Dir == "" || (s.qfile != nil && !reload) {
+		return nil
+	}
+	if s.qfile != nil {
+		_ = s.qfile.Close()
+		s.qfile = nil
+	}
+	path := filepath.Join(s.cfg.Dir, queueFile)
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("whatsapp: sandbox: %w", err)
+	}
+	var kept []*held
+	acked := map[int64]bool{}
+	var maxN int64
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var h held
+		if len(line) == 0 || json.Unmarshal(line, &h) != nil {
+			continue // a line cut short by a crash: its event was never confirmed
+		}
+		if h.Ack != 0 {
+			acked[h.Ack] = true
+			continue
+		}
+		if h.In == nil && h.Receipt == nil {
+			continue
+		}
+		if h.In != nil && h.In.Media != nil {
+			h.In.Media.Handle = h.Media
+		}
+		maxN = max(maxN, h.N)
+		kept = append(kept, &h)
+	}
+	s.pending = s.pending[:0]
+	for _, h := range kept {
+		if !acked[h.N] {
+			s.pending = append(s.pending, h)
+		}
+	}
+	s.nextN = max(s.nextN, maxN)
+	// Compacted: written aside, synced, renamed over the old file.
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("whatsapp: sandbox: %w", err)
+	}
+	s.qfile, s.qlines = f, 0
+	for _, h := range s.pending {
+		if err := s.writeLocked(h); err != nil {
+			_ = f.Close()
+			s.qfile = nil
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		s.qfile = nil
+		return fmt.Errorf("whatsapp: sandbox: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = f.Close()
+		s.qfile = nil
+		return fmt.Errorf("whatsapp: sandbox: %w", err)
+	}
+	if d, err := os.Open(s.cfg.Dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	s.poke()
+	return nil
+}
+
+// nextLocked is what Run delivers next, in the order things happened: a
+// session change or the held event that became due first; otherwise
+// when the next one falls due (zero: none is held).
+func (s *Sandbox) nextLocked(now time.Time) (Event, *held, time.Time) {
+	var first *held
+	var soonest time.Time
+	for _, h := range s.pending {
+		if h.At.After(now) {
+			if soonest.IsZero() || h.At.Before(soonest) {
+				soonest = h.At
+			}
+			continue
+		}
+		if first == nil || h.At.Before(first.At) {
+			first = h
+		}
+	}
+	if len(s.queue) > 0 && (first == nil || !first.At.Before(s.queueAt[0])) {
+		return s.queue[0], nil, time.Time{}
+	}
+	if first != nil {
+		return first.event(), first, time.Time{}
+	}
+	return nil, nil, soonest
 }
 
 func (s *Sandbox) setSession(ss Session) {
@@ -123,16 +331,6 @@ func (s *Sandbox) after(d time.Duration, f func()) {
 	})
 }
 
-// later runs f under mu after d, whether or not a Run is on: what WhatsApp
-// does on its side (receipts) happens while we are offline too.
-func (s *Sandbox) later(d time.Duration, f func()) {
-	time.AfterFunc(d, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		f()
-	})
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -145,6 +343,10 @@ func (s *Sandbox) Run(ctx context.Context, h Handler) error {
 	if s.running {
 		s.mu.Unlock()
 		return errors.New("whatsapp: sandbox: already running")
+	}
+	if err := s.loadLocked(true); err != nil {
+		s.mu.Unlock()
+		return err
 	}
 	s.running = true
 	s.gen++
@@ -159,12 +361,11 @@ func (s *Sandbox) Run(ctx context.Context, h Handler) error {
 	}()
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
 	for {
 		s.mu.Lock()
-		var ev Event
-		if len(s.queue) > 0 {
-			ev = s.queue[0]
-		}
+		ev, kept, soonest := s.nextLocked(time.Now())
 		s.mu.Unlock()
 		if ev != nil {
 			if err := h(ctx, ev); err != nil {
@@ -181,16 +382,24 @@ func (s *Sandbox) Run(ctx context.Context, h Handler) error {
 				continue
 			}
 			s.mu.Lock()
-			if len(s.queue) > 0 && s.queue[0] == ev {
-				s.queue = s.queue[1:]
+			if kept != nil {
+				s.ackLocked(kept)
+			} else if len(s.queue) > 0 && s.queue[0] == ev {
+				s.queue, s.queueAt = s.queue[1:], s.queueAt[1:]
 			}
 			s.mu.Unlock()
 			continue
 		}
+		wait := time.Hour
+		if !soonest.IsZero() {
+			wait = time.Until(soonest)
+		}
+		due.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.wake:
+		case <-due.C:
 		}
 	}
 }
@@ -241,19 +450,24 @@ func (s *Sandbox) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 		s.failures = s.failures[1:]
 		return time.Time{}, &f
 	}
+	// WhatsApp has the message, and the receipts to come: they are kept
+	// from now on, due when the recipient's phone would send them.
+	now := time.Now()
+	var receipts []*held
+	for _, r := range []struct {
+		d time.Duration
+		t ReceiptType
+	}{{s.cfg.DeliveredDelay, ReceiptDelivered}, {s.cfg.ReadDelay, ReceiptRead}} {
+		if r.d >= 0 {
+			at := now.Add(r.d)
+			receipts = append(receipts, &held{At: at, Receipt: &Receipt{Chat: m.Chat, Sender: m.Chat, IDs: []string{m.ID}, Type: r.t, Timestamp: at}})
+		}
+	}
+	if err := s.holdLocked(receipts...); err != nil {
+		return time.Time{}, &SendError{Reason: err.Error(), Retryable: true}
+	}
 	s.sent = append(s.sent, m)
 	s.seen[m.ID]++
-	now := time.Now()
-	receipt := func(d time.Duration, t ReceiptType) {
-		if d < 0 {
-			return
-		}
-		s.later(d, func() {
-			s.emit(&Receipt{Chat: m.Chat, Sender: m.Chat, IDs: []string{m.ID}, Type: t, Timestamp: time.Now()})
-		})
-	}
-	receipt(s.cfg.DeliveredDelay, ReceiptDelivered)
-	receipt(s.cfg.ReadDelay, ReceiptRead)
 	return now, nil
 }
 
@@ -379,6 +593,13 @@ func (s *Sandbox) Replace() {
 
 // Inject delivers an incoming message, filling in what is missing.
 func (s *Sandbox) Inject(m Incoming) Incoming {
+	m, _ = s.Receive(m)
+	return m
+}
+
+// Receive is Inject that says whether the message is kept: with Dir, on
+// disk when it returns nil, as a message WhatsApp's servers accepted for us.
+func (s *Sandbox) Receive(m Incoming) (Incoming, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m.ID == "" {
@@ -393,8 +614,7 @@ func (s *Sandbox) Inject(m Incoming) Incoming {
 	if m.Kind == "" {
 		m.Kind = "text"
 	}
-	s.emit(&m)
-	return m
+	return m, s.holdLocked(&held{In: &m})
 }
 
 // Sent lists every accepted send in order, retries included.

@@ -65,6 +65,10 @@ type Incoming struct {
 	Reaction   string `json:"reaction,omitempty"`
 	ReactionTo string `json:"reaction_to,omitempty"`
 	Media      *Media `json:"media,omitempty"`
+
+	// ChatName is the chat's own name where the driver knows it: a group's
+	// subject, a contact's name from the phone's address book.
+	ChatName string `json:"chat_name,omitempty"`
 }
 
 // Media describes the attachment of an incoming message; Download fetches it.

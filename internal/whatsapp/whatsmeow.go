@@ -16,6 +16,7 @@ package whatsapp
 //     are reported from one goroutine in order.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,10 @@ type Whatsmeow struct {
 	session Session // last reported session
 
 	hmu sync.Mutex // serialises calls to the Handler
+
+	// groupNames are the subjects of groups seen, from GroupInfo and
+	// JoinedGroup events or asked for once (see chatName); under mu.
+	groupNames map[types.JID]string
 
 	sig chan connSignal // connection events, handler -> supervisor
 
@@ -290,6 +295,12 @@ func (d *Whatsmeow) newClient(ctx context.Context, h Handler, device *store.Devi
 	// As mautrix-whatsapp: ack only after our handler stored the event,
 	// reconnect ourselves, ask the phone again for undecryptable messages.
 	cli.SynchronousAck = true
+	// A message is decrypted once (the Signal session moves on), so the
+	// plaintext is kept in the device store (whatsmeow_event_buffer) until
+	// our handler stored it: WhatsApp's redelivery of a message whose
+	// handler failed is then handled again instead of dropped as an old
+	// counter and acknowledged.
+	cli.EnableDecryptedEventBuffer = true
 	cli.EnableAutoReconnect = false
 	cli.AutomaticMessageRerequestFromPhone = true
 	cli.SetPreLoginHTTPClient(d.websocketClient())
@@ -572,6 +583,18 @@ func (d *Whatsmeow) handler(ctx context.Context, h Handler, cli *whatsmeow.Clien
 		self := d.self
 		d.mu.Unlock()
 		ev, mapped := mapEvent(raw, self, time.Now())
+		switch e := raw.(type) {
+		case *events.GroupInfo:
+			if e.Name != nil {
+				d.setGroupName(e.JID, e.Name.Name)
+			}
+		case *events.JoinedGroup:
+			d.setGroupName(e.JID, e.Name)
+		case *events.Message:
+			if in, ok := ev.(*Incoming); ok {
+				in.ChatName = d.chatName(ctx, cli, e.Info.Chat.ToNonAD())
+			}
+		}
 		switch ev.(type) {
 		case *Incoming, *Receipt:
 			if err := d.deliver(ctx, h, ev); err != nil {
@@ -599,6 +622,56 @@ func (d *Whatsmeow) handler(ctx context.Context, h Handler, cli *whatsmeow.Clien
 		}
 		return true
 	}
+}
+
+func (d *Whatsmeow) setGroupName(jid types.JID, name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.groupNames == nil {
+		d.groupNames = map[types.JID]string{}
+	}
+	d.groupNames[jid.ToNonAD()] = name
+}
+
+// chatName is a chat's own name: a group's subject (asked of WhatsApp the
+// first time a group is seen, then kept up to date by its events), a
+// contact's name from the address book the phone synced. Push names are
+// not chat names: they belong to the sender.
+func (d *Whatsmeow) chatName(ctx context.Context, cli *whatsmeow.Client, chat types.JID) string {
+	if cli == nil {
+		return ""
+	}
+	switch chat.Server {
+	case types.GroupServer:
+		d.mu.Lock()
+		name, ok := d.groupNames[chat]
+		d.mu.Unlock()
+		if ok {
+			return name
+		}
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		info, err := cli.GetGroupInfo(ictx, chat)
+		if err != nil {
+			// Not asked again for every message (the group's events still
+			// bring its subject): a failing query would hold each up.
+			d.log.Debug().Err(err).Str("chat", chat.String()).Msg("whatsapp: group subject not known yet")
+			d.setGroupName(chat, "")
+			return ""
+		}
+		d.setGroupName(chat, info.Name)
+		return info.Name
+	case types.DefaultUserServer, types.HiddenUserServer:
+		if cli.Store == nil || cli.Store.Contacts == nil {
+			return ""
+		}
+		c, err := cli.Store.Contacts.GetContact(ctx, chat)
+		if err != nil || !c.Found {
+			return ""
+		}
+		return cmp.Or(c.FullName, c.FirstName, c.BusinessName)
+	}
+	return ""
 }
 
 func isConnectionEvent(raw any) bool {

@@ -17,7 +17,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.mau.fi/libsignal/ecc"
+	"go.mau.fi/libsignal/keys/identity"
+	"go.mau.fi/libsignal/keys/prekey"
+	"go.mau.fi/libsignal/util/optional"
 	"go.mau.fi/whatsmeow"
+	waBinary "go.mau.fi/whatsmeow/binary"
 	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
@@ -335,6 +340,18 @@ func TestWhatsmeowStoreOpensAndMigrates(t *testing.T) {
 	if v1 < 1 || n1 < 5 {
 		t.Fatalf("after migration: version %d, %d tables", v1, n1)
 	}
+	// The decrypted event buffer (EnableDecryptedEventBuffer) lives here.
+	func() {
+		db, err := sql.Open("sqlite", storeDSN(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM whatsmeow_event_buffer").Scan(&n); err != nil {
+			t.Errorf("event buffer table: %v", err)
+		}
+	}()
 	if _, err := os.Stat(filepath.Join(dir, "whatsmeow.db")); err != nil {
 		t.Fatalf("store file: %v", err)
 	}
@@ -374,6 +391,12 @@ func TestWhatsmeowStoreOpensAndMigrates(t *testing.T) {
 // logged-in client (the dial fails long before any key is used).
 func plantDevice(t *testing.T, dir string) types.JID {
 	t.Helper()
+	return plantDeviceAs(t, dir, types.JID{User: "15550001111", Device: 7, Server: types.DefaultUserServer})
+}
+
+// plantDeviceAs stores a device with its own keys as jid in dir.
+func plantDeviceAs(t *testing.T, dir string, jid types.JID) types.JID {
+	t.Helper()
 	ctx := context.Background()
 	c, err := openStore(ctx, dir, waLog.Noop)
 	if err != nil {
@@ -381,7 +404,6 @@ func plantDevice(t *testing.T, dir string) types.JID {
 	}
 	defer c.Close()
 	dev := c.NewDevice()
-	jid := types.JID{User: "15550001111", Device: 7, Server: types.DefaultUserServer}
 	dev.ID = &jid
 	dev.Account = &waAdv.ADVSignedDeviceIdentity{
 		Details:             []byte{1},
@@ -717,5 +739,141 @@ func TestWhatsmeowBackoff(t *testing.T) {
 	b.reset()
 	if got := b.next(); got > time.Second {
 		t.Errorf("after reset: %v, want at most 1s", got)
+	}
+}
+
+// WhatsApp delivers a message again when it was not acknowledged, but the
+// Signal session moved on when it was first decrypted: only the decrypted
+// event buffer lets the driver hand it to the Handler a second time. Two
+// devices with their own stores, Anna's encrypting through libsignal for
+// ours, and whatsmeow's own decrypt path on our side.
+func TestWhatsmeowRedeliveryAfterFailedHandler(t *testing.T) {
+	ctx := context.Background()
+	ourDir := t.TempDir()
+	ourJID := plantDevice(t, ourDir)
+	ours, err := openStore(ctx, ourDir, waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	ourDev, err := ours.GetFirstDevice(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	annaDir := t.TempDir()
+	plantDeviceAs(t, annaDir, annaPhone)
+	annas, err := openStore(ctx, annaDir, waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer annas.Close()
+	annaDev, err := annas.GetFirstDevice(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Anna fetches our prekey bundle (here straight from our store, as the
+	// server would hand it out) and encrypts one message for our device.
+	pk, err := ourDev.PreKeys.GenOnePreKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spk := ourDev.SignedPreKey
+	bundle := prekey.NewBundle(ourDev.RegistrationID, uint32(ourJID.Device), optional.NewOptionalUint32(pk.KeyID), spk.KeyID,
+		ecc.NewDjbECPublicKey(*pk.Pub), ecc.NewDjbECPublicKey(*spk.Pub), *spk.Signature,
+		identity.NewKey(ecc.NewDjbECPublicKey(*ourDev.IdentityKey.Pub)))
+	plaintext, err := proto.Marshal(&waE2E.Message{Conversation: proto.String("are you there?")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	//lint:ignore SA1019 whatsmeow's own encrypt path stands in for Anna's phone; there is no public one for a single device
+	enc, _, err := whatsmeow.NewClient(annaDev, waLog.Noop).DangerousInternals().EncryptMessageForDevice(ctx, plaintext, ourJID, bundle, nil, nil)
+	if err != nil {
+		t.Fatalf("encrypt: %v", err)
+	}
+	ts := time.Now().Truncate(time.Second)
+	node := &waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"id": "3EB0AGAIN", "from": annaPhone, "t": ts.Unix(), "type": "text"},
+		Content: []waBinary.Node{*enc}}
+
+	// Our Handler fails the first time, as a store that is away would.
+	var mu sync.Mutex
+	calls := 0
+	var stored []*Incoming
+	storeUp := false
+	h := func(_ context.Context, ev Event) error {
+		in, ok := ev.(*Incoming)
+		if !ok {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if !storeUp {
+			return errors.New("database unavailable")
+		}
+		stored = append(stored, in)
+		return nil
+	}
+	d := NewWhatsmeow(WhatsmeowConfig{StoreDir: ourDir, Log: zerolog.Nop()})
+	cli := d.newClient(ctx, h, ourDev)
+	deliver := func() {
+		info := &types.MessageInfo{MessageSource: types.MessageSource{Chat: anna, Sender: annaPhone}, ID: "3EB0AGAIN", Timestamp: ts, Type: "text"}
+		//lint:ignore SA1019 the decrypt path a message from WhatsApp's socket takes, without the socket
+		cli.DangerousInternals().DecryptMessages(ctx, info, node)
+	}
+	deliver()
+	mu.Lock()
+	if calls != 1 || len(stored) != 0 {
+		t.Fatalf("first delivery: handler called %d times, %d stored; want one failed call", calls, len(stored))
+	}
+	storeUp = true
+	mu.Unlock()
+
+	deliver() // WhatsApp's redelivery of the unacknowledged message
+	mu.Lock()
+	if len(stored) != 1 || stored[0].Text != "are you there?" || stored[0].ID != "3EB0AGAIN" || stored[0].Chat != anna.String() {
+		t.Fatalf("after the redelivery the handler was called %d times and stored %+v; want the message stored", calls, stored)
+	}
+	mu.Unlock()
+
+	deliver() // once handled, a further delivery is not handed over again
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 || len(stored) != 1 {
+		t.Errorf("a third delivery of a handled message: handler called %d times, %d stored; want 2 and 1", calls, len(stored))
+	}
+}
+
+// A group's messages carry its subject as the chat's name, from the
+// group's own events, never a member's push name.
+func TestWhatsmeowChatNameIsTheGroupSubject(t *testing.T) {
+	ctx := context.Background()
+	c, err := openStore(ctx, t.TempDir(), waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dev, err := c.GetFirstDevice(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewWhatsmeow(WhatsmeowConfig{StoreDir: t.TempDir(), Log: zerolog.Nop()})
+	var got []*Incoming
+	handle := d.handler(ctx, func(_ context.Context, ev Event) error {
+		if in, ok := ev.(*Incoming); ok {
+			got = append(got, in)
+		}
+		return nil
+	}, whatsmeow.NewClient(dev, waLog.Noop), 1)
+	msg := func(text string) *events.Message {
+		return &events.Message{Info: types.MessageInfo{MessageSource: types.MessageSource{Chat: group, Sender: annaPhone, IsGroup: true},
+			ID: types.MessageID("3EB0" + text), PushName: "Anna"}, Message: &waE2E.Message{Conversation: proto.String(text)}}
+	}
+	handle(&events.JoinedGroup{GroupInfo: types.GroupInfo{JID: group, GroupName: types.GroupName{Name: "Family"}}})
+	handle(msg("A"))
+	handle(&events.GroupInfo{JID: group, Name: &types.GroupName{Name: "Family 2025"}})
+	handle(msg("B"))
+	if len(got) != 2 || got[0].ChatName != "Family" || got[1].ChatName != "Family 2025" || got[0].PushName != "Anna" {
+		t.Fatalf("got %+v", got)
 	}
 }
