@@ -136,16 +136,25 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	s.command(w, r, "logout", nil)
 }
 
-// sandboxActions are the sandbox's levers and the arguments each takes.
-var sandboxActions = map[string][]string{
+// sandboxActions are the sandbox's levers and the fields each takes, with
+// their kind (docs/SANDBOX.md).
+var sandboxActions = map[string]map[string]sandboxField{
 	"scan":       nil,
-	"incoming":   {"chat", "text", "sender", "push_name", "reply_to", "chat_name"},
-	"fail_next":  {"reason", "retryable", "rate_limited"},
-	"disconnect": {"reason", "seconds"},
-	"logout":     {"reason"},
-	"ban":        {"reason", "seconds"},
+	"incoming":   {"chat": textField, "text": textField, "sender": textField, "push_name": textField, "reply_to": textField, "chat_name": textField},
+	"fail_next":  {"reason": textField, "retryable": flagField, "rate_limited": flagField},
+	"disconnect": {"reason": textField, "seconds": secondsField},
+	"logout":     {"reason": textField},
+	"ban":        {"reason": textField, "seconds": secondsField},
 	"replace":    nil,
 }
+
+type sandboxField int
+
+const (
+	textField    sandboxField = iota // a string
+	flagField                        // true or false
+	secondsField                     // a whole number of seconds, 0 to a day
+)
 
 func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	action := ps.ByName("action")
@@ -160,25 +169,32 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	}
 	out := map[string]string{}
 	for k, v := range args {
-		known := false
-		for _, a := range allowed {
-			known = known || a == k
-		}
+		kind, known := allowed[k]
 		if !known {
 			writeError(w, r, http.StatusBadRequest, "invalid", "unknown field "+strconv.Quote(k)+" for "+action, k)
 			return
 		}
 		switch v := v.(type) {
 		case string:
-			out[k] = v
+			if kind == textField {
+				out[k] = v
+				continue
+			}
 		case bool:
-			out[k] = strconv.FormatBool(v)
+			if kind == flagField {
+				out[k] = strconv.FormatBool(v)
+				continue
+			}
 		case float64:
-			out[k] = strconv.FormatFloat(v, 'f', -1, 64)
-		default:
-			writeError(w, r, http.StatusBadRequest, "invalid", k+" must be a string, number or boolean", k)
-			return
+			if kind == secondsField && v >= 0 && v <= 86400 && v == float64(int64(v)) {
+				out[k] = strconv.FormatInt(int64(v), 10)
+				continue
+			}
 		}
+		msg := map[sandboxField]string{textField: " must be a string", flagField: " must be true or false",
+			secondsField: " must be a whole number of seconds from 0 to 86400"}[kind]
+		writeError(w, r, http.StatusBadRequest, "invalid", k+msg, k)
+		return
 	}
 	if action == "incoming" && (out["chat"] == "" || out["text"] == "") {
 		field := "chat"
