@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,35 +23,183 @@ func (s *Store) PutMedia(ctx context.Context, name, contentType string, data io.
 	return s.PutMediaOf(ctx, name, contentType, "", data)
 }
 
-// PutMediaOf stores data uploaded with API key keyID.
+// mediaChunkSize is GridFS's default chunk size: a file is written as it is
+// read, one chunk at a time, so a process holds one chunk per upload.
+const mediaChunkSize = 255 * 1024
+
+// PutMediaOf stores data uploaded with API key keyID, in GridFS's layout
+// (so GridFS tools read it), as data is read. The driver's own upload
+// stream gathers 16 MiB before it writes anything, which is every file
+// WhatsApp takes held whole in memory. The file's description is written
+// last: until then no reader sees the file, and when reading data or
+// writing fails the chunks written so far are deleted.
 func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string, data io.Reader) (string, error) {
-	b := s.db.GridFSBucket(options.GridFSBucket().SetName("media"))
+	id := bson.NewObjectID()
+	chunks := s.db.Collection("media.chunks")
+	buf := make([]byte, mediaChunkSize)
+	var n int32
+	var length int64
+	for {
+		k, rerr := io.ReadFull(data, buf)
+		if k > 0 {
+			chunk := bson.D{{Key: "_id", Value: mediaChunkID(id, n)}, {Key: "files_id", Value: id}, {Key: "n", Value: n},
+				{Key: "data", Value: bson.Binary{Data: buf[:k]}}}
+			if _, err := chunks.InsertOne(ctx, chunk); err != nil {
+				s.abortMedia(ctx, id, n+1)
+				return "", fmt.Errorf("store: put media: %w", err)
+			}
+			n++
+			length += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			s.abortMedia(ctx, id, n)
+			return "", fmt.Errorf("store: put media: read: %w", rerr)
+		}
+	}
 	meta := bson.D{{Key: "content_type", Value: contentType}}
 	if keyID != "" {
 		meta = append(meta, bson.E{Key: "key_id", Value: keyID})
 	}
-	id, err := b.UploadFromStream(ctx, name, data, options.GridFSUpload().SetMetadata(meta))
-	if err != nil {
+	file := bson.D{{Key: "_id", Value: id}, {Key: "length", Value: length}, {Key: "chunkSize", Value: int32(mediaChunkSize)},
+		{Key: "uploadDate", Value: time.Now()}, {Key: "filename", Value: name}, {Key: "metadata", Value: meta}}
+	if _, err := s.db.Collection("media.files").InsertOne(ctx, file); err != nil {
+		// The insert may have reached the database: the description goes
+		// first, so no reader finds a file whose chunks are gone.
+		s.abortMedia(ctx, id, n)
 		return "", fmt.Errorf("store: put media: %w", err)
 	}
 	return id.Hex(), nil
 }
 
-// Media reads a stored file whole.
-func (s *Store) Media(ctx context.Context, id string) ([]byte, error) {
-	oid, err := bson.ObjectIDFromHex(id)
-	if err != nil {
-		return nil, ErrNotFound
+// abortMedia deletes what an upload that failed wrote (its description, if
+// that insert may have arrived, and chunks 0 to n-1, each by its _id), with
+// a context of its own: the upload's may be what ended. A process that dies
+// first leaves chunks without a description, which no reader sees and
+// PruneMedia removes.
+func (s *Store) abortMedia(ctx context.Context, id bson.ObjectID, n int32) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := s.db.Collection("media.files").DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return
 	}
-	var buf bytes.Buffer
-	b := s.db.GridFSBucket(options.GridFSBucket().SetName("media"))
-	if _, err := b.DownloadToStream(ctx, oid, &buf); err != nil {
-		if errors.Is(err, mongo.ErrFileNotFound) {
-			return nil, ErrNotFound
+	for i := range n {
+		if _, err := s.db.Collection("media.chunks").DeleteOne(ctx, bson.D{{Key: "_id", Value: mediaChunkID(id, i)}}); err != nil {
+			return
 		}
-		return nil, fmt.Errorf("store: read media %s: %w", id, err)
+	}
+}
+
+// Media reads a stored file whole; OpenMedia streams it.
+func (s *Store) Media(ctx context.Context, id string) ([]byte, error) {
+	info, rd, err := s.OpenMedia(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	data := make([]byte, 0, info.Size)
+	buf := bytes.NewBuffer(data)
+	if _, err := io.Copy(buf, rd); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// mediaChunkID is chunk n's _id: derived from the file's, so each chunk is
+// read by an exact _id match, which every engine answers from its _id index
+// (FerretDB decodes the whole collection for any other query, which for
+// media is every file stored). GridFS allows any _id for a chunk.
+func mediaChunkID(file bson.ObjectID, n int32) string {
+	return file.Hex() + "." + strconv.Itoa(int(n))
+}
+
+// OpenMedia describes a stored file and opens it for reading, one chunk at
+// a time. The reader fails (it does not end early) when a chunk is missing;
+// ctx bounds the whole read.
+func (s *Store) OpenMedia(ctx context.Context, id string) (MediaInfo, io.ReadCloser, error) {
+	info, err := s.MediaInfo(ctx, id)
+	if err != nil {
+		return MediaInfo{}, nil, err
+	}
+	oid, _ := bson.ObjectIDFromHex(id)
+	return info, &mediaReader{ctx: ctx, s: s, file: oid, left: info.Size}, nil
+}
+
+type mediaReader struct {
+	ctx  context.Context
+	s    *Store
+	file bson.ObjectID
+	buf  []byte // the rest of the current chunk
+	n    int32  // the chunk expected next
+	left int64  // bytes not yet fetched
+	// legacy reads files the driver's GridFS bucket wrote (ObjectID chunk
+	// ids), by files_id, a few chunks a round trip.
+	legacy *mongo.Cursor
+}
+
+// mediaLegacyBatch is how many chunks one round trip of a legacy file
+// brings (about 1 MiB): the server's default batch is up to 16 MiB.
+const mediaLegacyBatch = 4
+
+func (r *mediaReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.left <= 0 {
+			return 0, io.EOF
+		}
+		chunk, err := r.next()
+		if err != nil {
+			return 0, fmt.Errorf("store: read media %s: %w", r.file.Hex(), err)
+		}
+		n, _ := chunk.Lookup("n").AsInt64OK()
+		_, data, ok := chunk.Lookup("data").BinaryOK()
+		if !ok || n != int64(r.n) || int64(len(data)) > r.left || len(data) == 0 {
+			return 0, fmt.Errorf("store: read media %s: chunk %d is damaged", r.file.Hex(), r.n)
+		}
+		r.buf, r.left = data, r.left-int64(len(data))
+		r.n++
+	}
+	k := copy(p, r.buf)
+	r.buf = r.buf[k:]
+	return k, nil
+}
+
+func (r *mediaReader) next() (bson.Raw, error) {
+	chunks := r.s.db.Collection("media.chunks")
+	if r.legacy == nil {
+		raw, err := chunks.FindOne(r.ctx, bson.D{{Key: "_id", Value: mediaChunkID(r.file, r.n)}}).Raw()
+		switch {
+		case err == nil:
+			return raw, nil
+		case !errors.Is(err, mongo.ErrNoDocuments):
+			return nil, err
+		case r.n > 0:
+			return nil, fmt.Errorf("chunk %d is missing", r.n)
+		}
+		cur, err := chunks.Find(r.ctx, bson.D{{Key: "files_id", Value: r.file}},
+			options.Find().SetSort(bson.D{{Key: "n", Value: 1}}).SetBatchSize(mediaLegacyBatch))
+		if err != nil {
+			return nil, err
+		}
+		r.legacy = cur
+	}
+	if !r.legacy.Next(r.ctx) {
+		if err := r.legacy.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("chunk %d is missing", r.n)
+	}
+	return r.legacy.Current, nil
+}
+
+func (r *mediaReader) Close() error {
+	if r.legacy == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
+	defer cancel()
+	return r.legacy.Close(ctx)
 }
 
 // MediaInfo describes a stored file.
@@ -130,6 +279,28 @@ func (s *Store) PruneMedia(ctx context.Context, before time.Time) (int, error) {
 			return n, fmt.Errorf("store: prune media: %w", err)
 		}
 		n++
+	}
+	// Chunks of uploads whose process died before it wrote the description
+	// (ids are ObjectIDs: they carry the time the upload began).
+	cur, err = s.db.Collection("media.chunks").Find(ctx, bson.D{{Key: "files_id", Value: bson.D{{Key: "$lt", Value: bson.NewObjectIDFromTimestamp(before)}}}, {Key: "n", Value: 0}},
+		options.Find().SetProjection(bson.D{{Key: "files_id", Value: 1}}).SetLimit(10000))
+	if err != nil {
+		return n, fmt.Errorf("store: prune media: %w", err)
+	}
+	var firsts []struct {
+		FilesID bson.ObjectID `bson:"files_id"`
+	}
+	if err := cur.All(ctx, &firsts); err != nil {
+		return n, fmt.Errorf("store: prune media: %w", err)
+	}
+	for _, c := range firsts {
+		err := s.db.Collection("media.files").FindOne(ctx, bson.D{{Key: "_id", Value: c.FilesID}}).Err()
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			continue // a file (kept, or the query failed: tried again next time)
+		}
+		if _, err := s.db.Collection("media.chunks").DeleteMany(ctx, bson.D{{Key: "files_id", Value: c.FilesID}}); err != nil {
+			return n, fmt.Errorf("store: prune media: %w", err)
+		}
 	}
 	return n, nil
 }
