@@ -6,6 +6,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
+// MediaChunkSize is the size of the chunks media is written in.
+const MediaChunkSize = mediaChunkSize
+
 // MediaDocs counts the documents of stored media: descriptions and chunks.
 func (s *Store) MediaDocs(ctx context.Context) (files, chunks int64, err error) {
 	if files, err = s.db.Collection("media.files").CountDocuments(ctx, bson.D{}); err != nil {

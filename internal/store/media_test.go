@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"app/internal/store"
 	"app/internal/testdb"
 )
 
@@ -37,7 +38,7 @@ func TestMediaIsStoredInChunksAndReadsBack(t *testing.T) {
 	db := testdb.Start(t)
 	st := connect(t, db, nil)
 	ctx := context.Background()
-	data := make([]byte, 3*255*1024+17)
+	data := make([]byte, 3*store.MediaChunkSize+17)
 	_, _ = rand.Read(data)
 	id, err := st.PutMediaOf(ctx, "big.bin", "application/pdf", "key1", bytes.NewReader(data))
 	if err != nil {
@@ -88,7 +89,7 @@ func TestMediaIsStoredInChunksAndReadsBack(t *testing.T) {
 func TestFailedUploadLeavesNoHalfFile(t *testing.T) {
 	st := connect(t, testdb.Start(t), nil)
 	ctx := context.Background()
-	part := make([]byte, 600*1024)
+	part := make([]byte, 3*store.MediaChunkSize+17)
 	broken := errors.New("connection reset")
 	if _, err := st.PutMediaOf(ctx, "half.png", "image/png", "", &failingReader{r: bytes.NewReader(part), err: broken}); !errors.Is(err, broken) {
 		t.Fatalf("a broken read: %v", err)
@@ -96,7 +97,7 @@ func TestFailedUploadLeavesNoHalfFile(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	go func() {
-		_, _ = pw.Write(part) // two chunks written, then the request ends
+		_, _ = pw.Write(part) // three chunks written, then the request ends
 		cancel()
 		time.Sleep(50 * time.Millisecond)
 		_ = pw.CloseWithError(context.Canceled)
@@ -114,7 +115,7 @@ func TestFailedUploadLeavesNoHalfFile(t *testing.T) {
 func TestPruneMediaRemovesOrphanedChunks(t *testing.T) {
 	st := connect(t, testdb.Start(t), nil)
 	ctx := context.Background()
-	data := make([]byte, 300*1024)
+	data := make([]byte, 3*store.MediaChunkSize+17)
 	orphan, err := st.PutMedia(ctx, "orphan", "image/png", bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +129,8 @@ func TestPruneMediaRemovesOrphanedChunks(t *testing.T) {
 	if _, err := st.PruneMedia(ctx, time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if files, chunks, err := st.MediaDocs(ctx); err != nil || files != 1 || chunks != 4 {
-		t.Fatalf("pruning before both: %d files and %d chunks, %v; want 1 and 4", files, chunks, err)
+	if files, chunks, err := st.MediaDocs(ctx); err != nil || files != 1 || chunks != 8 {
+		t.Fatalf("pruning before both: %d files and %d chunks, %v; want 1 and 8", files, chunks, err)
 	}
 	if _, err := st.PruneMedia(ctx, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
