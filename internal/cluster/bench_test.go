@@ -36,7 +36,7 @@ var (
 	buildErr  error
 )
 
-func appBinary(b *testing.B) string {
+func appBinary(b testing.TB) string {
 	b.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "appbench")

@@ -87,7 +87,7 @@ func (g *logs) find(match func(logLine) bool) (logLine, bool) {
 	return nil, false
 }
 
-func (g *logs) wait(t *testing.T, what string, within time.Duration, match func(logLine) bool) logLine {
+func (g *logs) wait(t testing.TB, what string, within time.Duration, match func(logLine) bool) logLine {
 	t.Helper()
 	deadline := time.After(within)
 	for {
@@ -111,7 +111,7 @@ func (g *logs) dump() string {
 
 func msg(m string) func(logLine) bool { return func(l logLine) bool { return l.str("message") == m } }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

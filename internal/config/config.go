@@ -60,6 +60,8 @@ type Config struct {
 	EventMaxCount  int64         // at most this many events are kept; 0: no limit
 	MediaRetention time.Duration // stored files older than this are pruned (unless still needed)
 
+	MediaMaxUploads int // uploads one worker receives at once
+
 	Webhooks Webhooks
 
 	RateLimit float64 // API requests per second per key, over all workers; 0: no limit

@@ -243,6 +243,7 @@ func TestInvalidValues(t *testing.T) {
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "fast"}, "fast"},
 		{"APP_EVENT_RETENTION", map[string]string{"APP_EVENT_RETENTION": "7d"}, "7d"},
 		{"APP_MEDIA_RETENTION", map[string]string{"APP_MEDIA_RETENTION": "1m"}, "1m"},
+		{"APP_MEDIA_MAX_UPLOADS", map[string]string{"APP_MEDIA_MAX_UPLOADS": "0"}, "0"},
 		{"APP_EVENT_MAX_COUNT", map[string]string{"APP_EVENT_MAX_COUNT": "10"}, "10"},
 		{"APP_EVENT_MAX_COUNT", map[string]string{"APP_EVENT_MAX_COUNT": "1e6"}, "1e6"},
 		{"APP_RATE_LIMIT", map[string]string{"APP_RATE_LIMIT": "-1"}, "-1"},

@@ -156,6 +156,8 @@ var vars = []variable{
 		}},
 	{name: "APP_MEDIA_RETENTION", doc: "how long stored media is kept (files a live schedule or an unsent message needs are kept)",
 		def: fixed("2160h"), parse: durVar(time.Hour, 24*3650*time.Hour, func(c *Config, d time.Duration) { c.MediaRetention = d })},
+	{name: "APP_MEDIA_MAX_UPLOADS", doc: "media uploads one worker receives at once; more get 503 with Retry-After before their body is read",
+		def: fixed("16"), parse: intVar(1, 10000, func(c *Config, n int) { c.MediaMaxUploads = n })},
 	{name: "APP_WEBHOOK_TIMEOUT", doc: "how long a webhook receiver has to answer a delivery before the attempt fails",
 		def: fixed("10s"), parse: durVar(time.Second, 5*time.Minute, func(c *Config, d time.Duration) { c.Webhooks.Timeout = d })},
 	{name: "APP_WEBHOOK_MAX_AGE", doc: "how long a webhook delivery is retried (with back-off) before it goes to the dead state; at most APP_EVENT_RETENTION",

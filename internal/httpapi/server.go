@@ -68,9 +68,16 @@ type Server struct {
 	// /console/{file} (not API: outside openapi.json); nil leaves it out.
 	Console http.Handler
 	// Media serves the media routes; nil leaves them out. MediaMaxBytes
-	// (default MaxBodyBytes) caps an upload.
-	Media         MediaBackend
-	MediaMaxBytes int64
+	// (default MaxBodyBytes) caps an upload; MediaMaxUploads (default 16)
+	// bounds this worker's uploads at once. A transfer may take 30 s plus
+	// its size at MediaMinRate bytes a second (default 32 KiB/s) and is cut
+	// off after MediaStall (default 30 s) without a byte.
+	Media           MediaBackend
+	MediaMaxBytes   int64
+	MediaMaxUploads int
+	MediaMinRate    int
+	MediaStall      time.Duration
+	uploads         uploadSlots
 	// Keys checks API keys; KeyCacheTTL (default 10s) bounds how long a
 	// revoked key keeps working.
 	Keys        KeyBackend

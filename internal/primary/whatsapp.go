@@ -1,10 +1,10 @@
 package primary
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -304,18 +304,21 @@ func (w *WhatsApp) fetchMedia(ctx context.Context, m *whatsapp.Incoming, doc sto
 	}
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	data, err := w.Driver.Download(dctx, m.Media, w.Cfg.MediaMaxBytes)
+	file, err := w.Driver.Download(dctx, m.Media, w.Cfg.MediaMaxBytes)
 	if err != nil {
 		w.Log.Warn().Err(err).Str("chat", m.Chat).Str("wa_id", m.ID).Msg("Cannot download the media of an incoming message; kept without it.")
 		ref.Skipped = "download failed: " + err.Error()
 		return ref
 	}
-	id, err := w.Store.PutMedia(dctx, doc.Key, ref.MimeType, bytes.NewReader(data))
+	defer file.Close()
+	// Streamed into the store: the primary holds one chunk, not the file.
+	counted := &countingReader{r: file}
+	id, err := w.Store.PutMedia(dctx, doc.Key, ref.MimeType, counted)
 	if err != nil {
 		ref.Skipped = "store failed: " + err.Error()
 		return ref
 	}
-	ref.FileID, ref.Size = id, int64(len(data))
+	ref.FileID, ref.Size = id, counted.n
 	return ref
 }
 
@@ -572,14 +575,16 @@ func (w *WhatsApp) sendOne(ctx context.Context, m store.OutboxMessage, inherited
 
 	out := whatsapp.Outgoing{ID: cur.WAID, Chat: cur.Chat, Text: cur.Text, ReplyTo: cur.ReplyTo}
 	if cur.MediaID != "" {
-		data, err := w.Store.Media(ctx, cur.MediaID)
+		// Streamed from the store as the driver reads it.
+		_, file, err := w.Store.OpenMedia(ctx, cur.MediaID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "media " + cur.MediaID + " no longer exists"})
 		case err != nil:
 			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "cannot read media: " + err.Error(), Retryable: true})
 		}
-		out.Media = &whatsapp.OutgoingMedia{MimeType: cur.MediaType, FileName: cur.MediaName, Data: data}
+		defer file.Close()
+		out.Media = &whatsapp.OutgoingMedia{MimeType: cur.MediaType, FileName: cur.MediaName, Body: file}
 	}
 	if w.beforeSend != nil {
 		w.beforeSend(cur.ID)
@@ -1007,4 +1012,16 @@ func (l *EventLog) appendLocked(ctx context.Context, typ string, data any) error
 		}
 		l.seq = last
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -43,6 +43,9 @@ func IsUnavailable(err error) bool {
 // waited for the reply), or the replica set did not confirm it. After any
 // other failure the write certainly did not happen.
 func OutcomeUnknown(err error) bool {
+	if errors.As(err, new(notStored)) {
+		return false
+	}
 	if errors.As(err, new(partlyWritten)) {
 		return true
 	}

@@ -243,6 +243,11 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colScheduleRuns, mongo.IndexModel{Keys: bson.D{{Key: "schedule_id", Value: 1}, {Key: "due_at", Value: -1}}, Options: options.Index().SetName("schedule_due")}},
 		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_seq")}},
 		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "last_attempt_at", Value: 1}}, Options: options.Index().SetName("last_attempt")}},
+		// GridFS's own indexes, under the names the driver gives them: media
+		// is written chunk by chunk here, not through the driver's bucket
+		// (which creates them on its first write).
+		{"media.chunks", mongo.IndexModel{Keys: bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetUnique(true)}},
+		{"media.files", mongo.IndexModel{Keys: bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}}}},
 	}
 	for _, sp := range specs {
 		name, err := s.db.Collection(sp.coll).Indexes().CreateOne(ctx, sp.model)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -442,8 +443,18 @@ func (s *Sandbox) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	if m.ID == "" || m.Chat == "" {
 		return time.Time{}, &SendError{Reason: "message without id or chat"}
 	}
-	if m.Media != nil && (len(m.Media.Data) == 0 || m.Media.MimeType == "") {
-		return time.Time{}, &SendError{Reason: "media without bytes or type"}
+	if m.Media != nil {
+		var data []byte
+		if m.Media.Body != nil {
+			var err error
+			if data, err = io.ReadAll(m.Media.Body); err != nil {
+				return time.Time{}, &SendError{Reason: "cannot read media: " + err.Error(), Retryable: true}
+			}
+		}
+		if len(data) == 0 || m.Media.MimeType == "" {
+			return time.Time{}, &SendError{Reason: "media without bytes or type"}
+		}
+		m.Media = &OutgoingMedia{MimeType: m.Media.MimeType, FileName: m.Media.FileName, Data: data}
 	}
 	if len(s.failures) > 0 {
 		f := s.failures[0]
@@ -512,7 +523,7 @@ func (s *Sandbox) pairLocked(jid string) {
 
 // Download returns the sandbox's media bytes: the caption repeated to the
 // declared size.
-func (s *Sandbox) Download(ctx context.Context, m *Media, maxBytes int64) ([]byte, error) {
+func (s *Sandbox) Download(ctx context.Context, m *Media, maxBytes int64) (io.ReadCloser, error) {
 	if m == nil {
 		return nil, errors.New("whatsapp: sandbox: no media")
 	}
@@ -520,7 +531,7 @@ func (s *Sandbox) Download(ctx context.Context, m *Media, maxBytes int64) ([]byt
 		return nil, fmt.Errorf("whatsapp: media of %d bytes is over the limit of %d", m.Size, maxBytes)
 	}
 	b, _ := m.Handle.([]byte)
-	return b, nil
+	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
 // Logout unlinks the device: logged_out, then pairing anew.

@@ -13,6 +13,7 @@ package whatsapp
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -125,7 +126,11 @@ type Outgoing struct {
 type OutgoingMedia struct {
 	MimeType string
 	FileName string
-	Data     []byte
+	// Body is the file, read once by Send: the primary streams it from the
+	// store rather than holding it.
+	Body io.Reader
+	// Data is what the sandbox read from Body, kept for tests to look at.
+	Data []byte
 }
 
 // SendError is a failed send. Retryable says whether the same message may
@@ -167,8 +172,9 @@ type Driver interface {
 	// with phone number) for the account of phone (digits, with country
 	// code). Only while unpaired or pairing.
 	PairPhone(ctx context.Context, phone string) (string, error)
-	// Download fetches an incoming message's media, at most maxBytes.
-	Download(ctx context.Context, m *Media, maxBytes int64) ([]byte, error)
+	// Download fetches an incoming message's media, at most maxBytes; the
+	// caller reads it and closes it.
+	Download(ctx context.Context, m *Media, maxBytes int64) (io.ReadCloser, error)
 	// Logout unlinks the device; the session becomes logged_out, then
 	// unpaired with a fresh QR code.
 	Logout(ctx context.Context) error

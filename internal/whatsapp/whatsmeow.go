@@ -941,7 +941,7 @@ func (d *Whatsmeow) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	if strings.TrimSpace(m.Text) == "" && m.Media == nil {
 		return time.Time{}, &SendError{Reason: "empty message"}
 	}
-	if m.Media != nil && len(m.Media.Data) == 0 {
+	if m.Media != nil && m.Media.Body == nil {
 		return time.Time{}, &SendError{Reason: "media without bytes"}
 	}
 	if len(m.Text) > wmMaxTextLength {
@@ -958,8 +958,9 @@ func (d *Whatsmeow) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	var up *whatsmeow.UploadResponse
 	if m.Media != nil {
 		// An upload is idempotent from our side: a retry uploads again and
-		// sends with the same message id.
-		res, err := cli.Upload(ctx, m.Media.Data, mediaKind(m.Media.MimeType))
+		// sends with the same message id. The file is encrypted into a
+		// temporary file as it is read (whatsmeow's Upload holds it twice).
+		res, err := cli.UploadReader(ctx, m.Media.Body, nil, mediaKind(m.Media.MimeType))
 		if err != nil {
 			se := classifySendError(err)
 			d.log.Warn().Err(err).Str("id", id).Bool("retryable", se.Retryable).Msg("whatsapp: media upload failed")
@@ -1112,8 +1113,10 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Download implements Driver.
-func (d *Whatsmeow) Download(ctx context.Context, m *Media, maxBytes int64) ([]byte, error) {
+// Download implements Driver. The file is decrypted in a temporary file
+// (unlinked at once, so nothing stays if the process dies), not in memory;
+// closing the reader removes it.
+func (d *Whatsmeow) Download(ctx context.Context, m *Media, maxBytes int64) (io.ReadCloser, error) {
 	if m == nil {
 		return nil, errors.New("whatsapp: download: no media")
 	}
@@ -1134,21 +1137,35 @@ func (d *Whatsmeow) Download(ctx context.Context, m *Media, maxBytes int64) ([]b
 	if cli == nil {
 		return nil, ErrNotConnected
 	}
+	f, err := os.CreateTemp("", "app-media-*")
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp: download: %w", err)
+	}
+	_ = os.Remove(f.Name())
 	// The encrypted file is the plaintext padded to 16 bytes plus a 10-byte MAC.
-	data, err := cli.Download(context.WithValue(ctx, maxBytesKey{}, maxBytes+16+10), handle)
+	err = cli.DownloadToFile(context.WithValue(ctx, maxBytesKey{}, maxBytes+16+10), handle, f)
 	if err != nil {
 		// Like mautrix-whatsapp: a size or plaintext-hash mismatch after a
 		// valid MAC is a warning, not a failure.
-		if data != nil && (errors.Is(err, whatsmeow.ErrFileLengthMismatch) || errors.Is(err, whatsmeow.ErrInvalidMediaSHA256)) {
+		if errors.Is(err, whatsmeow.ErrFileLengthMismatch) || errors.Is(err, whatsmeow.ErrInvalidMediaSHA256) {
 			d.log.Warn().Err(err).Msg("whatsapp: downloaded media does not match its metadata")
 		} else {
+			_ = f.Close()
 			return nil, fmt.Errorf("whatsapp: download: %w", err)
 		}
 	}
-	if int64(len(data)) > maxBytes {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", errMediaTooLarge, len(data), maxBytes)
+	st, err := f.Stat()
+	if err == nil && st.Size() > maxBytes {
+		err = fmt.Errorf("%w: %d bytes, limit %d", errMediaTooLarge, st.Size(), maxBytes)
 	}
-	return data, nil
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("whatsapp: download: %w", err)
+	}
+	return f, nil
 }
 
 // Logout implements Driver.

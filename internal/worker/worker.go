@@ -74,7 +74,7 @@ type Worker struct {
 func (w *Worker) Run(ctx context.Context) error {
 	w.api = &httpapi.Server{Backend: w.Store, Log: w.Log, Worker: w.ID.Worker, MaxBodyBytes: w.Cfg.MaxBodyBytes,
 		HeartbeatInterval: w.Cfg.HeartbeatInterval, Sessions: w.Store, Keys: w.Store, Messages: w.Store, Chats: w.Store,
-		Media: w.Store, MediaMaxBytes: w.Cfg.WhatsApp.MediaMaxBytes, Schedules: w.Store,
+		Media: w.Store, MediaMaxBytes: w.Cfg.WhatsApp.MediaMaxBytes, MediaMaxUploads: w.Cfg.MediaMaxUploads, Schedules: w.Store,
 		Webhooks: w.Store, WebhookGuard: webhook.NewGuard(w.Cfg.Webhooks.AllowedNetworks),
 		RateLimit: w.Cfg.RateLimit / float64(w.Cfg.Workers()), RateBurst: max(1, (w.Cfg.RateBurst+w.Cfg.Workers()-1)/w.Cfg.Workers()),
 		Sandbox: w.Cfg.WhatsApp.Driver == "sandbox", Console: console.New()}
