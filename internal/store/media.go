@@ -48,7 +48,7 @@ func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string,
 		if k > 0 {
 			chunk := bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "files_id", Value: id}, {Key: "n", Value: n},
 				{Key: "data", Value: bson.Binary{Data: buf[:k]}}}
-			if _, err := chunks.InsertOne(ctx, chunk); err != nil {
+			if err := insertSettled(ctx, chunks, chunk); err != nil {
 				// No description yet: whatever was written, no file is stored.
 				s.abortMedia(ctx, id)
 				return "", fmt.Errorf("store: put media: %w", notStored{err})
@@ -70,7 +70,7 @@ func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string,
 	}
 	file := bson.D{{Key: "_id", Value: id}, {Key: "length", Value: length}, {Key: "chunkSize", Value: int32(mediaChunkSize)},
 		{Key: "uploadDate", Value: time.Now()}, {Key: "filename", Value: name}, {Key: "metadata", Value: meta}}
-	if _, err := s.db.Collection("media.files").InsertOne(ctx, file); err != nil {
+	if err := insertSettled(ctx, s.db.Collection("media.files"), file); err != nil {
 		// The insert may have reached the database: the description goes
 		// first, so no reader finds a file whose chunks are gone. When it
 		// cannot be taken back either, the file may be stored: the id
@@ -88,6 +88,27 @@ func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string,
 // its own: the upload's may be what ended. A process that dies first
 // leaves chunks without a description, which no reader sees and
 // PruneMedia removes.
+// insertSettled inserts doc, which has its own _id, and settles an
+// unknown outcome (the answer lost) by inserting it again until the
+// database answers, for at most 10 s: a duplicate then means the first
+// insert was stored. An upload cannot be sent again by its caller, whose
+// body is read, so its parts are settled here.
+func insertSettled(ctx context.Context, c *mongo.Collection, doc any) error {
+	_, err := c.InsertOne(ctx, doc)
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 20 * time.Millisecond; OutcomeUnknown(err) && time.Now().Before(deadline); wait = min(2*wait, time.Second) {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		if _, err = c.InsertOne(ctx, doc); IsDuplicateKey(err) {
+			return nil
+		}
+	}
+	return err
+}
+
 func (s *Store) abortMedia(ctx context.Context, id bson.ObjectID) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
