@@ -21,6 +21,7 @@ import (
 
 	"app/internal/config"
 	"app/internal/store"
+	"app/internal/testutil"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser.
@@ -173,20 +174,16 @@ func TestConsoleInChromium(t *testing.T) {
 
 	// Pair: the sandbox's QR code is "scanned"; the page learns of it from
 	// the event stream (it does not poll the session while the stream is up).
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	testutil.Eventually(t, 30*time.Second, "the sandbox scan accepted", func() (bool, string) {
 		req, _ := http.NewRequest("POST", base+"/v1/sandbox/scan", nil)
 		req.Header.Set("Authorization", "Bearer "+key)
 		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sandbox scan was never accepted: %v", err)
-		}
-	}
+		res.Body.Close()
+		return res.StatusCode == 200, fmt.Sprint(res.StatusCode)
+	})
 	waitFor("the state connected", `document.getElementById('session-state').textContent === 'connected'`, 30*time.Second)
 	if live := text("#live"); live != "Live" {
 		t.Errorf("the stream indicator says %q after pairing, want Live", live)
@@ -342,6 +339,8 @@ func lostHeartbeat(t *testing.T, state string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not testdb's Connect: this is the database `app run` started under
+	// state, not one of testdb's.
 	st, err := store.Connect(cfg, "console-test", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

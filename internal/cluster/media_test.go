@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"app/internal/testutil"
 )
 
 // mediaCluster is `app run` with two workers of the real app binary (built
@@ -76,18 +79,14 @@ func startMediaCluster(t testing.TB, env ...string) mediaCluster {
 		}
 	}
 	waitHTTP(t, c.base+"/readyz", 60*time.Second)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	testutil.Eventually(t, 30*time.Second, "app keys create", func() (bool, string) {
 		keys := exec.Command(bin, "keys", "create", "--name", "media", "--scopes", "messages:write,messages:read")
 		keys.Env = all
 		b, err := keys.Output()
-		if key := strings.TrimSpace(string(b)); err == nil && strings.HasPrefix(key, "app_") {
-			c.auth = "Bearer " + key
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app keys create: %v %q", err, b)
-		}
-	}
+		key := strings.TrimSpace(string(b))
+		c.auth = "Bearer " + key
+		return err == nil && strings.HasPrefix(key, "app_"), fmt.Sprintf("%v %q", err, b)
+	})
 	return c
 }
 

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"app/internal/testutil"
 )
 
 // freeRun is a loopback address whose port and the n after it are free.
@@ -82,21 +85,16 @@ func TestMetricsOfTheMachine(t *testing.T) {
 		`app_cluster_processes{role="worker",state="alive"} 2`, `app_cluster_processes{role="primary",state="alive"} 1`,
 		`app_cluster_processes{role="worker",state="stale"} 0`,
 	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	testutil.Eventually(t, 30*time.Second, "the machine's metrics complete", func() (bool, string) {
 		out = scrape()
-		missing := false
+		var missing []string
 		for _, w := range want {
-			missing = missing || !strings.Contains(out, w)
+			if !strings.Contains(out, w) {
+				missing = append(missing, w)
+			}
 		}
-		if !missing {
-			break
-		}
-	}
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("the machine's metrics lack %q", w)
-		}
-	}
+		return len(missing) == 0, fmt.Sprintf("they lack %q", missing)
+	})
 	// The 50 requests, wherever the kernel sent them, are all counted once.
 	total := 0
 	for _, line := range strings.Split(out, "\n") {

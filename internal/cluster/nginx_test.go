@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"app/internal/testutil"
 )
 
 // nginxPath is where Debian's nginx package puts the server.
@@ -119,14 +121,10 @@ func TestDeployDocNginx(t *testing.T) {
 		}
 		close(states)
 	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if status, _, _ := call("POST", "/v1/sandbox/scan", ""); status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sandbox scan was never accepted")
-		}
-	}
+	testutil.Eventually(t, 30*time.Second, "the sandbox scan accepted", func() (bool, string) {
+		status, _, _ := call("POST", "/v1/sandbox/scan", "")
+		return status == 200, fmt.Sprint(status)
+	})
 	for connected := false; !connected; {
 		select {
 		case s, ok := <-states:

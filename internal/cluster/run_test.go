@@ -23,6 +23,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"app/internal/cli"
+	"app/internal/testutil"
 )
 
 // The test binary doubles as the app binary: `app run` starts its children
@@ -210,13 +211,16 @@ func TestRunTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T) {
 	const clients = 4
 	var ok, reset, refused, other atomic.Int64
 	var firstErr atomic.Value
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// The clients run until the killed worker's successor has served them
+	// (bounded in time and count all the same).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 2000 && ctx.Err() == nil; i++ {
+			for i := 0; i < 100000 && ctx.Err() == nil; i++ {
 				code, _, err := get("/healthz")
 				switch {
 				case errors.Is(err, syscall.ECONNREFUSED):
@@ -235,7 +239,9 @@ func TestRunTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	testutil.Eventually(t, 10*time.Second, "the clients under way", func() (bool, string) {
+		return ok.Load() >= 10*clients, fmt.Sprint(ok.Load(), " served")
+	})
 	killed := time.Now()
 	if err := syscall.Kill(w1.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -244,8 +250,14 @@ func TestRunTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T) {
 		return l.str("worker") == "1" && l.str("message") == "Worker is accepting connections." && l.pid() != w1.pid()
 	})
 	backAfter := time.Since(killed)
-	wg.Wait()
+	// Served after the successor came: the clients kept connecting through
+	// the whole gap, so a refusal in it would have been counted.
+	after := ok.Load()
+	testutil.Eventually(t, 10*time.Second, "requests served after worker 1 came back", func() (bool, string) {
+		return ok.Load() >= after+10*clients, fmt.Sprint(ok.Load()-after, " served since")
+	})
 	cancel()
+	wg.Wait()
 	if refused.Load() != 0 || other.Load() != 0 || reset.Load() > clients {
 		t.Fatalf("while worker 1 was killed: %d refused, %d reset, %d other failures (first: %v), %d served; want none refused, at most %d reset",
 			refused.Load(), reset.Load(), other.Load(), firstErr.Load(), ok.Load(), clients)
@@ -347,21 +359,17 @@ func TestServeIsTheSuiteInOneProcess(t *testing.T) {
 		} `json:"lease"`
 	}
 	admin := "Bearer " + createKey(t, state, "admin")
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	testutil.Eventually(t, 15*time.Second, "/v1/cluster showing the serving process and its lease", func() (bool, string) {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/cluster", nil)
 		req.Header.Set("Authorization", admin)
 		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_ = json.NewDecoder(res.Body).Decode(&view)
-			res.Body.Close()
-			if res.StatusCode == 200 && len(view.Workers) == 1 && view.Lease.Valid {
-				break
-			}
+		if err != nil {
+			return false, fmt.Sprintf("%v; the log:\n%s", err, g.dump())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/v1/cluster never showed the serving process and its lease: %+v (%v); the log:\n%s", view, err, g.dump())
-		}
-	}
+		_ = json.NewDecoder(res.Body).Decode(&view)
+		res.Body.Close()
+		return res.StatusCode == 200 && len(view.Workers) == 1 && view.Lease.Valid, fmt.Sprintf("%d %+v; the log:\n%s", res.StatusCode, view, g.dump())
+	})
 	if pid := cmd.Process.Pid; view.Workers[0].PID != pid || view.Lease.PID != pid || view.Workers[0].Worker != "serve" {
 		t.Fatalf("cluster view %+v, want worker \"serve\" and the lease both in pid %d", view, pid)
 	}
@@ -475,17 +483,15 @@ func terminate(cmd *exec.Cmd, kill func()) {
 // does, once the database answers.
 func createKey(t *testing.T, state, scopes string) string {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	var key string
+	testutil.Eventually(t, 30*time.Second, "app keys create", func() (bool, string) {
 		keys := exec.Command(os.Args[0], "keys", "create", "--name", "test", "--scopes", scopes)
 		keys.Env = append(os.Environ(), asApp+"=1", "APP_STATE_DIR="+state, "MONGO_URI=", "APP_ENV=qa")
 		b, err := keys.Output()
-		if key := strings.TrimSpace(string(b)); err == nil && strings.HasPrefix(key, "app_") {
-			return key
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app keys create: %v %q", err, b)
-		}
-	}
+		key = strings.TrimSpace(string(b))
+		return err == nil && strings.HasPrefix(key, "app_"), fmt.Sprintf("%v %q", err, b)
+	})
+	return key
 }
 
 // The suite as installed delivers webhooks: a subscription made through
@@ -522,14 +528,10 @@ func TestWebhookFromTheRunningSuite(t *testing.T) {
 		t.Fatalf("subscribe: %d %v", status, wh)
 	}
 	// Pair the sandbox account: the session goes to connected.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if status, _ := call("POST", "/v1/sandbox/scan", ""); status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sandbox scan was never accepted")
-		}
-	}
+	testutil.Eventually(t, 30*time.Second, "the sandbox scan accepted", func() (bool, string) {
+		status, body := call("POST", "/v1/sandbox/scan", "")
+		return status == 200, fmt.Sprint(status, " ", body)
+	})
 	verifier, err := standardwebhooks.NewWebhook(wh["secret"].(string))
 	if err != nil {
 		t.Fatal(err)
@@ -612,10 +614,7 @@ func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
 	})
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	seen := map[string]bool{}
-	for deadline := time.Now().Add(60 * time.Second); len(seen) < workers; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("ready answers came from workers %v, want %d; the log:\n%s", seen, workers, g.dump())
-		}
+	testutil.Eventually(t, 60*time.Second, fmt.Sprintf("ready answers from %d workers", workers), func() (bool, string) {
 		if res, err := client.Get("http://" + addr + "/readyz"); err == nil {
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
@@ -623,7 +622,8 @@ func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
 				seen[res.Header.Get("X-App-Worker")] = true
 			}
 		}
-	}
+		return len(seen) >= workers, fmt.Sprintf("from workers %v; the log:\n%s", seen, g.dump())
+	})
 	return addr, g
 }
 
@@ -696,12 +696,11 @@ func TestGracefulRestartsFailNoKeepAliveRequest(t *testing.T) {
 	}
 	// Let the load run on every connection before each stop.
 	moreServed := func() {
-		deadline := time.Now().Add(20 * time.Second)
-		for start := served.Load(); served.Load() < start+500; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("500 requests were not served within 20s (%d failed, first: %v)", failed.Load(), firstErr.Load())
-			}
-		}
+		start := served.Load()
+		testutil.Eventually(t, 20*time.Second, "500 more requests served", func() (bool, string) {
+			n := served.Load()
+			return n >= start+500, fmt.Sprintf("%d served, %d failed (first: %v)", n-start, failed.Load(), firstErr.Load())
+		})
 	}
 	for i := range restarts {
 		w := fmt.Sprint(i%2 + 1)

@@ -3,12 +3,15 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"app/internal/testutil"
 )
 
 type lockedBuffer struct {
@@ -46,24 +49,21 @@ func TestCleanExitIsNotACrash(t *testing.T) {
 		done := make(chan struct{})
 		cctx, stop := context.WithCancel(ctx)
 		go func() { defer close(done); c.supervise(cctx, func(error) {}) }()
+		defer func() { // also when the wait below fails
+			stop()
+			c.stop(time.Second)
+			<-done
+		}()
 		var got []string
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%s: %d restarts logged", name, lines), func() (bool, string) {
 			got = got[:0]
 			for _, l := range strings.Split(logs.String(), "\n") {
 				if strings.Contains(l, `"child":"`+name+`"`) && strings.Contains(l, `"restart_in"`) {
 					got = append(got, l)
 				}
 			}
-			if len(got) >= lines {
-				break
-			}
-		}
-		stop()
-		c.stop(time.Second)
-		<-done
-		if len(got) < lines {
-			t.Fatalf("%s: %d restarts logged within 20 s, want %d: %v", name, len(got), lines, got)
-		}
+			return len(got) >= lines, fmt.Sprint(got)
+		})
 		return got[:lines]
 	}
 	for _, l := range run("stopped", "sleep 1.1; exit 0", 2) {

@@ -17,7 +17,7 @@ import (
 // the field in the API's words, and nothing is stored.
 func TestBadValuesInBodiesNameTheField(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	key, k := store.NewAPIKey("bodies", []string{store.ScopeAdmin})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {
 		t.Fatal(err)

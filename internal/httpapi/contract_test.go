@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"app/internal/store"
+	"app/internal/testutil"
 	"app/internal/whatsapp"
 )
 
@@ -270,11 +271,13 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 	e.sb.Inject(whatsapp.Incoming{Chat: "491701234567@s.whatsapp.net", PushName: "Alice", Kind: "image",
 		Media: &whatsapp.Media{MimeType: "image/jpeg", Size: 4, Caption: "look", SHA256: []byte{0xab, 0xcd}, Handle: []byte("jpeg")}})
 	var media map[string]any
-	for deadline := time.Now().Add(10 * time.Second); media == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if ms, _ := do(t, "GET", e.url+"/v1/chats/%2B491701234567/messages", nil, e.reader).body["messages"].([]any); len(ms) == 1 {
+	testutil.Eventually(t, 10*time.Second, "the received attachment in the history", func() (bool, string) {
+		ms, _ := do(t, "GET", e.url+"/v1/chats/%2B491701234567/messages", nil, e.reader).body["messages"].([]any)
+		if len(ms) == 1 {
 			media, _ = ms[0].(map[string]any)["media"].(map[string]any)
 		}
-	}
+		return media != nil, fmt.Sprint(ms)
+	})
 	if media["mime_type"] != "image/jpeg" || media["caption"] != "look" || media["sha256"] != "abcd" || media["size"] != float64(4) {
 		t.Errorf("a received attachment: %v, want mime_type, caption, sha256 (hex) and size", media)
 	}

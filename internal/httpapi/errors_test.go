@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/testutil"
 	"app/internal/webhook"
 	"app/internal/whatsapp"
 )
@@ -181,7 +183,7 @@ type lossyEnv struct {
 func lossyServer(t *testing.T, settle time.Duration) lossyEnv {
 	t.Helper()
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
@@ -199,11 +201,7 @@ func lossyServer(t *testing.T, settle time.Duration) lossyEnv {
 	t.Cleanup(func() { wcancel(); <-done })
 
 	link := newLossyLink(t, db.Socket)
-	api, err := store.Connect(db.Config(map[string]string{"APP_DB_SOCKET": link.path}), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = api.Close(context.Background()) })
+	api := db.Connect(map[string]string{"APP_DB_SOCKET": link.path})
 	hub := &realtime.Hub{Src: api, Log: zerolog.Nop()}
 	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	srv := &Server{Backend: api, Messages: api, Media: api, Schedules: api, Webhooks: api, WebhookGuard: webhook.NewGuard(loop),
@@ -283,12 +281,13 @@ func TestCreateWithLostAnswerIsSettled(t *testing.T) {
 		}},
 		{"/v1/sandbox/incoming", "wa_commands", e.session, []byte(`{"chat":"491709876543@s.whatsapp.net","text":"in"}`), 200, func(reply) int {
 			var in []store.IncomingMessage
-			for deadline := time.Now().Add(10 * time.Second); len(in) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			testutil.Eventually(t, 10*time.Second, "the injected message stored", func() (bool, string) {
 				var err error
 				if in, err = e.st.IncomingMessages(ctx, "491709876543@s.whatsapp.net", 10); err != nil {
 					t.Fatal(err)
 				}
-			}
+				return len(in) > 0, "none stored"
+			})
 			return len(in)
 		}},
 	} {
@@ -319,13 +318,10 @@ func TestCreateWithLostAnswerIsSettled(t *testing.T) {
 func TestUnknownOutcomeIsNeverRetryAfter(t *testing.T) {
 	ready := func(t *testing.T, e lossyEnv, want int) {
 		t.Helper()
-		var r reply
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if r = do(t, "GET", e.url+"/readyz", nil, nil); r.status == want {
-				return
-			}
-		}
-		t.Fatalf("/readyz stayed %d, want %d", r.status, want)
+		testutil.Eventually(t, 20*time.Second, fmt.Sprintf("/readyz %d", want), func() (bool, string) {
+			r := do(t, "GET", e.url+"/readyz", nil, nil)
+			return r.status == want, fmt.Sprint(r.status)
+		})
 	}
 	// send posts a message whose insert's answer is lost as the database
 	// stops; back says whether the database restarts before the answer.
@@ -393,7 +389,7 @@ func TestUnknownOutcomeIsNeverRetryAfter(t *testing.T) {
 // every one of them was 503 database_unavailable.
 func TestStoreErrorsAreMappedOnce(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	var logs syncBuffer
 	srv := &Server{Backend: st, Messages: st, Schedules: st, Keys: st, KeyCacheTTL: time.Minute, Log: zerolog.New(&logs), Worker: "1", MaxBodyBytes: 1 << 16}
 	// Two routes that only pass the store's own errors to the one mapping.
@@ -455,11 +451,10 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 	// whose media could not be looked up get 503 with Retry-After; the
 	// write is not there when the database comes back.
 	db.Stop()
-	for deadline := time.Now().Add(20 * time.Second); do(t, "GET", url+"/readyz", nil, nil).status != 503; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("/readyz never saw the database away")
-		}
-	}
+	testutil.Eventually(t, 20*time.Second, "/readyz seeing the database away", func() (bool, string) {
+		r := do(t, "GET", url+"/readyz", nil, nil)
+		return r.status == 503, fmt.Sprint(r.status)
+	})
 	var wg sync.WaitGroup
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/v1/messages", ""},
@@ -495,13 +490,9 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 // the driver could not send (it did not), and both from a refusal.
 func TestStoreTellsUnsentFromUnanswered(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	link := newLossyLink(t, db.Socket)
-	api, err := store.Connect(db.Config(map[string]string{"APP_DB_SOCKET": link.path}), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = api.Close(context.Background()) })
+	api := db.Connect(map[string]string{"APP_DB_SOCKET": link.path})
 	enqueue := func(m *store.OutboxMessage, within time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), within)
 		defer cancel()
@@ -515,7 +506,7 @@ func TestStoreTellsUnsentFromUnanswered(t *testing.T) {
 	release := make(chan struct{})
 	lost := link.loseNextInsertInto("outbox", func() { <-release })
 	held := &store.OutboxMessage{Chat: "x@s.whatsapp.net", Text: "held"}
-	err = enqueue(held, 500*time.Millisecond)
+	err := enqueue(held, 500*time.Millisecond)
 	close(release)
 	<-lost
 	if err == nil || !store.OutcomeUnknown(err) || !store.IsUnavailable(err) {
@@ -533,17 +524,11 @@ func TestStoreTellsUnsentFromUnanswered(t *testing.T) {
 
 	// The database gone and known gone: nothing can be sent.
 	db.Stop()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testutil.Eventually(t, 20*time.Second, "the database known gone", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := api.Ping(ctx)
-		cancel()
-		if err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the database still answers after it stopped")
-		}
-	}
+		defer cancel()
+		return api.Ping(ctx) != nil, "it still answers"
+	})
 	unsent := &store.OutboxMessage{Chat: "x@s.whatsapp.net", Text: "unsent"}
 	err = enqueue(unsent, 2*time.Second)
 	if err == nil || store.OutcomeUnknown(err) || !store.IsUnavailable(err) {

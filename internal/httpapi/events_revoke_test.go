@@ -24,7 +24,7 @@ import (
 func TestRevokedKeyEndsItsOpenStreams(t *testing.T) {
 	const ttl = 500 * time.Millisecond
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := primary.NewEventLog(st, zerolog.Nop())

@@ -96,7 +96,7 @@ type eventEnv struct {
 func eventServers(t *testing.T, rt func(*Realtime)) eventEnv {
 	t.Helper()
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := primary.NewEventLog(st, zerolog.Nop())
@@ -145,7 +145,8 @@ func TestEventsOverSSEAndWebSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	time.Sleep(300 * time.Millisecond) // both connected at the head
+	// All three streams are at the head: a stream takes its position
+	// before its handshake is answered (openStream).
 
 	e.append(t, 20, "test.event", 10)
 	got := collect(t, sse, 10, 10*time.Second)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"app/internal/realtime"
 	"app/internal/store"
+	"app/internal/testutil"
 )
 
 // newEventToken asks for a browser token with the env's key on url.
@@ -46,7 +48,8 @@ func TestEventTokenOpensStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	time.Sleep(300 * time.Millisecond) // both connected at the head
+	// Both streams are at the head: a stream takes its position before its
+	// handshake is answered (openStream).
 	e.append(t, 1, "message.status", 10)
 	if got := collect(t, sse, 1, 10*time.Second); got[0].id != 1 || got[0].typ != "message.status" {
 		t.Errorf("SSE with a token got %+v", got)
@@ -94,7 +97,15 @@ func TestEventTokenRefused(t *testing.T) {
 	}
 	open, closeOpen := sseClient(t, e.urls[0]+"/v1/events?token="+short, nil)
 	defer closeOpen()
-	time.Sleep(time.Second) // the token has expired; the stream it opened goes on
+	// Not a wait for a condition: the token expires by the clock, so wall
+	// time must pass (polling for the refusal instead would spend the
+	// address's failed lookups). Once the server refuses the token, the
+	// stream it opened must go on.
+	time.Sleep(time.Until(st.ExpiresAt))
+	testutil.Eventually(t, 10*time.Second, "the expired token refused", func() (bool, string) {
+		r := do(t, "GET", e.urls[0]+"/v1/ws?token="+short, nil, nil)
+		return r.status == 401, fmt.Sprintf("%d %v", r.status, r.body)
+	})
 	e.append(t, 1, "test.event", 10)
 	if got := collect(t, open, 1, 10*time.Second); got[0].id != 1 {
 		t.Errorf("stream opened with a token that expired since got %+v", got)
@@ -185,11 +196,10 @@ func TestEventTokenNotLogged(t *testing.T) {
 	_ = do(t, "GET", url+"/v1/ws?token="+tok+"x", nil, nil)
 	_ = do(t, "GET", url+"/v1/nowhere?token="+tok, nil, nil)
 	// The stream's line comes when the server sees the client gone.
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(logged.String(), "Request served.") < 4; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("4 requests, the log has:\n%s", logged.String())
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, "4 requests logged", func() (bool, string) {
+		out := logged.String()
+		return strings.Count(out, "Request served.") >= 4, "the log has:\n" + out
+	})
 	out := logged.String()
 	if !strings.Contains(out, `"path":"/v1/events"`) || !strings.Contains(out, `"path":"/v1/nowhere"`) {
 		t.Errorf("the access log does not name the paths:\n%s", out)

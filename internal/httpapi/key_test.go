@@ -14,7 +14,7 @@ import (
 // GET /v1/key tells any valid key its own id, name and scopes (what the
 // console shows panels by); without a key it is a 401 like any route.
 func TestKeyTellsItsScopes(t *testing.T) {
-	st := newStore(t, testdb.Start(t))
+	st := testdb.Start(t).Connect(nil)
 	url := serve(t, &Server{Backend: st, Keys: st, Log: zerolog.Nop(), Worker: "1"}, nil)
 	key, k := store.NewAPIKey("reader", []string{store.ScopeMessagesRead})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/testutil"
 )
 
 // smallBufferListener gives every accepted connection a small send buffer,
@@ -71,7 +72,7 @@ type mediaEnv struct {
 // fixed timeouts shortened to timeout, as if 60 s had gone by.
 func mediaAPI(t *testing.T, timeout time.Duration, tune func(*Server)) mediaEnv {
 	t.Helper()
-	st := newStore(t, testdb.Start(t))
+	st := testdb.Start(t).Connect(nil)
 	key, k := store.NewAPIKey("test", []string{store.ScopeMessagesWrite, store.ScopeMessagesRead})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {
 		t.Fatal(err)
@@ -250,11 +251,9 @@ func TestStalledMediaTransfersAreCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The client stops reading until the server gives up on it.
-	for deadline := time.Now().Add(10 * time.Second); !e.log.has("A download was cut off."); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("a stalled download was not cut off within 10s")
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, "a stalled download cut off", func() (bool, string) {
+		return e.log.has("A download was cut off."), "not in the log"
+	})
 	n, err := io.Copy(io.Discard, dl.Body)
 	if err == nil || int64(len(head))+n >= int64(len(big)) {
 		t.Errorf("a cut-off download read on to %d of %d bytes, error %v", int64(len(head))+n, len(big), err)
@@ -286,11 +285,10 @@ func TestUploadsBeyondTheBoundAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); e.srv.uploads.n.Load() < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the two uploads did not begin within 10s")
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, "the two uploads begun", func() (bool, string) {
+		n := e.srv.uploads.n.Load()
+		return n >= 2, fmt.Sprint(n, " in progress")
+	})
 	status, h, body := e.uploadH(t, bytes.NewReader(file), len(file))
 	if status != 503 || errorCode(body) != "too_many_uploads" || h.Get("Retry-After") == "" {
 		t.Errorf("a third upload at once: %d Retry-After %q %v", status, h.Get("Retry-After"), body)

@@ -38,7 +38,7 @@ type msgEnv struct {
 func messageServer(t *testing.T, maxBody int64) msgEnv {
 	t.Helper()
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
@@ -56,7 +56,7 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 	t.Cleanup(func() { wcancel(); <-done })
 	// The worker has its own connection, as it would in its own process,
 	// so its round trips can be counted apart from the primary's.
-	api := newStore(t, db)
+	api := db.Connect(nil)
 	env := msgEnv{st: st, sb: sb, api: api}
 	env.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: 1 << 16, Schedules: api, Keys: api, Log: zerolog.Nop(),
 		Worker: "1", MaxBodyBytes: maxBody}, nil)
@@ -93,11 +93,10 @@ func TestSendAndFollowAMessage(t *testing.T) {
 		t.Errorf("Location %q", r.header.Get("Location"))
 	}
 	var got reply
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if got = do(t, "GET", e.url+"/v1/messages/"+id, nil, e.reader); got.body["status"] == "delivered" {
-			break
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, "the message delivered", func() (bool, string) {
+		got = do(t, "GET", e.url+"/v1/messages/"+id, nil, e.reader)
+		return got.body["status"] == "delivered", fmt.Sprintf("%d %v", got.status, got.body)
+	})
 	if got.status != 200 || got.body["status"] != "delivered" || got.body["wa_id"] == nil || got.body["sent_at"] == nil {
 		t.Fatalf("GET /v1/messages/%s: %d %v", id, got.status, got.body)
 	}
@@ -208,9 +207,22 @@ func TestIdempotentRetries(t *testing.T) {
 	if got := errorOf(t, r); r.status != 422 || got["field"] != "Idempotency-Key" {
 		t.Errorf("same key, other message: %d %v", r.status, got)
 	}
-	time.Sleep(500 * time.Millisecond)
-	if n := len(e.sb.Sent()); n != 1 {
-		t.Errorf("%d sends for one idempotent message", n)
+	// A later message to the same chat is sent after every message queued
+	// before it (the primary sends a chat's messages in order), so once it
+	// is out, a second copy of the retried one would be out too.
+	if r := do(t, "POST", e.url+"/v1/messages", strings.NewReader(`{"to":"+491701234567","text":"marker"}`), e.writer); r.status != 202 {
+		t.Fatalf("POST the marker: %d %v", r.status, r.body)
+	}
+	var texts []string
+	testutil.Eventually(t, 10*time.Second, "the marker sent", func() (bool, string) {
+		texts = texts[:0]
+		for _, s := range e.sb.Sent() {
+			texts = append(texts, s.Text)
+		}
+		return slices.Contains(texts, "marker"), fmt.Sprint(texts)
+	})
+	if slices.Index(texts, "marker") != 1 || texts[0] != "Shipped!" {
+		t.Errorf("sends %q: want one send of the idempotent message, then the marker", texts)
 	}
 }
 
@@ -395,7 +407,7 @@ func TestRoundTripsPerRequest(t *testing.T) {
 // (3:1, as the kernel's accept queue spreads connections at low load).
 func TestRateLimitAcrossWorkers(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	key, k := store.NewAPIKey("flood", []string{store.ScopeMessagesRead})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {
 		t.Fatal(err)
@@ -469,14 +481,17 @@ func TestChatsContactsAndHistory(t *testing.T) {
 	if r.status != 202 {
 		t.Fatal(r.status, r.body)
 	}
+	// Not a wait for a condition: the reply must be stored a little later
+	// than our message so that the history's order is certain.
 	time.Sleep(20 * time.Millisecond)
 	e.sb.Inject(whatsapp.Incoming{Chat: "491701234567@s.whatsapp.net", PushName: "Alice", Text: "Hi!"})
-	time.Sleep(5 * time.Millisecond) // stored times have millisecond precision
+	time.Sleep(5 * time.Millisecond) // stored times have millisecond precision: a distinct time for each, not a wait
 	e.sb.Inject(whatsapp.Incoming{Chat: "120363025246125486@g.us", Sender: "4915112345678@s.whatsapp.net", Text: "team news"})
 	var chats []any
-	for deadline := time.Now().Add(10 * time.Second); len(chats) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testutil.Eventually(t, 10*time.Second, "two chats", func() (bool, string) {
 		chats, _ = do(t, "GET", e.url+"/v1/chats", nil, e.reader).body["chats"].([]any)
-	}
+		return len(chats) >= 2, fmt.Sprint(chats)
+	})
 	if len(chats) != 2 {
 		t.Fatalf("chats: %v", chats)
 	}
@@ -604,8 +619,9 @@ func TestMediaUploadDownloadAndSend(t *testing.T) {
 	if r.status != 202 || r.body["media_type"] != "image/png" {
 		t.Fatalf("POST with media: %d %v", r.status, r.body)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(e.sb.Sent()) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-	}
+	testutil.Eventually(t, 10*time.Second, "the media message sent", func() (bool, string) {
+		return len(e.sb.Sent()) > 0, "nothing sent"
+	})
 	sent := e.sb.Sent()
 	if len(sent) != 1 || sent[0].Media == nil || !bytes.Equal(sent[0].Media.Data, png) || sent[0].Media.MimeType != "image/png" || sent[0].Text != "This week" {
 		t.Errorf("the sandbox got %+v", sent)

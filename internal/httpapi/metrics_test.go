@@ -19,7 +19,7 @@ import (
 // method and status; the labels stay bounded whatever clients send.
 func TestMetricsCountRequestsByRoute(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	reg := metrics.NewRegistry(prometheus.Labels{"worker": "7"})
 	url := serve(t, &Server{Backend: st, Keys: st, Webhooks: st, Log: zerolog.Nop(), Worker: "7",
 		Metrics: metrics.NewHTTP(reg.Reg), MetricsGatherer: reg.Gatherer}, nil)

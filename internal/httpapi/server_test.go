@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,17 +16,8 @@ import (
 
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/testutil"
 )
-
-func newStore(t *testing.T, db *testdb.DB) *store.Store {
-	t.Helper()
-	st, err := store.Connect(db.Config(nil), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	return st
-}
 
 // serve runs the API on a real loopback socket; every response it sends
 // is checked against openapi.json (contract_test.go).
@@ -95,19 +87,17 @@ func adminKey(t *testing.T, st *store.Store) map[string]string {
 // without restarting the worker; /healthz stays 200 throughout.
 func TestReadinessFollowsTheDatabase(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	admin := adminKey(t, st)
 	url := serve(t, &Server{Backend: st, Keys: st, Log: zerolog.Nop(), Worker: "3"}, nil)
 
 	waitReady := func(want int) reply {
 		t.Helper()
 		var r reply
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if r = do(t, "GET", url+"/readyz", nil, nil); r.status == want {
-				return r
-			}
-		}
-		t.Fatalf("/readyz stayed %d %v, want %d", r.status, r.body, want)
+		testutil.Eventually(t, 15*time.Second, fmt.Sprintf("/readyz %d", want), func() (bool, string) {
+			r = do(t, "GET", url+"/readyz", nil, nil)
+			return r.status == want, fmt.Sprintf("%d %v", r.status, r.body)
+		})
 		return r
 	}
 	if r := waitReady(200); r.body["database"] != "ok" || r.header.Get("X-App-Worker") != "3" {
@@ -131,7 +121,7 @@ func TestReadinessFollowsTheDatabase(t *testing.T) {
 
 func TestClusterViewShowsHeartbeatsAndLease(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	ctx := context.Background()
 	now := time.Now()
 	for _, hb := range []store.Heartbeat{
@@ -190,7 +180,7 @@ func TestClusterViewShowsHeartbeatsAndLease(t *testing.T) {
 
 func TestErrorsAreJSONAndNamed(t *testing.T) {
 	db := testdb.Start(t)
-	s := &Server{Backend: newStore(t, db), Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 16}
+	s := &Server{Backend: db.Connect(nil), Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 16}
 	url := serve(t, s, func(r *httprouter.Router) {
 		r.GET("/boom", func(http.ResponseWriter, *http.Request, httprouter.Params) { panic("boom") })
 		r.POST("/echo", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -234,7 +224,7 @@ func TestErrorsAreJSONAndNamed(t *testing.T) {
 
 func TestRequestIDIsKeptOrMade(t *testing.T) {
 	db := testdb.Start(t)
-	url := serve(t, &Server{Backend: newStore(t, db), Log: zerolog.Nop(), Worker: "2"}, nil)
+	url := serve(t, &Server{Backend: db.Connect(nil), Log: zerolog.Nop(), Worker: "2"}, nil)
 	r := do(t, "GET", url+"/healthz", nil, map[string]string{"X-Request-Id": "trace-42"})
 	if got := r.header.Get("X-Request-Id"); got != "trace-42" {
 		t.Fatalf("caller's request id came back as %q", got)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/testutil"
 	"app/internal/whatsapp"
 )
 
@@ -26,7 +28,7 @@ import (
 // and what bad requests get.
 func TestSessionRoutes(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Dir: t.TempDir(), DeliveredDelay: -1, ReadDelay: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -48,12 +50,10 @@ func TestSessionRoutes(t *testing.T) {
 	state := func(want string) reply {
 		t.Helper()
 		var r reply
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if r = do(t, "GET", url+"/v1/session", nil, auth); r.body["state"] == want {
-				return r
-			}
-		}
-		t.Fatalf("session never became %s: %v", want, r.body)
+		testutil.Eventually(t, 10*time.Second, "session "+want, func() (bool, string) {
+			r = do(t, "GET", url+"/v1/session", nil, auth)
+			return r.body["state"] == want, fmt.Sprint(r.body)
+		})
 		return r
 	}
 
@@ -154,9 +154,14 @@ func TestSessionRoutes(t *testing.T) {
 		t.Fatalf("inject: %d %v", r.status, r.body)
 	}
 	var in []store.IncomingMessage
-	for deadline := time.Now().Add(5 * time.Second); len(in) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		in, _ = st.IncomingMessages(context.Background(), "4915112345678@s.whatsapp.net", 10)
+	incoming := func(n int) func() (bool, string) {
+		return func() (bool, string) {
+			var err error
+			in, err = st.IncomingMessages(context.Background(), "4915112345678@s.whatsapp.net", 10)
+			return len(in) >= n, fmt.Sprintf("%+v (%v)", in, err)
+		}
 	}
+	testutil.Eventually(t, 5*time.Second, "the incoming message stored", incoming(1))
 	if len(in) != 1 || in[0].Text != "hi there" || in[0].WAID != r.body["wa_id"] {
 		t.Errorf("stored incoming: %+v", in)
 	}
@@ -166,9 +171,7 @@ func TestSessionRoutes(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("inject to a phone number: %d %v", r.status, r.body)
 	}
-	for deadline := time.Now().Add(5 * time.Second); len(in) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		in, _ = st.IncomingMessages(context.Background(), "4915112345678@s.whatsapp.net", 10)
-	}
+	testutil.Eventually(t, 5*time.Second, "the message to a phone number stored", incoming(2))
 	if len(in) != 2 || in[1].Text != "again" || in[1].Sender != "4915112345678@s.whatsapp.net" {
 		t.Errorf("a message to +49 151 12345678 is not in the chat 4915112345678@s.whatsapp.net: %+v", in)
 	}
@@ -190,9 +193,10 @@ func TestSessionRoutes(t *testing.T) {
 		t.Fatalf("inject to a group: %d %v", r.status, r.body)
 	}
 	var family store.Chat
-	for deadline := time.Now().Add(5 * time.Second); family.Name == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testutil.Eventually(t, 5*time.Second, "the group chat named", func() (bool, string) {
 		family, _ = st.Chat(context.Background(), "120363000000000000@g.us")
-	}
+		return family.Name != "", fmt.Sprintf("%+v", family)
+	})
 	if family.Name != "Family" {
 		t.Errorf("group chat after Bob's message: %+v, want named Family", family)
 	}
@@ -214,7 +218,7 @@ func TestSessionRoutes(t *testing.T) {
 // KeyCacheTTL, and not before a fresh lookup.
 func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	url := serve(t, &Server{Backend: st, Sessions: st, Keys: st, Log: zerolog.Nop(), Worker: "1", KeyCacheTTL: 500 * time.Millisecond}, nil)
 	key, k := store.NewAPIKey("ops", []string{store.ScopeAdmin})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {
@@ -228,16 +232,10 @@ func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoked := time.Now()
-	for {
+	testutil.Eventually(t, 2*time.Second, "a revoked key refused (cache 500ms)", func() (bool, string) {
 		r := do(t, "GET", url+"/v1/session", nil, auth)
-		if r.status == 401 {
-			break
-		}
-		if time.Since(revoked) > 2*time.Second {
-			t.Fatalf("a revoked key still works %s later (cache 500ms)", time.Since(revoked))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return r.status == 401, fmt.Sprintf("%d after %s", r.status, time.Since(revoked))
+	})
 	if d := time.Since(revoked); d > 1500*time.Millisecond {
 		t.Errorf("revocation took %s to apply, want within the 500ms cache time plus a lookup", d)
 	}
@@ -246,7 +244,7 @@ func TestRevokedKeyStopsWithinTheCacheTime(t *testing.T) {
 // The OpenAPI document lists exactly the routes the server has.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	s := &Server{Backend: st, Sessions: st, Messages: st, Chats: st, Media: st, Schedules: st, Webhooks: st, Keys: st, Sandbox: true, MetricsGatherer: prometheus.NewRegistry(), Log: zerolog.Nop(), Worker: "1",
 		Realtime: &Realtime{Hub: &realtime.Hub{Src: st}, Src: st, Tokens: st}, Console: http.NotFoundHandler()}
 	url := serve(t, s, nil)

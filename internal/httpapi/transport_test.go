@@ -44,7 +44,7 @@ func (c *countingKeys) APIKey(ctx context.Context, id string) (store.APIKey, err
 func newKeyEnv(t *testing.T, configure func(*Server)) keyEnv {
 	t.Helper()
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	e := keyEnv{st: st, lookups: &countingKeys{KeyBackend: st}}
 	mk := func(scopes ...string) string {
 		key, k := store.NewAPIKey("test", scopes)
@@ -334,7 +334,7 @@ func TestRateLimitHeadersAgree(t *testing.T) {
 // with GET's status and headers, and no body.
 func TestHeadAnswersOnEveryGetRoute(t *testing.T) {
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	key, k := store.NewAPIKey("head", []string{store.ScopeAdmin})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ type hookEnv struct {
 func hookServer(t *testing.T) hookEnv {
 	t.Helper()
 	db := testdb.Start(t)
-	st := newStore(t, db)
+	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
@@ -55,7 +55,7 @@ func hookServer(t *testing.T) hookEnv {
 	go func() { defer close(done); _ = h.Run(hctx, 1) }()
 	t.Cleanup(func() { hcancel(); <-done })
 
-	api := newStore(t, db)
+	api := db.Connect(nil)
 	e := hookEnv{log: log, st: st}
 	e.url = serve(t, &Server{Backend: api, Webhooks: api, WebhookGuard: webhook.NewGuard(loop), Keys: api, Log: zerolog.Nop(),
 		Worker: "1", MaxBodyBytes: 1 << 20}, nil)

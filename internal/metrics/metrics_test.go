@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
+
+	"app/internal/testutil"
 )
 
 func scrape(t *testing.T, url string) string {
@@ -148,11 +150,12 @@ func freeAddr(t *testing.T) string {
 
 func waitListening(t *testing.T, addr string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			_ = c.Close()
-			return
+	testutil.Eventually(t, 5*time.Second, addr+" listening", func() (bool, string) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false, err.Error()
 		}
-	}
-	t.Fatalf("%s never listened", addr)
+		_ = c.Close()
+		return true, ""
+	})
 }

@@ -3,6 +3,7 @@ package primary_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"app/internal/proc"
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/testutil"
 )
 
 // cuttable is a lease store whose link to the database can be cut, as when a
@@ -23,6 +25,15 @@ import (
 type cuttable struct {
 	primary.LeaseStore
 	cut atomic.Bool
+
+	mu    sync.Mutex
+	reads []leaseRead // the leases read, so a test can wait for a standby to look
+}
+
+// leaseRead is a lease as read, and when.
+type leaseRead struct {
+	at    time.Time
+	lease store.Lease
 }
 
 var errCut = errors.New("network cut")
@@ -31,7 +42,20 @@ func (c *cuttable) CurrentLease(ctx context.Context) (store.Lease, error) {
 	if c.cut.Load() {
 		return store.Lease{}, errCut
 	}
-	return c.LeaseStore.CurrentLease(ctx)
+	l, err := c.LeaseStore.CurrentLease(ctx)
+	if err == nil {
+		c.mu.Lock()
+		c.reads = append(c.reads, leaseRead{at: time.Now(), lease: l})
+		c.mu.Unlock()
+	}
+	return l, err
+}
+
+// readsOf is the leases read so far.
+func (c *cuttable) readsOf() []leaseRead {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]leaseRead(nil), c.reads...)
 }
 
 func (c *cuttable) ClaimLease(ctx context.Context, l store.Lease) (bool, error) {
@@ -95,11 +119,7 @@ type contender struct {
 
 func start(t *testing.T, db *testdb.DB, name string, j *journal) *contender {
 	t.Helper()
-	st, err := store.Connect(db.Config(nil), name, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := db.Connect(nil)
 	c := &contender{store: &cuttable{LeaseStore: st}, done: make(chan struct{})}
 	c.lease = &primary.Lease{Store: c.store, TTL: ttl, Holder: name, Host: "test", PID: 1, Log: zerolog.Nop()}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,11 +146,29 @@ func TestSecondPrimaryStandsByAndTakesOverWhenTheFirstStops(t *testing.T) {
 		t.Fatalf("first holder %s with epoch %d, want a with epoch 1", first.who, first.epoch)
 	}
 	b := start(t, db, "b", j)
-	// b stays standby for several lease periods while a renews.
+	// b stays standby while a renews: b has looked at the lease three
+	// times when the first lease it saw would have expired without a's
+	// renewals, and has not taken it.
+	testutil.Eventually(t, 10*ttl, "b looking at the lease past the expiry of the first it saw", func() (bool, string) {
+		if e := b.lease.Epoch(); e != 0 {
+			t.Fatalf("b took the lease (epoch %d) while a held it", e)
+		}
+		reads := b.store.readsOf()
+		if len(reads) == 0 {
+			return false, "b has not read the lease"
+		}
+		late := 0
+		for _, r := range reads {
+			if r.at.After(reads[0].lease.ExpiresAt) {
+				late++
+			}
+		}
+		return late >= 3, fmt.Sprintf("%d reads, %d after %s", len(reads), late, reads[0].lease.ExpiresAt.Format(time.StampMilli))
+	})
 	select {
 	case s := <-j.began:
 		t.Fatalf("%s started primary work (epoch %d) while a held the lease", s.who, s.epoch)
-	case <-time.After(3 * ttl):
+	default:
 	}
 	if b.lease.Epoch() != 0 || a.lease.Epoch() != 1 {
 		t.Fatalf("epochs a=%d b=%d, want a=1 b=0 (standby)", a.lease.Epoch(), b.lease.Epoch())
@@ -153,8 +191,11 @@ func TestHolderCutOffStopsBeforeTheStandbyTakesOver(t *testing.T) {
 	if s := j.next(t, 5*time.Second); s.who != "a" {
 		t.Fatalf("first holder %s, want a", s.who)
 	}
-	start(t, db, "b", j)
-	time.Sleep(ttl / 2)
+	b := start(t, db, "b", j)
+	// b stands by (it has read a's lease) when a is cut off.
+	testutil.Eventually(t, 5*time.Second, "b reading the lease", func() (bool, string) {
+		return len(b.store.readsOf()) > 0, "no read"
+	})
 	cutAt := time.Now()
 	a.store.cut.Store(true)
 	second := j.next(t, 3*ttl)
@@ -183,11 +224,7 @@ func TestHolderCutOffStopsBeforeTheStandbyTakesOver(t *testing.T) {
 // that works now.
 func TestHeartbeatFollowsTheLeaseAtOnce(t *testing.T) {
 	db := testdb.Start(t)
-	st, err := store.Connect(db.Config(nil), "a", zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := db.Connect(nil)
 	j := &journal{began: make(chan span, 4)}
 	x := start(t, db, "x", j)
 	j.next(t, 5*time.Second)
@@ -214,14 +251,10 @@ func TestHeartbeatFollowsTheLeaseAtOnce(t *testing.T) {
 	}
 	waitUntil := func(want string, within time.Duration) {
 		t.Helper()
-		var last string
-		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			var got string
-			if got, last = state(); got == want {
-				return
-			}
-		}
-		t.Fatalf("the primary's heartbeat says %s, want %s within %s", last, want, within)
+		testutil.Eventually(t, within, "the primary's heartbeat saying "+want, func() (bool, string) {
+			got, last := state()
+			return got == want, "it says " + last
+		})
 	}
 	waitUntil("standby", 10*time.Second)
 	x.stop() // releases the lease: a takes it within a poll

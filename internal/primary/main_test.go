@@ -43,6 +43,8 @@ func childPrimary() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// Not testdb's Connect: the child is a process of its own, without a
+	// testing.T; the WhatsApp task waits for the database itself.
 	st, err := store.Connect(cfg, "child-primary", zerolog.Nop())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -66,7 +68,7 @@ func childPrimary() int {
 				os.Exit(1)
 			}
 			fmt.Println(m.ID)
-			time.Sleep(5 * time.Millisecond) // a stream, not a burst
+			time.Sleep(5 * time.Millisecond) // the pace of a stream, not a burst: not a wait for a condition
 		}
 	}()
 	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
@@ -79,16 +81,9 @@ func childPrimary() int {
 func childDB(t *testing.T) (*testdb.DB, *store.Store) {
 	t.Helper()
 	db := testdb.Start(t)
-	st, err := store.Connect(db.Config(nil), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}

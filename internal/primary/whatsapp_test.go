@@ -17,6 +17,7 @@ import (
 	"app/internal/proc"
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/testutil"
 	"app/internal/whatsapp"
 )
 
@@ -31,17 +32,9 @@ func waStore(t *testing.T) *store.Store { return waStoreTB(t) }
 
 func waStoreTB(t testing.TB) *store.Store {
 	t.Helper()
-	db := testdb.Start(t)
-	st, err := store.Connect(db.Config(nil), t.Name(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := testdb.Start(t).Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
@@ -90,17 +83,28 @@ func runWACtx(t *testing.T, parent context.Context, w *primary.WhatsApp, epoch i
 	return cancel, stop
 }
 
-// waitFor polls until cond holds, for at most within.
+// waitFor is testutil.Eventually with this package's order of arguments.
 func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	var last string
-	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
+	testutil.Eventually(t, within, what, cond)
+}
+
+// outboxTurns waits until the outbox loop has begun n more turns: each
+// turn first decides the cancel requests pending, so a request for a
+// message that does not exist, decided, marks one turn. Two turns prove
+// the turn running when it was called has finished, sending included.
+func outboxTurns(t *testing.T, st *store.Store, n int) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("msg_turn%d_%d", time.Now().UnixNano(), i)
+		if err := st.RequestCancel(context.Background(), id); err != nil {
+			t.Fatal(err)
 		}
+		waitFor(t, "the outbox loop to turn", 10*time.Second, func() (bool, string) {
+			c, err := st.CancelRequest(context.Background(), id)
+			return err == nil && c.Outcome != "", fmt.Sprintf("%+v (%v)", c, err)
+		})
 	}
-	t.Fatalf("%s: not within %s (%s)", what, within, last)
 }
 
 func enqueue(t *testing.T, st *store.Store, chat, text string) store.OutboxMessage {
@@ -224,7 +228,13 @@ func TestThousandMessagesInOrderPerChat(t *testing.T) {
 		n := len(sb.Sent())
 		return n >= chats*per, fmt.Sprintf("%d sent", n)
 	})
-	time.Sleep(300 * time.Millisecond) // a send too many would show now
+	// A send too many would be of a message left unfinished; once none is
+	// and the loop has gone round again, it would show.
+	waitFor(t, "no message left unfinished", 10*time.Second, func() (bool, string) {
+		ms, err := st.OutboxUnfinished(context.Background(), 10)
+		return err == nil && len(ms) == 0, fmt.Sprintf("%d unfinished (%v)", len(ms), err)
+	})
+	outboxTurns(t, st, 2)
 	sent := sb.Sent()
 	if len(sent) != chats*per {
 		t.Fatalf("%d sends for %d messages", len(sent), chats*per)
@@ -489,7 +499,12 @@ func TestRateLimitPausesSending(t *testing.T) {
 		return ws.SendingPausedUntil.After(time.Now().Add(time.Second)), ws.SendingPausedUntil.String()
 	})
 	other := enqueue(t, st, "4915199999999@s.whatsapp.net", "another chat")
-	time.Sleep(time.Second)
+	// The loop goes round while paused; two turns after the enqueue, a
+	// send of either message would have happened.
+	outboxTurns(t, st, 2)
+	if ws, _ := st.Session(context.Background()); !ws.SendingPausedUntil.After(time.Now()) {
+		t.Fatalf("the pause (until %s) ended before the check; the test tested nothing", ws.SendingPausedUntil)
+	}
 	if n := len(sb.Sent()); n != 0 {
 		t.Fatalf("%d messages sent during the pause", n)
 	}

@@ -99,6 +99,8 @@ func TestFailedUploadLeavesNoHalfFile(t *testing.T) {
 	go func() {
 		_, _ = pw.Write(part) // three chunks written, then the request ends
 		cancel()
+		// Not a wait for a condition: the body breaks off a little after
+		// the context ends, as a request's does; either must leave nothing.
 		time.Sleep(50 * time.Millisecond)
 		_ = pw.CloseWithError(context.Canceled)
 	}()

@@ -30,6 +30,8 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
+
+	"app/internal/testutil"
 )
 
 var (
@@ -485,19 +487,12 @@ func TestWhatsmeowNetworkDown(t *testing.T) {
 			go func() { done <- d.Run(ctx, h) }()
 
 			const wantDials = 5
-			deadline := time.Now().Add(15 * time.Second)
-			for {
+			testutil.Eventually(t, 15*time.Second, fmt.Sprint(wantDials, " dial attempts"), func() (bool, string) {
 				mu.Lock()
 				n := len(dials)
 				mu.Unlock()
-				if n >= wantDials {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("only %d dial attempts in 15s", n)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return n >= wantDials, fmt.Sprint("only ", n)
+			})
 			if _, err := d.Send(ctx, Outgoing{ID: "3EB0X", Chat: "4915112345678@s.whatsapp.net", Text: "hi"}); err != ErrNotConnected {
 				t.Errorf("Send while offline: %v, want ErrNotConnected", err)
 			}

@@ -3,11 +3,14 @@ package worker
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"app/internal/testutil"
 )
 
 // drainServer serves "ok" through a drainer on loopback.
@@ -28,17 +31,12 @@ func drainServer(t *testing.T) (*drainer, *http.Server, <-chan error, string) {
 // waitConns waits until the drainer tracks n connections.
 func waitConns(t *testing.T, d *drainer, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	testutil.Eventually(t, 5*time.Second, fmt.Sprintf("the drainer tracking %d connections", n), func() (bool, string) {
 		d.mu.Lock()
 		got := len(d.conns)
 		d.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the drainer tracks %d connections, want %d", got, n)
-		}
-	}
+		return got == n, fmt.Sprint(got, " tracked")
+	})
 }
 
 func get(t *testing.T, c net.Conn, br *bufio.Reader) *http.Response {
@@ -84,10 +82,12 @@ func TestDrainingAnswersEachConnectionsNextRequest(t *testing.T) {
 		closed, left := d.drain(served, 5*time.Second, time.Now().Add(10*time.Second))
 		drained <- [2]int{closed, left}
 	}()
-	for !d.draining.Load() {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // the clients send a little after the stop began
+	testutil.Eventually(t, 5*time.Second, "the drain begun", func() (bool, string) {
+		return d.draining.Load(), "not draining"
+	})
+	// Not a wait for a condition: the clients send a little after the stop
+	// began, as they would, not at its first instant.
+	time.Sleep(50 * time.Millisecond)
 	for name, c := range map[string]net.Conn{"idle keep-alive": idle, "just accepted": fresh} {
 		br := idleR
 		if c == fresh {

@@ -81,6 +81,8 @@ func expect(t *testing.T, msgs <-chan string, within time.Duration, lines ...str
 func startWorker(t *testing.T, db *testdb.DB) (url string, stop func() error) {
 	t.Helper()
 	cfg := db.Config(map[string]string{"APP_DB_WAIT": "700ms", "APP_HEARTBEAT_INTERVAL": "200ms", "APP_SHUTDOWN_TIMEOUT": "2s"})
+	// Not testdb's Connect, which waits for the database: a test starts
+	// the worker with the database down, and the worker must cope.
 	st, err := store.Connect(cfg, "test", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
