@@ -173,19 +173,22 @@ func runDB(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 // the journal every few seconds and soon hit systemd's start limit.
 func startDB(ctx context.Context, cfg config.Config, log zerolog.Logger, n systemd.Notifier, maxBackoff time.Duration) (*embeddb.DB, error) {
 	backoff := maxBackoff / 30
-	for waited := false; ; {
+	for attempts := 1; ; attempts++ {
 		db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
 		if err == nil || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
-			if err == nil && waited {
+			if err == nil && attempts > 1 {
 				log.Info().Str("data", cfg.DBDataDir()).Msg("The state directory is usable again.")
 			}
 			return db, err
 		}
-		if !waited {
-			waited = true
+		// Said once in the journal; the status counts the attempts.
+		status := fmt.Sprintf("waiting for the state directory (attempt %d): %v", attempts, err)
+		if attempts == 1 {
 			log.Error().Err(err).Str("data", cfg.DBDataDir()).Msg(fmt.Sprintf(
 				"Cannot use the state directory (%v); retrying until it can (it must be writable by user %s).", err, currentUser()))
-			n.Ready("waiting for the state directory: " + err.Error())
+			n.Ready(status)
+		} else {
+			n.Status(status)
 		}
 		select {
 		case <-ctx.Done():

@@ -566,7 +566,8 @@ func TestInstalledPackage(t *testing.T) {
 		c.eventually(t, "app-primary failed", 30*time.Second, "systemctl is-failed app-primary.service", func(s string) bool {
 			return strings.TrimSpace(s) == "failed"
 		})
-		time.Sleep(3 * time.Second)
+		// "failed" is systemd's decision not to restart: a unit it would
+		// restart shows "activating (auto-restart)" meanwhile instead.
 		restarts := strings.TrimSpace(c.must(t, 10*time.Second, "systemctl show -P NRestarts app-primary.service"))
 		line := c.must(t, 10*time.Second, `journalctl -u app-primary.service -o cat | grep -F 'MONGO_MAX_POOL_SIZE="lots"' | tail -1`)
 		t.Logf("journal: %s (restarts: %s)", strings.TrimSpace(line), restarts)
@@ -638,7 +639,10 @@ func TestInstalledPackage(t *testing.T) {
 		if codes := readyz(t); codes["503"] != 20 {
 			t.Errorf("/readyz with the state directory unreadable: %v, want 20 × 503", codes)
 		}
-		time.Sleep(5 * time.Second) // several retries
+		// Several retries, counted in its status, then still one line.
+		c.eventually(t, "app-db's third attempt", 60*time.Second, "systemctl show -P StatusText app-db.service", func(s string) bool {
+			return strings.Contains(s, "(attempt 3)")
+		})
 		lines := journalSince(t, "app-db.service", since, "state directory")
 		t.Logf("app-db: %s", strings.TrimSpace(lines))
 		if n := strings.Count(lines, "\n"); n != 1 || !strings.Contains(lines, "permission denied") {
