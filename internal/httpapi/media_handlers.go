@@ -357,6 +357,21 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, ps httprouter.
 	// is bounded by the clock's write deadline.
 	opening := time.AfterFunc(time.Minute, cancel)
 	id := ps.ByName("id")
+	if r.Method == http.MethodHead {
+		// The headers come from the file's description: no chunk is read.
+		info, err := s.Media.MediaInfo(ctx, id)
+		opening.Stop()
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			writeError(w, r, http.StatusNotFound, "not_found", "no media "+strconv.Quote(id), "id")
+		case err != nil:
+			s.storeFailed(w, r, err)
+		default:
+			mediaHeaders(w.Header(), info)
+			w.WriteHeader(http.StatusOK)
+		}
+		return
+	}
 	info, rd, err := s.Media.OpenMedia(ctx, id)
 	opening.Stop()
 	if errors.Is(err, store.ErrNotFound) {
@@ -372,19 +387,23 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, ps httprouter.
 	// the request mid-file.
 	_ = clock.rc.SetReadDeadline(clock.end.Add(mediaGrace))
 	defer rd.Close()
-	h := w.Header()
+	mediaHeaders(w.Header(), info)
+	if n, err := io.Copy(clockedWriter{w, clock}, rd); err != nil {
+		// The length is sent: a short body makes the server close the
+		// connection, so the client sees a broken download, not a file.
+		s.logFor(r).Warn().Err(err).Str("media_id", id).Int64("bytes", n).Int64("size", info.Size).
+			Msg("A download was cut off.")
+	}
+}
+
+// mediaHeaders describe a stored file to the client that fetches it.
+func mediaHeaders(h http.Header, info store.MediaInfo) {
 	h.Set("Content-Type", info.MimeType)
 	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "private, max-age=86400, immutable")
 	if info.FileName != "" {
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": info.FileName}))
-	}
-	if n, err := io.Copy(clockedWriter{w, clock}, rd); err != nil {
-		// The length is sent: a short body makes the server close the
-		// connection, so the client sees a broken download, not a file.
-		s.logFor(r).Warn().Err(err).Str("media_id", id).Int64("bytes", n).Int64("size", info.Size).
-			Msg("A download was cut off.")
 	}
 }
 

@@ -313,3 +313,46 @@ func errorCode(body map[string]any) string {
 	c, _ := e["code"].(string)
 	return c
 }
+
+// HEAD on a stored file answers its headers from the file's description,
+// without reading the file from the database (a balancer's or a client's
+// probe of a 16 MB file cost a 16 MB read).
+func TestHeadOfMediaReadsNoChunk(t *testing.T) {
+	e := mediaAPI(t, time.Minute, nil)
+	file := pngFile(1 << 20) // 16 chunks
+	status, body := e.upload(t, bytes.NewReader(file), len(file))
+	if status != 201 {
+		t.Fatalf("upload: %d %v", status, body)
+	}
+	id := body["id"].(string)
+	st := e.srv.Media.(*store.Store)
+	fetch := func(method string) (*http.Response, int64, int64) {
+		t.Helper()
+		before := st.Stats().Commands()
+		req, _ := http.NewRequest(method, e.url+"/v1/media/"+id, nil)
+		req.Header.Set("Authorization", e.auth)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res, n, st.Stats().Commands() - before
+	}
+	get, n, getCommands := fetch("GET")
+	if get.StatusCode != 200 || n != int64(len(file)) {
+		t.Fatalf("GET: %d, %d bytes", get.StatusCode, n)
+	}
+	head, n, headCommands := fetch("HEAD")
+	if head.StatusCode != 200 || n != 0 || head.Header.Get("Content-Length") != fmt.Sprint(len(file)) || head.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("HEAD: %d, %d bytes, Content-Length %q, Content-Type %q", head.StatusCode, n, head.Header.Get("Content-Length"), head.Header.Get("Content-Type"))
+	}
+	if headCommands != 1 || getCommands <= headCommands {
+		t.Errorf("HEAD took %d database commands and GET %d; want HEAD to read the description only (1)", headCommands, getCommands)
+	}
+	req, _ := http.NewRequest("HEAD", e.url+"/v1/media/nope", nil)
+	req.Header.Set("Authorization", e.auth)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 404 {
+		t.Errorf("HEAD of an unknown id: %v %v, want 404", res, err)
+	}
+}
