@@ -319,7 +319,7 @@ func errorCode(body map[string]any) string {
 // probe of a 16 MB file cost a 16 MB read).
 func TestHeadOfMediaReadsNoChunk(t *testing.T) {
 	e := mediaAPI(t, time.Minute, nil)
-	file := pngFile(1 << 20) // 16 chunks
+	file := pngFile(4<<20 - 1024) // 64 chunks
 	status, body := e.upload(t, bytes.NewReader(file), len(file))
 	if status != 201 {
 		t.Fatalf("upload: %d %v", status, body)
@@ -347,8 +347,10 @@ func TestHeadOfMediaReadsNoChunk(t *testing.T) {
 	if head.StatusCode != 200 || n != 0 || head.Header.Get("Content-Length") != fmt.Sprint(len(file)) || head.Header.Get("Content-Type") != "image/png" {
 		t.Errorf("HEAD: %d, %d bytes, Content-Length %q, Content-Type %q", head.StatusCode, n, head.Header.Get("Content-Length"), head.Header.Get("Content-Type"))
 	}
-	if headCommands != 1 || getCommands <= headCommands {
-		t.Errorf("HEAD took %d database commands and GET %d; want HEAD to read the description only (1)", headCommands, getCommands)
+	// One command reads the description; the GET's cursor may be closed
+	// (killCursors) just after its body reached the client, counted here.
+	if headCommands > 2 || getCommands < 10 {
+		t.Errorf("HEAD took %d database commands and GET %d; want HEAD to read the description only (1, and the GET's cursor closing), GET the 64 chunks", headCommands, getCommands)
 	}
 	req, _ := http.NewRequest("HEAD", e.url+"/v1/media/nope", nil)
 	req.Header.Set("Authorization", e.auth)
