@@ -394,7 +394,7 @@ func TestPairShowsTheQRCodeUntilPaired(t *testing.T) {
 	key := createKey(t, state, "session")
 	pair := exec.CommandContext(ctx, os.Args[0], "pair", "--url", "http://"+addr, "--timeout", "50s")
 	pair.Env = append(os.Environ(), asApp+"=1", "APP_API_KEY="+key)
-	var out lockedBuilder
+	var out testutil.Buffer
 	pr, pw := io.Pipe()
 	pair.Stdout, pair.Stderr = pw, pw
 	if err := pair.Start(); err != nil {
@@ -559,24 +559,6 @@ func TestWebhookFromTheRunningSuite(t *testing.T) {
 			t.Fatal("no session.state connected delivered within 30s")
 		}
 	}
-}
-
-// lockedBuilder is a strings.Builder two goroutines may use.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startRun starts `app run` with workers workers on the embedded database

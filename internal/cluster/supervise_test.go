@@ -1,11 +1,9 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,28 +12,11 @@ import (
 	"app/internal/testutil"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A child that exits with status 0 (stopped on purpose, as a SIGTERM from
 // an operator does) is started again without being called dead, and one
 // that ran a while starts over at the first back-off; a crash is "died".
 func TestCleanExitIsNotACrash(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	s := &Supervisor{Log: zerolog.New(&logs), Backoff: 10 * time.Millisecond, MaxBackoff: time.Second, StableAfter: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -390,7 +390,7 @@ func TestUnknownOutcomeIsNeverRetryAfter(t *testing.T) {
 func TestStoreErrorsAreMappedOnce(t *testing.T) {
 	db := testdb.Start(t)
 	st := db.Connect(nil)
-	var logs syncBuffer
+	var logs testutil.Buffer
 	srv := &Server{Backend: st, Messages: st, Schedules: st, Keys: st, KeyCacheTTL: time.Minute, Log: zerolog.New(&logs), Worker: "1", MaxBodyBytes: 1 << 16}
 	// Two routes that only pass the store's own errors to the one mapping.
 	url := serve(t, srv, func(r *httprouter.Router) {

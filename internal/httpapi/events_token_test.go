@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -162,23 +160,6 @@ func TestEventTokenSharesTheKeysRateLimit(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // The access log, at its most verbose, names the stream route but never the
 // token, of a stream or of a refused request.
 func TestEventTokenNotLogged(t *testing.T) {
@@ -187,7 +168,7 @@ func TestEventTokenNotLogged(t *testing.T) {
 	defer cancel()
 	hub := &realtime.Hub{Src: e.st, Log: zerolog.Nop()}
 	go hub.Run(ctx)
-	var logged syncBuffer
+	var logged testutil.Buffer
 	url := serve(t, &Server{Backend: e.st, Keys: e.st, Worker: "3", Log: zerolog.New(&logged).Level(zerolog.TraceLevel),
 		Realtime: &Realtime{Hub: hub, Src: e.st, Tokens: e.st}}, nil)
 	tok := e.newEventToken(t, url)

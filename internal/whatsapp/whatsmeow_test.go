@@ -419,23 +419,6 @@ func plantDeviceAs(t *testing.T, dir string, jid types.JID) types.JID {
 	return jid
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // With WhatsApp out of reach the driver says why, keeps retrying with a
 // growing, capped delay, and stops when told to.
 func TestWhatsmeowNetworkDown(t *testing.T) {
@@ -459,7 +442,7 @@ func TestWhatsmeowNetworkDown(t *testing.T) {
 				jid := plantDevice(t, dir)
 				self = jid.ToNonAD().String()
 			}
-			logs := &syncBuffer{}
+			logs := &testutil.Buffer{}
 			const maxBackoff = 400 * time.Millisecond
 			d := NewWhatsmeow(WhatsmeowConfig{StoreDir: dir, Log: zerolog.New(logs), MaxBackoff: maxBackoff})
 			d.initialBackoff = 50 * time.Millisecond
