@@ -25,7 +25,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"app/internal/config"
-	"app/internal/primary"
 	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/testdb"
@@ -189,16 +188,7 @@ func lossyServer(t *testing.T, settle time.Duration) lossyEnv {
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
-	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: -1, ReadDelay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wa := &primary.WhatsApp{Cfg: config.WhatsApp{Driver: "sandbox", MaxAttempts: 3, ReconcileWait: time.Second, RateLimitPause: time.Minute},
-		Driver: sb, Store: st, Log: zerolog.Nop(), Poll: 20 * time.Millisecond}
-	wctx, wcancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = wa.Run(wctx, 1) }()
-	t.Cleanup(func() { wcancel(); <-done })
+	sandboxPrimary(t, st, whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: -1, ReadDelay: -1}, config.WhatsApp{ReconcileWait: time.Second})
 
 	link := newLossyLink(t, db.Socket)
 	api := db.Connect(map[string]string{"APP_DB_SOCKET": link.path})

@@ -44,16 +44,8 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
-	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: 20 * time.Millisecond, ReadDelay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wa := &primary.WhatsApp{Cfg: config.WhatsApp{Driver: "sandbox", MaxAttempts: 3, ReconcileWait: time.Second, RateLimitPause: time.Minute},
-		Driver: sb, Store: st, Log: zerolog.Nop(), Poll: 20 * time.Millisecond}
-	wctx, wcancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = wa.Run(wctx, 1) }()
-	t.Cleanup(func() { wcancel(); <-done })
+	sb := sandboxPrimary(t, st, whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: 20 * time.Millisecond, ReadDelay: -1},
+		config.WhatsApp{ReconcileWait: time.Second})
 	// The worker has its own connection, as it would in its own process,
 	// so its round trips can be counted apart from the primary's.
 	api := db.Connect(nil)
@@ -69,6 +61,23 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 	}
 	env.writer, env.reader = mk(store.ScopeMessagesWrite, store.ScopeMessagesRead), mk(store.ScopeMessagesRead)
 	return env
+}
+
+// sandboxPrimary runs a primary's WhatsApp work on st with a sandbox made
+// of sc, until the test ends; wc adds to the settings every test shares.
+func sandboxPrimary(t *testing.T, st *store.Store, sc whatsapp.SandboxConfig, wc config.WhatsApp) *whatsapp.Sandbox {
+	t.Helper()
+	sb, err := whatsapp.NewSandbox(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc.Driver, wc.MaxAttempts, wc.RateLimitPause = "sandbox", 3, time.Minute
+	wa := &primary.WhatsApp{Cfg: wc, Driver: sb, Store: st, Log: zerolog.Nop(), Poll: 20 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = wa.Run(ctx, 1) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return sb
 }
 
 func with(h map[string]string, kv ...string) map[string]string {

@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
-	"app/internal/primary"
 	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/testdb"
@@ -29,16 +28,7 @@ import (
 func TestSessionRoutes(t *testing.T) {
 	db := testdb.Start(t)
 	st := db.Connect(nil)
-	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Dir: t.TempDir(), DeliveredDelay: -1, ReadDelay: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wa := &primary.WhatsApp{Cfg: config.WhatsApp{Driver: "sandbox", MaxAttempts: 3, MediaMaxBytes: 1 << 20, RateLimitPause: time.Minute},
-		Driver: sb, Store: st, Log: zerolog.Nop(), Poll: 20 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = wa.Run(ctx, 1) }()
-	t.Cleanup(func() { cancel(); <-done })
+	sandboxPrimary(t, st, whatsapp.SandboxConfig{Dir: t.TempDir(), DeliveredDelay: -1, ReadDelay: -1}, config.WhatsApp{MediaMaxBytes: 1 << 20})
 	url := serve(t, &Server{Backend: st, Sessions: st, Keys: st, Sandbox: true, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 1 << 16}, nil)
 	key, k := store.NewAPIKey("pairing", []string{store.ScopeSession})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {
