@@ -125,39 +125,7 @@ func freePort(t testing.TB) string {
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 func TestRunTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T) {
-	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("app run hands the socket over through /bin/sh, which this machine lacks")
-	}
-	addr := freePort(t)
-	state, err := os.MkdirTemp("", "apprun") // short: the database socket lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(state) })
-
-	cmd := exec.Command(os.Args[0], "run")
-	cmd.Env = append(os.Environ(), asApp+"=1", "CLUSTER_WORKERS=2", "APP_LISTEN="+addr, "APP_STATE_DIR="+state,
-		"APP_ENV=qa", "LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=",
-		"APP_LEASE_TTL=2s", "APP_HEARTBEAT_INTERVAL=500ms", "APP_SHUTDOWN_TIMEOUT=5s")
-	out, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = io.Discard
-	g := &logs{added: make(chan struct{}, 1)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	readDone := make(chan struct{})
-	go func() { defer close(readDone); g.read(out) }()
-	exited := make(chan error, 1)
-	go func() { <-readDone; exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	addr, cmd, g, exited := launchRun(t, "CLUSTER_WORKERS=2", "APP_LEASE_TTL=2s", "APP_SHUTDOWN_TIMEOUT=5s")
 
 	g.wait(t, "cluster mode: 2 workers", 30*time.Second, func(l logLine) bool {
 		return strings.HasPrefix(l.str("message"), "cluster mode: 2 workers (")
@@ -561,10 +529,12 @@ func TestWebhookFromTheRunningSuite(t *testing.T) {
 	}
 }
 
-// startRun starts `app run` with workers workers on the embedded database
-// and extra environment; it returns the address and the cluster's log
-// once every worker answers /readyz.
-func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
+// launchRun starts `app run` on a free port with a state directory of its
+// own, env on top of the settings every cluster test uses. It returns the
+// address, the process, its log, and its exit once the log is read to the
+// end. A cluster still running when the test ends gets SIGTERM (and is
+// killed after 20 s).
+func launchRun(t *testing.T, env ...string) (string, *exec.Cmd, *logs, <-chan error) {
 	t.Helper()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("app run hands the socket over through /bin/sh, which this machine lacks")
@@ -576,9 +546,8 @@ func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(state) })
 	cmd := exec.Command(os.Args[0], "run")
-	cmd.Env = append(append(os.Environ(), asApp+"=1", fmt.Sprintf("CLUSTER_WORKERS=%d", workers), "APP_LISTEN="+addr,
-		"APP_STATE_DIR="+state, "APP_ENV=qa", "LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=",
-		"APP_HEARTBEAT_INTERVAL=500ms"), env...)
+	cmd.Env = append(append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_STATE_DIR="+state, "APP_ENV=qa",
+		"LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=", "APP_HEARTBEAT_INTERVAL=500ms"), env...)
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -588,12 +557,35 @@ func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	readDone := make(chan struct{})
+	readDone, done := make(chan struct{}), make(chan struct{})
+	var exitErr error
 	go func() { defer close(readDone); g.read(out) }()
+	go func() { <-readDone; exitErr = cmd.Wait(); close(done) }()
+	exited := make(chan error, 1)
+	go func() { <-done; exited <- exitErr }()
 	t.Cleanup(func() {
-		terminate(cmd, func() { _ = cmd.Process.Kill() })
-		<-readDone
+		select {
+		case <-done:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
 	})
+	return addr, cmd, g, exited
+}
+
+// startRun starts `app run` with workers workers on the embedded database
+// and extra environment; it returns the address and the cluster's log
+// once every worker answers /readyz.
+func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
+	t.Helper()
+	addr, _, g, _ := launchRun(t, append([]string{fmt.Sprintf("CLUSTER_WORKERS=%d", workers)}, env...)...)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	seen := map[string]bool{}
 	testutil.Eventually(t, 60*time.Second, fmt.Sprintf("ready answers from %d workers", workers), func() (bool, string) {
