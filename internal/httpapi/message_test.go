@@ -497,9 +497,17 @@ func TestChatsContactsAndHistory(t *testing.T) {
 	time.Sleep(5 * time.Millisecond) // stored times have millisecond precision: a distinct time for each, not a wait
 	e.sb.Inject(whatsapp.Incoming{Chat: "120363025246125486@g.us", Sender: "4915112345678@s.whatsapp.net", Text: "team news"})
 	var chats []any
-	testutil.Eventually(t, 10*time.Second, "two chats", func() (bool, string) {
+	// Alice's chat exists from our message on: wait until both incoming
+	// messages are stored, hers included.
+	testutil.Eventually(t, 10*time.Second, "two chats, both written to us", func() (bool, string) {
 		chats, _ = do(t, "GET", e.url+"/v1/chats", nil, e.reader).body["chats"].([]any)
-		return len(chats) >= 2, fmt.Sprint(chats)
+		incoming := 0
+		for _, c := range chats {
+			if c.(map[string]any)["last_incoming_at"] != nil {
+				incoming++
+			}
+		}
+		return len(chats) >= 2 && incoming >= 2, fmt.Sprint(chats)
 	})
 	if len(chats) != 2 {
 		t.Fatalf("chats: %v", chats)
