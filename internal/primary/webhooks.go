@@ -368,7 +368,13 @@ func (d *delivery) halt(ctx context.Context) {
 	}
 	d.log.Warn().Str("url", d.sub.URL).Msg("Webhook: the receiver answered 410 Gone; the subscription is disabled (enable it again with PATCH).")
 	if d.h.Events != nil {
-		_ = d.h.Events.Append(ctx, "webhook.disabled", webhookDisabled{ID: d.sub.ID, URL: d.sub.URL, Reason: reason})
+		// The subscription's runner notices the disable and cancels ctx,
+		// possibly before this append: the event must not go with it.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := d.h.Events.Append(actx, "webhook.disabled", webhookDisabled{ID: d.sub.ID, URL: d.sub.URL, Reason: reason}); err != nil {
+			d.log.Error().Err(err).Msg("Webhook: cannot append the webhook.disabled event.")
+		}
 	}
 }
 
