@@ -370,7 +370,7 @@ func (d *delivery) halt(ctx context.Context) {
 	if d.h.Events != nil {
 		// The subscription's runner notices the disable and cancels ctx,
 		// possibly before this append: the event must not go with it.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := d.h.Events.Append(actx, "webhook.disabled", webhookDisabled{ID: d.sub.ID, URL: d.sub.URL, Reason: reason}); err != nil {
 			d.log.Error().Err(err).Msg("Webhook: cannot append the webhook.disabled event.")
