@@ -80,7 +80,7 @@ func runDoctor(ctx context.Context) (*doctor.Report, int) {
 	file := envFile()
 	_, statErr := os.Stat(file)
 	cfg, err := config.LoadFrom(adminLookup(file, "/run/app/mongodb.sock"))
-	var st *store.Store
+	var st store.Store
 	if err == nil {
 		// The doctor's own client keeps no idle connections open.
 		own := cfg

@@ -33,7 +33,7 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitConfig
 	}
-	var run func(ctx context.Context, st *store.Store) error
+	var run func(ctx context.Context, st store.Store) error
 	switch args[0] {
 	case "create":
 		var list []string
@@ -51,7 +51,7 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: app keys create --name NAME --scopes SCOPE,...")
 			return exitConfig
 		}
-		run = func(ctx context.Context, st *store.Store) error {
+		run = func(ctx context.Context, st store.Store) error {
 			key, k := store.NewAPIKey(strings.TrimSpace(*name), list)
 			if err := st.CreateAPIKey(ctx, k); err != nil {
 				return err
@@ -61,7 +61,7 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 			return nil
 		}
 	case "list":
-		run = func(ctx context.Context, st *store.Store) error {
+		run = func(ctx context.Context, st store.Store) error {
 			keys, err := st.APIKeys(ctx)
 			if err != nil {
 				return err
@@ -86,7 +86,7 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 		if i := strings.IndexByte(id, '_'); i >= 0 {
 			id = id[:i] // a whole key was pasted
 		}
-		run = func(ctx context.Context, st *store.Store) error {
+		run = func(ctx context.Context, st store.Store) error {
 			if err := st.RevokeAPIKey(ctx, id); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no key %s (app keys list)", id)

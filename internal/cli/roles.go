@@ -103,7 +103,7 @@ func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 
 // newPrimary builds the primary with its tasks (WhatsApp, the scheduler,
 // webhooks) sharing one event log.
-func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger, reg metrics.Registry) (*primary.Primary, error) {
+func newPrimary(cfg config.Config, st store.Store, log zerolog.Logger, reg metrics.Registry) (*primary.Primary, error) {
 	wa, err := newWhatsApp(cfg, st, log)
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func newPrimary(cfg config.Config, st *store.Store, log zerolog.Logger, reg metr
 
 // newWhatsApp builds the primary's WhatsApp task with the configured
 // driver. Both keep their device state in the state directory.
-func newWhatsApp(cfg config.Config, st *store.Store, log zerolog.Logger) (*primary.WhatsApp, error) {
+func newWhatsApp(cfg config.Config, st store.Store, log zerolog.Logger) (*primary.WhatsApp, error) {
 	var d whatsapp.Driver
 	switch cfg.WhatsApp.Driver {
 	case "sandbox":
@@ -283,7 +283,7 @@ func warnEmbedded(cfg config.Config, log zerolog.Logger) {
 		Msg("WARNING: APP_ENV=production with the embedded database; it is meant for trials and development, not production data.")
 }
 
-func closeStore(st *store.Store) {
+func closeStore(st store.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = st.Close(ctx)

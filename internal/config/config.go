@@ -234,6 +234,9 @@ func (c Config) Workers() int {
 // Embedded reports whether the suite uses the embedded database.
 func (c Config) Embedded() bool { return c.MongoURI == "" }
 
+// DBPath is the embedded store's SQLite file.
+func (c Config) DBPath() string { return filepath.Join(c.StateDir, "app.db") }
+
 // DBDataDir is where the embedded database keeps its files.
 func (c Config) DBDataDir() string { return filepath.Join(c.StateDir, "db") }
 

@@ -91,7 +91,7 @@ func NewReport(host string, now time.Time) *Report {
 type Doctor struct {
 	Cfg     config.Config
 	EnvFile string       // where the services' configuration is read from
-	Store   *store.Store // connected (the server may still be down)
+	Store   store.Store // connected (the server may still be down)
 	// Systemctl is nil when systemd does not run this machine.
 	Systemctl *systemd.Systemctl
 	ProcDir   string // "/proc"

@@ -15,14 +15,14 @@ import (
 	"app/internal/testdb"
 )
 
-func connect(t *testing.T, db *testdb.DB, env map[string]string) (config.Config, *store.Store) {
+func connect(t *testing.T, db *testdb.DB, env map[string]string) (config.Config, store.Store) {
 	t.Helper()
 	return db.Config(env), db.Connect(env)
 }
 
 // healthy records what a running suite leaves in the database: a held
 // lease, heartbeats of two workers and the primary, a connected session.
-func healthy(t *testing.T, st *store.Store, host string) {
+func healthy(t *testing.T, st store.Store, host string) {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now()

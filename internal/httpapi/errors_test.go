@@ -170,7 +170,7 @@ type lossyEnv struct {
 	url     string
 	db      *testdb.DB
 	link    *lossyLink
-	st      *store.Store // the primary's, straight to the database
+	st      store.Store // the primary's, straight to the database
 	srv     *Server
 	writer  map[string]string
 	admin   map[string]string

@@ -86,7 +86,7 @@ func collect(t *testing.T, ch <-chan sseEvent, n int, within time.Duration) []ss
 }
 
 type eventEnv struct {
-	st     *store.Store
+	st     store.Store
 	log    *primary.EventLog
 	urls   []string
 	header map[string]string

@@ -325,7 +325,7 @@ func TestHeadOfMediaReadsNoChunk(t *testing.T) {
 		t.Fatalf("upload: %d %v", status, body)
 	}
 	id := body["id"].(string)
-	st := e.srv.Media.(*store.Store)
+	st := e.srv.Media.(store.Store)
 	fetch := func(method string) (*http.Response, int64, int64) {
 		t.Helper()
 		before := st.Stats().Commands()

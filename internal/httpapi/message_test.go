@@ -28,7 +28,7 @@ import (
 
 type msgEnv struct {
 	url            string
-	st, api        *store.Store
+	st, api        store.Store
 	sb             *whatsapp.Sandbox
 	writer, reader map[string]string
 }
@@ -65,7 +65,7 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 
 // sandboxPrimary runs a primary's WhatsApp work on st with a sandbox made
 // of sc, until the test ends; wc adds to the settings every test shares.
-func sandboxPrimary(t *testing.T, st *store.Store, sc whatsapp.SandboxConfig, wc config.WhatsApp) *whatsapp.Sandbox {
+func sandboxPrimary(t *testing.T, st store.Store, sc whatsapp.SandboxConfig, wc config.WhatsApp) *whatsapp.Sandbox {
 	t.Helper()
 	sb, err := whatsapp.NewSandbox(sc)
 	if err != nil {

@@ -74,7 +74,7 @@ func errorOf(t *testing.T, r reply) map[string]any {
 }
 
 // adminKey stores a key with the admin scope and returns its header.
-func adminKey(t *testing.T, st *store.Store) map[string]string {
+func adminKey(t *testing.T, st store.Store) map[string]string {
 	t.Helper()
 	key, k := store.NewAPIKey("admin", []string{store.ScopeAdmin})
 	if err := st.CreateAPIKey(context.Background(), k); err != nil {

@@ -24,7 +24,7 @@ import (
 
 // keyEnv is an API on the test database with keys of each kind.
 type keyEnv struct {
-	st                   *store.Store
+	st                   store.Store
 	url                  string
 	reader, writer, root string // Authorization values
 	lookups              *countingKeys

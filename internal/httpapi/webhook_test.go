@@ -27,7 +27,7 @@ type hookEnv struct {
 	url          string
 	admin, other map[string]string
 	log          *primary.EventLog
-	st           *store.Store
+	st           store.Store
 }
 
 // hookServer is a worker with the webhook routes (allowed to point at

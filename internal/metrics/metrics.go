@@ -100,7 +100,7 @@ func (m *HTTP) Subscribed(transport string) func() {
 
 // Pool registers the process's MongoDB connection figures, read from the
 // driver's pool and command monitors at each scrape.
-func Pool(reg prometheus.Registerer, st *store.Store) {
+func Pool(reg prometheus.Registerer, st store.Store) {
 	stats, pool := st.Stats(), st.Pool()
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "app_mongodb_pool_connections",

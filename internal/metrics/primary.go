@@ -21,7 +21,7 @@ type PrimaryState interface {
 // backlogs, the WhatsApp session and the lease. A standby answers too, so
 // whichever primary is scraped tells the same story.
 type primaryCollector struct {
-	st        *store.Store
+	st        store.Store
 	state     PrimaryState
 	heartbeat time.Duration // APP_HEARTBEAT_INTERVAL: three missed make a process stale
 
@@ -31,7 +31,7 @@ type primaryCollector struct {
 // Primary registers the primary's metrics and returns the histogram of
 // the scheduler's lateness, for the scheduler to observe. heartbeat is
 // the processes' heartbeat interval.
-func Primary(reg prometheus.Registerer, st *store.Store, state PrimaryState, heartbeat time.Duration) prometheus.Observer {
+func Primary(reg prometheus.Registerer, st store.Store, state PrimaryState, heartbeat time.Duration) prometheus.Observer {
 	c := &primaryCollector{st: st, state: state, heartbeat: heartbeat,
 		up: prometheus.NewDesc("app_database_up", "1 when the database answered this scrape's ping within 2 s, 0 when not (the series read from it are then left out).", nil, nil),
 		processes: prometheus.NewDesc("app_cluster_processes",

@@ -24,13 +24,13 @@ func (h holder) Epoch() int64   { return h.epoch }
 
 // connect starts the embedded database and connects to it with env's
 // configuration.
-func connect(t *testing.T, env map[string]string) *store.Store {
+func connect(t *testing.T, env map[string]string) store.Store {
 	t.Helper()
 	return testdb.Start(t).Connect(env)
 }
 
 // unreachable is a store whose database socket does not exist.
-func unreachable(t *testing.T) *store.Store {
+func unreachable(t *testing.T) store.Store {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.LoadFrom(func(k string) (string, bool) {

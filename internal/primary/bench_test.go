@@ -96,7 +96,7 @@ func BenchmarkOutboxLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 }
 
-func benchStore(b *testing.B) *store.Store {
+func benchStore(b *testing.B) store.Store {
 	b.Helper()
 	return waStoreTB(b)
 }

@@ -78,7 +78,7 @@ func childPrimary() int {
 }
 
 // childDB is a database for a test and its child primaries.
-func childDB(t *testing.T) (*testdb.DB, *store.Store) {
+func childDB(t *testing.T) (*testdb.DB, store.Store) {
 	t.Helper()
 	db := testdb.Start(t)
 	st := db.Connect(nil)

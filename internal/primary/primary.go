@@ -29,7 +29,7 @@ type Task struct {
 type Primary struct {
 	Cfg    config.Config
 	Log    zerolog.Logger
-	Store  *store.Store
+	Store  store.Store
 	ID     proc.Identity
 	Notify systemd.Notifier
 	// NotifyReady makes Run send READY=1 (false when another part of the

@@ -24,7 +24,7 @@ import (
 // picks up edits by polling their edit time, so a pass costs no database
 // reads and 10,000 schedules are cheap to scan.
 type Scheduler struct {
-	Store  *store.Store
+	Store  store.Store
 	Log    zerolog.Logger
 	Events *EventLog
 	// Lateness, when set, is told how late each enqueued run was (metrics).

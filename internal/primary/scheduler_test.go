@@ -21,7 +21,7 @@ type fakeClock struct {
 func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
-func newScheduler(t *testing.T, st *store.Store, clock *fakeClock, epoch int64) *primary.Scheduler {
+func newScheduler(t *testing.T, st store.Store, clock *fakeClock, epoch int64) *primary.Scheduler {
 	t.Helper()
 	s := &primary.Scheduler{Store: st, Log: zerolog.Nop(), Now: clock.Now}
 	if err := s.Start(context.Background(), epoch); err != nil {
@@ -37,7 +37,7 @@ func pass(t *testing.T, s *primary.Scheduler) {
 	}
 }
 
-func runsOf(t *testing.T, st *store.Store, id string) []store.ScheduleRun {
+func runsOf(t *testing.T, st store.Store, id string) []store.ScheduleRun {
 	t.Helper()
 	runs, err := st.ScheduleRuns(context.Background(), id, 0, 1000)
 	if err != nil {
@@ -50,7 +50,7 @@ func runsOf(t *testing.T, st *store.Store, id string) []store.ScheduleRun {
 	return runs
 }
 
-func stateOf(t *testing.T, st *store.Store, id string) store.ScheduleState {
+func stateOf(t *testing.T, st store.Store, id string) store.ScheduleState {
 	t.Helper()
 	s, err := st.ScheduleState(context.Background(), id)
 	if err != nil {
@@ -59,7 +59,7 @@ func stateOf(t *testing.T, st *store.Store, id string) store.ScheduleState {
 	return s
 }
 
-func create(t *testing.T, st *store.Store, sc store.Schedule) store.Schedule {
+func create(t *testing.T, st store.Store, sc store.Schedule) store.Schedule {
 	t.Helper()
 	if sc.ID == "" {
 		sc.ID = "sch_" + store.NewMessageID()[4:]
@@ -75,7 +75,7 @@ func create(t *testing.T, st *store.Store, sc store.Schedule) store.Schedule {
 
 // advance moves the clock to each next run and passes, until the clock
 // would pass until; it returns the runs recorded.
-func advance(t *testing.T, s *primary.Scheduler, st *store.Store, clock *fakeClock, id string, until time.Time) []store.ScheduleRun {
+func advance(t *testing.T, s *primary.Scheduler, st store.Store, clock *fakeClock, id string, until time.Time) []store.ScheduleRun {
 	t.Helper()
 	for range 1000 {
 		next := s.NextRun(id)

@@ -31,7 +31,7 @@ import (
 // answer and the saving of the cursor sends that event again, with the
 // same webhook-id, which receivers use to drop the repeat.
 type Webhooks struct {
-	Store *store.Store
+	Store store.Store
 	Log   zerolog.Logger
 	Cfg   config.Webhooks
 	// Events, when set, is the log the primary appends to: deliveries

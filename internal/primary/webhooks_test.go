@@ -113,7 +113,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
 // hooks is a webhooks task with quick retries, allowed to deliver to
 // loopback.
-func hooks(st *store.Store, log *primary.EventLog) *primary.Webhooks {
+func hooks(st store.Store, log *primary.EventLog) *primary.Webhooks {
 	return &primary.Webhooks{Store: st, Log: zerolog.Nop(), Events: log,
 		Cfg:    config.Webhooks{Timeout: 5 * time.Second, MaxAge: time.Hour, AllowedNetworks: loopback},
 		Reload: 50 * time.Millisecond, Poll: 100 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
@@ -137,7 +137,7 @@ func runHooks(t *testing.T, h *primary.Webhooks) (stop func()) {
 	return stop
 }
 
-func eventLog(t *testing.T, st *store.Store) *primary.EventLog {
+func eventLog(t *testing.T, st store.Store) *primary.EventLog {
 	t.Helper()
 	l := primary.NewEventLog(st, zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -148,7 +148,7 @@ func eventLog(t *testing.T, st *store.Store) *primary.EventLog {
 	return l
 }
 
-func subscribe(t *testing.T, st *store.Store, rc *receiver, url string, types ...string) store.Webhook {
+func subscribe(t *testing.T, st store.Store, rc *receiver, url string, types ...string) store.Webhook {
 	t.Helper()
 	start, err := st.LastEventSeq(context.Background())
 	if err != nil {
@@ -207,7 +207,7 @@ func seqs(from, to int64) []int64 {
 	return out
 }
 
-func deliveries(t *testing.T, st *store.Store, id string) map[int64]store.WebhookDelivery {
+func deliveries(t *testing.T, st store.Store, id string) map[int64]store.WebhookDelivery {
 	t.Helper()
 	list, err := st.Deliveries(context.Background(), id, 0, "", 200)
 	if err != nil {

@@ -34,7 +34,7 @@ import (
 type WhatsApp struct {
 	Cfg    config.WhatsApp
 	Driver whatsapp.Driver
-	Store  *store.Store
+	Store  store.Store
 	Log    zerolog.Logger
 	// Poll is how often the outbox is read while there is nothing to do
 	// (default 200ms); the same process's enqueues do not wake it.
@@ -798,7 +798,7 @@ func (w *WhatsApp) applyCancels(ctx context.Context) error {
 // number is always the last one plus one.
 type EventLog struct {
 	mu    sync.Mutex
-	store *store.Store
+	store store.Store
 	seq   int64
 	epoch int64
 	log   zerolog.Logger
@@ -817,7 +817,7 @@ type Entry struct {
 }
 
 // NewEventLog is an event log for st; Start it at each lease.
-func NewEventLog(st *store.Store, log zerolog.Logger) *EventLog {
+func NewEventLog(st store.Store, log zerolog.Logger) *EventLog {
 	return &EventLog{store: st, log: log, wake: make(chan struct{}), dirty: make(chan struct{}, 1)}
 }
 

@@ -28,9 +28,9 @@ func waCfg() config.WhatsApp {
 		RateLimitPause: time.Minute}
 }
 
-func waStore(t *testing.T) *store.Store { return waStoreTB(t) }
+func waStore(t *testing.T) store.Store { return waStoreTB(t) }
 
-func waStoreTB(t testing.TB) *store.Store {
+func waStoreTB(t testing.TB) store.Store {
 	t.Helper()
 	st := testdb.Start(t).Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -93,7 +93,7 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool,
 // turn first decides the cancel requests pending, so a request for a
 // message that does not exist, decided, marks one turn. Two turns prove
 // the turn running when it was called has finished, sending included.
-func outboxTurns(t *testing.T, st *store.Store, n int) {
+func outboxTurns(t *testing.T, st store.Store, n int) {
 	t.Helper()
 	for i := range n {
 		id := fmt.Sprintf("msg_turn%d_%d", time.Now().UnixNano(), i)
@@ -107,7 +107,7 @@ func outboxTurns(t *testing.T, st *store.Store, n int) {
 	}
 }
 
-func enqueue(t *testing.T, st *store.Store, chat, text string) store.OutboxMessage {
+func enqueue(t *testing.T, st store.Store, chat, text string) store.OutboxMessage {
 	t.Helper()
 	m := store.OutboxMessage{Chat: chat, Text: text}
 	if err := st.EnqueueMessage(context.Background(), &m); err != nil {
@@ -116,7 +116,7 @@ func enqueue(t *testing.T, st *store.Store, chat, text string) store.OutboxMessa
 	return m
 }
 
-func message(t *testing.T, st *store.Store, id string) store.OutboxMessage {
+func message(t *testing.T, st store.Store, id string) store.OutboxMessage {
 	t.Helper()
 	m, err := st.OutboxMessage(context.Background(), id)
 	if err != nil {
@@ -125,7 +125,7 @@ func message(t *testing.T, st *store.Store, id string) store.OutboxMessage {
 	return m
 }
 
-func statusIs(t *testing.T, st *store.Store, id string, want ...string) func() (bool, string) {
+func statusIs(t *testing.T, st store.Store, id string, want ...string) func() (bool, string) {
 	return func() (bool, string) {
 		m := message(t, st, id)
 		for _, s := range want {
@@ -137,7 +137,7 @@ func statusIs(t *testing.T, st *store.Store, id string, want ...string) func() (
 	}
 }
 
-func events(t *testing.T, st *store.Store) []store.Event {
+func events(t *testing.T, st store.Store) []store.Event {
 	t.Helper()
 	evs, err := st.Events(context.Background(), 0, 100000)
 	if err != nil {

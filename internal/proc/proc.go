@@ -51,7 +51,7 @@ func (id Identity) Instance() string {
 // Heartbeat records this process in MongoDB every Interval until ctx ends,
 // then once more as stopped.
 type Heartbeat struct {
-	Store    *store.Store
+	Store    store.Store
 	ID       Identity
 	Interval time.Duration
 	Log      zerolog.Logger
@@ -134,7 +134,7 @@ func Watchdog(ctx context.Context, n systemd.Notifier, healthy func() bool) {
 }
 
 // WaitDB waits up to wait for the database to answer, reporting whether it did.
-func WaitDB(ctx context.Context, st *store.Store, wait time.Duration) bool {
+func WaitDB(ctx context.Context, st store.Store, wait time.Duration) bool {
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	return st.WaitReady(wctx) == nil

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"app/internal/store"
 )
@@ -140,15 +139,20 @@ func (h *Hub) init() {
 
 // Encode turns a stored event into what clients get.
 func Encode(e store.Event) Event {
-	var data bson.M
-	_ = bson.Unmarshal(e.Data, &data)
-	chat, _ := data["chat"].(string)
+	data := e.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	var head struct {
+		Chat string `json:"chat"`
+	}
+	_ = json.Unmarshal(data, &head)
 	b, err := json.Marshal(struct {
-		Seq  int64     `json:"seq"`
-		Type string    `json:"type"`
-		At   time.Time `json:"at"`
-		Data any       `json:"data"`
-	}{e.Seq, e.Type, e.At, jsonable(data)})
+		Seq  int64           `json:"seq"`
+		Type string          `json:"type"`
+		At   time.Time       `json:"at"`
+		Data json.RawMessage `json:"data"`
+	}{e.Seq, e.Type, e.At.UTC(), data})
 	if err != nil {
 		b = []byte(`{"seq":` + itoa(e.Seq) + `,"type":"` + e.Type + `"}`)
 	}
@@ -161,36 +165,7 @@ func Encode(e store.Event) Event {
 	sse = append(sse, "\ndata: "...)
 	sse = append(sse, b...)
 	sse = append(sse, "\n\n"...)
-	return Event{Seq: e.Seq, Type: e.Type, Chat: chat, JSON: b, SSE: sse}
-}
-
-// jsonable turns BSON values into what encoding/json writes well.
-func jsonable(v any) any {
-	switch x := v.(type) {
-	case bson.M:
-		out := make(map[string]any, len(x))
-		for k, v := range x {
-			out[k] = jsonable(v)
-		}
-		return out
-	case bson.D:
-		out := make(map[string]any, len(x))
-		for _, e := range x {
-			out[e.Key] = jsonable(e.Value)
-		}
-		return out
-	case bson.A:
-		out := make([]any, len(x))
-		for i, v := range x {
-			out[i] = jsonable(v)
-		}
-		return out
-	case bson.DateTime:
-		return x.Time().UTC()
-	case bson.Binary:
-		return x.Data
-	}
-	return v
+	return Event{Seq: e.Seq, Type: e.Type, Chat: head.Chat, JSON: b, SSE: sse}
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,18 +1,13 @@
 package store
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // API key scopes. admin implies every other.
@@ -83,35 +78,4 @@ func KeyID(key string) string {
 		return ""
 	}
 	return id
-}
-
-// CreateAPIKey stores k.
-func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) error {
-	if _, err := s.db.Collection(colKeys).InsertOne(ctx, k); err != nil {
-		return fmt.Errorf("store: create key: %w", err)
-	}
-	return nil
-}
-
-// APIKey reads the key with id.
-func (s *Store) APIKey(ctx context.Context, id string) (APIKey, error) {
-	return findOne[APIKey](ctx, s.db.Collection(colKeys), "read key", bson.D{{Key: "_id", Value: id}})
-}
-
-// APIKeys lists every key, oldest first.
-func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
-	return findAll[APIKey](ctx, s.db.Collection(colKeys), "list keys", bson.D{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
-}
-
-// RevokeAPIKey marks the key revoked; ErrNotFound when there is none.
-func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
-	res, err := s.db.Collection(colKeys).UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: time.Now()}}}})
-	if err != nil {
-		return fmt.Errorf("store: revoke key: %w", err)
-	}
-	if res.MatchedCount == 0 {
-		return ErrNotFound
-	}
-	return nil
 }

@@ -1,37 +1,238 @@
-// Package store is the suite's only door to MongoDB: the client with its
-// pool budget, the server's identity, the indexes, and the documents the
-// processes share (heartbeats, the primary lease).
+// Package store is the suite's contract with its database: the domain
+// types the processes share (the outbox, messages, chats, the event log,
+// schedules, webhooks, keys, heartbeats, the primary lease) and Store, the
+// methods both engines keep. The engines live in their own packages and
+// register themselves (Register): sqlitestore, the embedded default, one
+// file in the state directory; mongostore, for MONGO_URI, needed when the
+// suite runs on several machines. Nothing here knows BSON or SQL: the
+// struct tags name the MongoDB engine's fields, and are only strings.
 //
-// Code here keeps to what both MongoDB and the embedded FerretDB do right
-// (see docs/DESIGN notes in the README): every document that moves has one
-// writer, and contention is settled by unique inserts, which both enforce.
+// Every record that moves has one writer (the primary, under its fenced
+// lease), and contention between writers is settled by unique inserts or
+// versioned edits, which both engines enforce.
 package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"app/internal/config"
 )
 
-// Store is a connected database handle, safe for concurrent use.
-type Store struct {
-	client *mongo.Client
-	db     *mongo.Database
-	pool   config.Pool
-	stats  *PoolStats
+// Store is a connected database handle, safe for concurrent use. Its
+// errors are the same on both engines: ErrNotFound, ErrExists and
+// ErrConflict are definite answers; IsUnavailable and OutcomeUnknown sort
+// the rest.
+type Store interface {
+	// Engine is "sqlite" or "mongodb".
+	Engine() string
+	Close(ctx context.Context) error
+	// Ping checks that the database answers (SQLite: the file is readable).
+	Ping(ctx context.Context) error
+	// WaitReady pings until the database answers or ctx ends.
+	WaitReady(ctx context.Context) error
+	// Server says what the database is.
+	Server(ctx context.Context) (ServerInfo, error)
+	// EnsureIndexes creates what the store needs (MongoDB's indexes; on
+	// SQLite the schema exists from Open). Safe to repeat.
+	EnsureIndexes(ctx context.Context, log zerolog.Logger) error
+	// Pool is this process's connection figure (MongoDB's pool; SQLite's
+	// readers).
+	Pool() config.Pool
+	// Stats are this process's connection counts.
+	Stats() *PoolStats
+	// Clock reads the server's clock (SQLite: this machine's).
+	Clock(ctx context.Context) (ServerClock, error)
+	// Connections is the server's own count of its client connections.
+	Connections(ctx context.Context) (ServerConnections, error)
+
+	// Heartbeats.
+	WriteHeartbeat(ctx context.Context, hb Heartbeat) error
+	Heartbeats(ctx context.Context, since time.Time) ([]Heartbeat, error)
+	PruneHeartbeats(ctx context.Context, before time.Time) (int64, error)
+
+	// The primary lease.
+	CurrentLease(ctx context.Context) (Lease, error)
+	ClaimLease(ctx context.Context, l Lease) (bool, error)
+	RenewLease(ctx context.Context, epoch int64, holder string, expires time.Time) (bool, error)
+	PruneLeases(ctx context.Context, keepFrom int64) error
+
+	// API keys and browser tokens.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	APIKey(ctx context.Context, id string) (APIKey, error)
+	APIKeys(ctx context.Context) ([]APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) error
+	CreateEventToken(ctx context.Context, t EventToken) error
+	EventToken(ctx context.Context, hash string) (EventToken, error)
+	PruneEventTokens(ctx context.Context, before time.Time) (int64, error)
+
+	// Commands from workers to the primary.
+	InsertCommand(ctx context.Context, c *Command) error
+	Command(ctx context.Context, id string) (Command, error)
+	PendingCommands(ctx context.Context) ([]Command, error)
+	DecideCommand(ctx context.Context, c Command) error
+	PruneCommands(ctx context.Context, before time.Time) error
+
+	// The event log.
+	AppendEvent(ctx context.Context, seq int64, typ string, epoch int64, data any) error
+	LastEventSeq(ctx context.Context) (int64, error)
+	FirstEventSeq(ctx context.Context) (int64, error)
+	Events(ctx context.Context, after int64, limit int) ([]Event, error)
+	EventSeqAt(ctx context.Context, t time.Time) (int64, error)
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+	PruneEventsBeyond(ctx context.Context, keep int64) (int64, error)
+	SetEventHead(ctx context.Context, seq int64) error
+	EventHead(ctx context.Context) (int64, error)
+
+	// Media.
+	PutMedia(ctx context.Context, name, contentType string, data io.Reader) (string, error)
+	PutMediaOf(ctx context.Context, name, contentType, keyID string, data io.Reader) (string, error)
+	Media(ctx context.Context, id string) ([]byte, error)
+	OpenMedia(ctx context.Context, id string) (MediaInfo, io.ReadCloser, error)
+	MediaInfo(ctx context.Context, id string) (MediaInfo, error)
+	PruneMedia(ctx context.Context, before time.Time) (int, error)
+
+	// The outbox.
+	EnqueueMessage(ctx context.Context, m *OutboxMessage) error
+	OutboxMessage(ctx context.Context, id string) (OutboxMessage, error)
+	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]OutboxMessage, error)
+	OutboxUnfinished(ctx context.Context, limit int) ([]OutboxMessage, error)
+	OutboxByStatus(ctx context.Context, status string, limit int) ([]OutboxMessage, error)
+	OutboxByWAID(ctx context.Context, waID string) (OutboxMessage, error)
+	SaveOutbox(ctx context.Context, m *OutboxMessage) (bool, error)
+	CountSentSince(ctx context.Context, t time.Time) (int64, error)
+	OutboxBacklog(ctx context.Context) (int64, time.Time, error)
+	OutboxUnannounced(ctx context.Context, seq int64) ([]OutboxMessage, error)
+	RequestCancel(ctx context.Context, id string) error
+	CancelRequest(ctx context.Context, id string) (CancelRequest, error)
+	PendingCancels(ctx context.Context) ([]CancelRequest, error)
+	DecideCancel(ctx context.Context, c CancelRequest) error
+
+	// Schedules.
+	CreateSchedule(ctx context.Context, sc *Schedule) error
+	CreateSchedules(ctx context.Context, scs []Schedule) error
+	Schedule(ctx context.Context, id string) (Schedule, error)
+	ScheduleAny(ctx context.Context, id string) (Schedule, error)
+	UpdateSchedule(ctx context.Context, sc *Schedule) error
+	SchedulesChangedSince(ctx context.Context, ns int64, limit int) ([]Schedule, error)
+	SchedulesPage(ctx context.Context, beforeNS int64, beforeID string, limit int) ([]Schedule, error)
+	ScheduleChanges(ctx context.Context, limit int) ([]ScheduleChange, error)
+	ForgetScheduleChanges(ctx context.Context, keys []string) error
+	ScheduleStates(ctx context.Context) ([]ScheduleState, error)
+	ScheduleState(ctx context.Context, id string) (ScheduleState, error)
+	SaveScheduleState(ctx context.Context, st ScheduleState) error
+	RecordRun(ctx context.Context, r ScheduleRun) error
+	ScheduleRuns(ctx context.Context, id string, beforeNS int64, limit int) ([]ScheduleRun, error)
+
+	// Webhooks.
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	Webhook(ctx context.Context, id string) (Webhook, error)
+	Webhooks(ctx context.Context) ([]Webhook, error)
+	UpdateWebhook(ctx context.Context, w *Webhook) error
+	DisableWebhook(ctx context.Context, id string, version int, reason string) error
+	DeleteWebhook(ctx context.Context, id string) error
+	WebhookState(ctx context.Context, id string) (WebhookState, error)
+	SaveWebhookState(ctx context.Context, st WebhookState) error
+	ForgetWebhookStates(ctx context.Context, keep []string) error
+	SaveDelivery(ctx context.Context, d WebhookDelivery) error
+	Deliveries(ctx context.Context, id string, beforeSeq int64, status string, limit int) ([]WebhookDelivery, error)
+	PruneDeliveries(ctx context.Context, before time.Time) (int64, error)
+
+	// WhatsApp: the session, incoming messages, receipts, chats, contacts.
+	SaveSession(ctx context.Context, ws WASession) error
+	Session(ctx context.Context) (WASession, error)
+	SaveIncoming(ctx context.Context, m IncomingMessage) (bool, error)
+	SetIncomingMedia(ctx context.Context, key string, ref MediaRef, eventSeq int64) error
+	IncomingMessage(ctx context.Context, key string) (IncomingMessage, error)
+	IncomingUnannounced(ctx context.Context, seq int64) ([]IncomingMessage, error)
+	IncomingMessages(ctx context.Context, chat string, limit int) ([]IncomingMessage, error)
+	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]IncomingMessage, error)
+	SaveReceipt(ctx context.Context, r ReceiptRecord) error
+	Chat(ctx context.Context, jid string) (Chat, error)
+	SaveChat(ctx context.Context, c Chat) error
+	ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]Chat, error)
+	CountNewContactsSince(ctx context.Context, t time.Time) (int64, error)
+	SaveContactPushName(ctx context.Context, jid, name string) error
+	Contact(ctx context.Context, jid string) (Contact, error)
 }
 
-// PoolStats counts the connections of this process, from the driver's pool monitor.
+// Engine opens one kind of database.
+type Engine struct {
+	// Name is what Store.Engine says.
+	Name string
+	// Open connects a process configured by cfg. It must not wait for a
+	// database server (a process starts, and serves /healthz, while it is
+	// down).
+	Open func(cfg config.Config, appName string, log zerolog.Logger) (Store, error)
+	// Classify sorts the engine's own errors (Unavailable, Unknown) and
+	// says false for errors it does not know.
+	Classify func(err error) (kind ErrorKind, known bool)
+}
+
+var (
+	enginesMu sync.RWMutex
+	engines   = map[string]Engine{}
+)
+
+// Register makes an engine available to Connect; engines call it from init.
+func Register(e Engine) {
+	enginesMu.Lock()
+	defer enginesMu.Unlock()
+	engines[e.Name] = e
+}
+
+// Engine names.
+const (
+	SQLite  = "sqlite"
+	MongoDB = "mongodb"
+)
+
+// EngineFor is the engine cfg asks for: MongoDB when MONGO_URI is set,
+// SQLite otherwise.
+func EngineFor(cfg config.Config) string {
+	if cfg.MongoURI != "" {
+		return MongoDB
+	}
+	return SQLite
+}
+
+// Connect opens the store cfg asks for.
+func Connect(cfg config.Config, appName string, log zerolog.Logger) (Store, error) {
+	return ConnectEngine(EngineFor(cfg), cfg, appName, log)
+}
+
+// ConnectEngine opens the store with the named engine.
+func ConnectEngine(name string, cfg config.Config, appName string, log zerolog.Logger) (Store, error) {
+	enginesMu.RLock()
+	e, ok := engines[name]
+	enginesMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("store: the %s engine is not built in (registered: %v)", name, registered())
+	}
+	return e.Open(cfg, appName, log)
+}
+
+func registered() []string {
+	enginesMu.RLock()
+	defer enginesMu.RUnlock()
+	var names []string
+	for n := range engines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// PoolStats counts the connections of this process; the engine records
+// them (MongoDB: from the driver's pool and command monitors).
 type PoolStats struct {
 	open        atomic.Int64
 	maxOpen     atomic.Int64
@@ -41,8 +242,8 @@ type PoolStats struct {
 	commands    atomic.Int64
 }
 
-// InUse is the number of connections checked out of the pool now, by
-// operations in progress.
+// InUse is the number of connections checked out now, by operations in
+// progress.
 func (p *PoolStats) InUse() int64 { return p.inUse.Load() }
 
 // CheckoutFailures counts the times an operation could not get a
@@ -50,12 +251,9 @@ func (p *PoolStats) InUse() int64 { return p.inUse.Load() }
 // not be reached).
 func (p *PoolStats) CheckoutFailures() int64 { return p.checkoutErr.Load() }
 
-// Commands counts the commands this process sent (round trips).
+// Commands counts the commands this process sent (round trips; SQLite:
+// statements).
 func (p *PoolStats) Commands() int64 { return p.commands.Load() }
-
-func (p *PoolStats) commandMonitor() *event.CommandMonitor {
-	return &event.CommandMonitor{Started: func(context.Context, *event.CommandStartedEvent) { p.commands.Add(1) }}
-}
 
 // Open is the number of connections open now.
 func (p *PoolStats) Open() int64 { return p.open.Load() }
@@ -66,101 +264,46 @@ func (p *PoolStats) MaxOpen() int64 { return p.maxOpen.Load() }
 // Created is how many connections were opened in all.
 func (p *PoolStats) Created() int64 { return p.created.Load() }
 
-func (p *PoolStats) monitor() *event.PoolMonitor {
-	return &event.PoolMonitor{Event: func(e *event.PoolEvent) {
-		switch e.Type {
-		case event.ConnectionCreated:
-			p.created.Add(1)
-			n := p.open.Add(1)
-			for {
-				m := p.maxOpen.Load()
-				if n <= m || p.maxOpen.CompareAndSwap(m, n) {
-					break
-				}
-			}
-		case event.ConnectionClosed:
-			p.open.Add(-1)
-		case event.ConnectionCheckedOut:
-			p.inUse.Add(1)
-		case event.ConnectionCheckedIn:
-			p.inUse.Add(-1)
-		case event.ConnectionCheckOutFailed:
-			p.checkoutErr.Add(1)
-		}
-	}}
-}
-
-// Connect creates the client. It does not wait for the server: the driver
-// connects in the background and reconnects after outages by itself, so a
-// process can start (and serve /healthz) while the database is down.
-func Connect(cfg config.Config, appName string, log zerolog.Logger) (*Store, error) {
-	pool := cfg.Pool()
-	stats := &PoolStats{}
-	opts := options.Client().ApplyURI(cfg.EffectiveMongoURI()).
-		SetAppName(appName).
-		SetMaxPoolSize(uint64(pool.Max)).
-		SetMinPoolSize(uint64(pool.Min)).
-		SetMaxConnecting(uint64(pool.MaxConnecting)).
-		SetServerSelectionTimeout(5 * time.Second).
-		SetConnectTimeout(5 * time.Second).
-		SetPoolMonitor(stats.monitor()).
-		SetMonitor(stats.commandMonitor())
-	if err := opts.Validate(); err != nil {
-		// Options the URI carries are configuration too: exit status 2.
-		return nil, &config.Error{Var: "MONGO_URI", Value: config.Redact(cfg.MongoURI), Allowed: "a valid connection string (" + err.Error() + ")"}
-	}
-	client, err := mongo.Connect(opts)
-	if err != nil {
-		return nil, fmt.Errorf("store: connect: %w", err)
-	}
-	log.Info().Int("pool_max", pool.Max).Int("pool_min", pool.Min).Int("max_connecting", pool.MaxConnecting).
-		Int("processes", pool.Processes).Int("budget", pool.Budget).Bool("embedded", cfg.Embedded()).
-		Msg("MongoDB pool is sized to this process's share of the connection budget.")
-	return &Store{client: client, db: client.Database(cfg.MongoDatabase), pool: pool, stats: stats}, nil
-}
-
-// Pool is the pool figure this process uses.
-func (s *Store) Pool() config.Pool { return s.pool }
-
-// Stats are this process's connection counts.
-func (s *Store) Stats() *PoolStats { return s.stats }
-
-// Close disconnects, waiting for in-use connections up to ctx's deadline.
-func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
-
-// Ping checks that the server answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
-		return fmt.Errorf("store: ping: %w", err)
-	}
-	return nil
-}
-
-// WaitReady pings until the server answers or ctx ends.
-func (s *Store) WaitReady(ctx context.Context) error {
+// Opened records a new connection.
+func (p *PoolStats) Opened() {
+	p.created.Add(1)
+	n := p.open.Add(1)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := s.Ping(pctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(200 * time.Millisecond):
+		m := p.maxOpen.Load()
+		if n <= m || p.maxOpen.CompareAndSwap(m, n) {
+			return
 		}
 	}
 }
+
+// Closed records a closed connection.
+func (p *PoolStats) Closed() { p.open.Add(-1) }
+
+// CheckedOut records a connection taken by an operation.
+func (p *PoolStats) CheckedOut() { p.inUse.Add(1) }
+
+// CheckedIn records a connection given back.
+func (p *PoolStats) CheckedIn() { p.inUse.Add(-1) }
+
+// CheckoutFailed records an operation that got no connection.
+func (p *PoolStats) CheckoutFailed() { p.checkoutErr.Add(1) }
+
+// CommandSent records one command (round trip).
+func (p *PoolStats) CommandSent() { p.commands.Add(1) }
 
 // ServerInfo says what the database is.
 type ServerInfo struct {
-	Kind       string // "MongoDB" or "FerretDB"
-	Version    string // the MongoDB version it reports (and FerretDB's own)
+	Kind       string // "SQLite", "MongoDB" or "FerretDB"
+	Version    string // the version it reports (FerretDB: its own and the MongoDB one)
 	ReplicaSet string // empty when not a replica set member
+	// Path is SQLite's database file.
+	Path string
 }
 
 func (i ServerInfo) String() string {
+	if i.Kind == "SQLite" {
+		return fmt.Sprintf("SQLite %s, %s", i.Version, i.Path)
+	}
 	rs := "standalone (no replica set)"
 	if i.ReplicaSet != "" {
 		rs = "replica set " + i.ReplicaSet
@@ -168,128 +311,5 @@ func (i ServerInfo) String() string {
 	return fmt.Sprintf("%s %s, %s", i.Kind, i.Version, rs)
 }
 
-// Server asks the server what it is (buildInfo and hello).
-func (s *Store) Server(ctx context.Context) (ServerInfo, error) {
-	var bi struct {
-		Version         string `bson:"version"`
-		FerretDBVersion string `bson:"ferretdbVersion"`
-	}
-	if err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&bi); err != nil {
-		return ServerInfo{}, fmt.Errorf("store: buildInfo: %w", err)
-	}
-	var hello struct {
-		SetName string `bson:"setName"`
-	}
-	if err := s.db.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
-		return ServerInfo{}, fmt.Errorf("store: hello: %w", err)
-	}
-	info := ServerInfo{Kind: "MongoDB", Version: bi.Version, ReplicaSet: hello.SetName}
-	if bi.FerretDBVersion != "" {
-		info.Kind = "FerretDB"
-		info.Version = "(MongoDB " + bi.Version + " compatible)"
-		if bi.FerretDBVersion != "unknown" { // the embedded build carries no version
-			info.Version = bi.FerretDBVersion + " " + info.Version
-		}
-	}
-	return info, nil
-}
-
-// Collection names.
-const (
-	colHeartbeats      = "heartbeats"
-	colLease           = "primary_lease"
-	colOutbox          = "outbox"
-	colCancels         = "outbox_cancels"
-	colSession         = "wa_session"
-	colMessages        = "messages"
-	colReceipts        = "receipts"
-	colChats           = "chats"
-	colContacts        = "contacts"
-	colEvents          = "events"
-	colEventHead       = "event_head"
-	colCommands        = "wa_commands"
-	colKeys            = "api_keys"
-	colSchedules       = "schedules"
-	colScheduleState   = "schedule_state"
-	colScheduleRuns    = "schedule_runs"
-	colScheduleChanges = "schedule_changes"
-	colWebhooks        = "webhooks"
-	colWebhookState    = "webhook_state"
-	colDeliveries      = "webhook_deliveries"
-)
-
-// EnsureIndexes creates the indexes the project needs. Creating an index
-// that exists with the same definition is a no-op on the server, so this
-// runs at every primary start.
-func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
-	specs := []struct {
-		coll  string
-		model mongo.IndexModel
-	}{
-		{colHeartbeats, mongo.IndexModel{Keys: bson.D{{Key: "last_seen", Value: 1}}, Options: options.Index().SetName("last_seen")}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "queued_ns", Value: 1}}, Options: options.Index().SetName("status_queued")}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "wa_id", Value: 1}}, Options: options.Index().SetName("wa_id").SetSparse(true)}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: 1}}, Options: options.Index().SetName("sent_at").SetSparse(true)}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "queued_ns", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("newest")}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "queued_ns", Value: -1}}, Options: options.Index().SetName("chat_newest")}},
-		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "sent_at", Value: 1}}, Options: options.Index().SetName("chat_sent")}},
-		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("newest")}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "event_seq", Value: 1}}, Options: options.Index().SetName("event_seq").SetSparse(true)}},
-		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "event_seq", Value: 1}}, Options: options.Index().SetName("event_seq").SetSparse(true)}},
-		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "first_outgoing_at", Value: 1}}, Options: options.Index().SetName("first_outgoing").SetSparse(true)}},
-		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("latest")}},
-		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "updated_ns", Value: 1}}, Options: options.Index().SetName("updated")}},
-		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "deleted", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("live_newest")}},
-		{colScheduleRuns, mongo.IndexModel{Keys: bson.D{{Key: "schedule_id", Value: 1}, {Key: "due_at", Value: -1}}, Options: options.Index().SetName("schedule_due")}},
-		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_seq")}},
-		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "last_attempt_at", Value: 1}}, Options: options.Index().SetName("last_attempt")}},
-		// GridFS's own indexes, under the names the driver gives them: media
-		// is written chunk by chunk here, not through the driver's bucket
-		// (which creates them on its first write).
-		{"media.chunks", mongo.IndexModel{Keys: bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetUnique(true)}},
-		{"media.files", mongo.IndexModel{Keys: bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}}}},
-	}
-	for _, sp := range specs {
-		name, err := s.db.Collection(sp.coll).Indexes().CreateOne(ctx, sp.model)
-		if err != nil {
-			return fmt.Errorf("store: create index on %s: %w", sp.coll, err)
-		}
-		log.Info().Str("collection", sp.coll).Str("index", name).Msg("Index is in place.")
-	}
-	return nil
-}
-
-// IsDuplicateKey reports a unique index violation. FerretDB reports some
-// as code 1 with a duplicate key message, which mongo.IsDuplicateKeyError
-// also recognises.
-func IsDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }
-
-// ErrNotFound is returned when a document does not exist.
+// ErrNotFound is returned when a record does not exist.
 var ErrNotFound = errors.New("store: not found")
-
-// findAll runs a query and decodes every document it finds; what names
-// the query in errors.
-func findAll[T any](ctx context.Context, c *mongo.Collection, what string, filter any, opts ...options.Lister[options.FindOptions]) ([]T, error) {
-	cur, err := c.Find(ctx, filter, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", what, err)
-	}
-	var out []T
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", what, err)
-	}
-	return out, nil
-}
-
-// findOne decodes the first document filter finds, or ErrNotFound.
-func findOne[T any](ctx context.Context, c *mongo.Collection, what string, filter any, opts ...options.Lister[options.FindOneOptions]) (T, error) {
-	var v T
-	err := c.FindOne(ctx, filter, opts...).Decode(&v)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return v, ErrNotFound
-	}
-	if err != nil {
-		return v, fmt.Errorf("store: %s: %w", what, err)
-	}
-	return v, nil
-}

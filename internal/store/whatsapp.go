@@ -1,12 +1,7 @@
 package store
 
 import (
-	"context"
-	"fmt"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // WASession is the WhatsApp session as the primary last saw it: one
@@ -23,27 +18,6 @@ type WASession struct {
 	Driver             string    `bson:"driver"`
 	Epoch              int64     `bson:"epoch"`
 	UpdatedAt          time.Time `bson:"updated_at"`
-}
-
-const sessionID = "session"
-
-// SaveSession replaces the session document.
-func (s *Store) SaveSession(ctx context.Context, ws WASession) error {
-	ws.UpdatedAt = time.Now()
-	doc := struct {
-		ID        string `bson:"_id"`
-		WASession `bson:",inline"`
-	}{sessionID, ws}
-	_, err := s.db.Collection(colSession).ReplaceOne(ctx, bson.D{{Key: "_id", Value: sessionID}}, doc, options.Replace().SetUpsert(true))
-	if err != nil {
-		return fmt.Errorf("store: save session: %w", err)
-	}
-	return nil
-}
-
-// Session reads the session document; ErrNotFound before a primary ran.
-func (s *Store) Session(ctx context.Context) (WASession, error) {
-	return findOne[WASession](ctx, s.db.Collection(colSession), "read session", bson.D{{Key: "_id", Value: sessionID}})
 }
 
 // IncomingMessage is a message someone sent to the account.
@@ -72,60 +46,15 @@ type IncomingMessage struct {
 
 // MediaRef describes an incoming attachment and where its bytes are.
 type MediaRef struct {
-	MimeType string `bson:"mime_type"`
-	Size     int64  `bson:"size"`
-	FileName string `bson:"file_name,omitempty"`
-	Caption  string `bson:"caption,omitempty"`
-	SHA256   []byte `bson:"sha256,omitempty"`
+	MimeType string `bson:"mime_type" json:"mime_type"`
+	Size     int64  `bson:"size" json:"size"`
+	FileName string `bson:"file_name,omitempty" json:"file_name,omitempty"`
+	Caption  string `bson:"caption,omitempty" json:"caption,omitempty"`
+	SHA256   []byte `bson:"sha256,omitempty" json:"sha256,omitempty"`
 	// FileID is the GridFS file holding the bytes, empty until stored;
 	// Skipped says why they were not (over the size cap, a failed download).
-	FileID  string `bson:"file_id,omitempty"`
-	Skipped string `bson:"skipped,omitempty"`
-}
-
-// SaveIncoming stores m; WhatsApp delivering it again changes nothing.
-// It reports whether m was new.
-func (s *Store) SaveIncoming(ctx context.Context, m IncomingMessage) (bool, error) {
-	if m.Key == "" {
-		m.Key = m.Chat + "/" + m.Sender + "/" + m.WAID
-	}
-	_, err := s.db.Collection(colMessages).InsertOne(ctx, m)
-	if IsDuplicateKey(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("store: save incoming message: %w", err)
-	}
-	return true, nil
-}
-
-// SetIncomingMedia records where an incoming message's media went, and
-// the event log position of the event that announces the message.
-func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref MediaRef, eventSeq int64) error {
-	_, err := s.db.Collection(colMessages).UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "media", Value: ref}, {Key: "event_seq", Value: eventSeq}}}})
-	if err != nil {
-		return fmt.Errorf("store: set media of %s: %w", key, err)
-	}
-	return nil
-}
-
-// IncomingMessage reads one stored incoming message by its key.
-func (s *Store) IncomingMessage(ctx context.Context, key string) (IncomingMessage, error) {
-	return findOne[IncomingMessage](ctx, s.db.Collection(colMessages), "read incoming message", bson.D{{Key: "_id", Value: key}})
-}
-
-// IncomingUnannounced lists incoming messages stored for an event log
-// position after seq (the log's end): their events are missing.
-func (s *Store) IncomingUnannounced(ctx context.Context, seq int64) ([]IncomingMessage, error) {
-	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list unannounced incoming messages",
-		bson.D{{Key: "event_seq", Value: bson.D{{Key: "$gt", Value: seq}}}}, options.Find().SetSort(bson.D{{Key: "event_seq", Value: 1}}))
-}
-
-// IncomingMessages lists stored incoming messages of chat, oldest first.
-func (s *Store) IncomingMessages(ctx context.Context, chat string, limit int) ([]IncomingMessage, error) {
-	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list incoming messages", bson.D{{Key: "chat", Value: chat}},
-		options.Find().SetSort(bson.D{{Key: "sent_at", Value: 1}}).SetLimit(int64(limit)))
+	FileID  string `bson:"file_id,omitempty" json:"file_id,omitempty"`
+	Skipped string `bson:"skipped,omitempty" json:"skipped,omitempty"`
 }
 
 // ReceiptRecord is one receipt as WhatsApp sent it.
@@ -137,17 +66,6 @@ type ReceiptRecord struct {
 	Type       string    `bson:"type"`
 	At         time.Time `bson:"at"`
 	ReceivedAt time.Time `bson:"received_at"`
-}
-
-// SaveReceipt stores r; a redelivered receipt changes nothing.
-func (s *Store) SaveReceipt(ctx context.Context, r ReceiptRecord) error {
-	if r.Key == "" && len(r.WAIDs) > 0 {
-		r.Key = r.Chat + "/" + r.Sender + "/" + r.Type + "/" + r.WAIDs[0]
-	}
-	if _, err := s.db.Collection(colReceipts).InsertOne(ctx, r); err != nil && !IsDuplicateKey(err) {
-		return fmt.Errorf("store: save receipt: %w", err)
-	}
-	return nil
 }
 
 // Chat is a conversation the account has: the last activity and whether we
@@ -164,94 +82,9 @@ type Chat struct {
 	LastIncomingAt time.Time `bson:"last_incoming_at,omitempty"`
 }
 
-// Chat reads one chat.
-func (s *Store) Chat(ctx context.Context, jid string) (Chat, error) {
-	return findOne[Chat](ctx, s.db.Collection(colChats), "read chat", bson.D{{Key: "_id", Value: jid}})
-}
-
-// SaveChat writes the primary's view of a chat (the primary is its one writer).
-func (s *Store) SaveChat(ctx context.Context, c Chat) error {
-	_, err := s.db.Collection(colChats).ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.JID}}, c, options.Replace().SetUpsert(true))
-	if err != nil {
-		return fmt.Errorf("store: save chat: %w", err)
-	}
-	return nil
-}
-
-// CountNewContactsSince counts chats first written to since t.
-func (s *Store) CountNewContactsSince(ctx context.Context, t time.Time) (int64, error) {
-	n, err := s.db.Collection(colChats).CountDocuments(ctx, bson.D{{Key: "first_outgoing_at", Value: bson.D{{Key: "$gte", Value: t}}}})
-	if err != nil {
-		return 0, fmt.Errorf("store: count new contacts: %w", err)
-	}
-	return n, nil
-}
-
-// ChatsPage lists chats by latest activity, newest first, strictly before
-// the cursor (last_message_at in nanoseconds and the JID); users only
-// lists one-to-one chats (the contacts, by number or by LID).
-func (s *Store) ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]Chat, error) {
-	filter := bson.D{}
-	if usersOnly {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$regex", Value: `@(s\.whatsapp\.net|lid)$`}}})
-	}
-	if beforeNS != 0 {
-		t := time.Unix(0, beforeNS)
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "last_message_at", Value: bson.D{{Key: "$lt", Value: t}}}},
-			bson.D{{Key: "last_message_at", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeJID}}}},
-		}})
-	}
-	return findAll[Chat](ctx, s.db.Collection(colChats), "list chats", filter,
-		options.Find().SetSort(bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
-}
-
-// IncomingPage lists incoming messages (of chat, or all when chat is
-// empty) newest first by (sent_at, key), strictly before the cursor:
-// beforeNS in nanoseconds and the key of the last message of the previous
-// page (zero for the first page). Stored times have millisecond precision,
-// so a cursor that is not on a millisecond (one taken from the outbox in a
-// chat's mixed history) is after every message of its millisecond.
-func (s *Store) IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]IncomingMessage, error) {
-	filter := bson.D{}
-	if chat != "" {
-		filter = append(filter, bson.E{Key: "chat", Value: chat})
-	}
-	if beforeNS != 0 {
-		ms := time.UnixMilli(beforeNS / int64(time.Millisecond))
-		if beforeNS%int64(time.Millisecond) != 0 {
-			filter = append(filter, bson.E{Key: "sent_at", Value: bson.D{{Key: "$lte", Value: ms}}})
-		} else {
-			filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-				bson.D{{Key: "sent_at", Value: bson.D{{Key: "$lt", Value: ms}}}},
-				bson.D{{Key: "sent_at", Value: ms}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeKey}}}},
-			}})
-		}
-	}
-	return findAll[IncomingMessage](ctx, s.db.Collection(colMessages), "list incoming messages", filter,
-		options.Find().SetSort(bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
-}
-
 // Contact is what a sender told us about themselves.
 type Contact struct {
 	JID       string    `bson:"_id"`
 	PushName  string    `bson:"push_name,omitempty"`
 	UpdatedAt time.Time `bson:"updated_at"`
-}
-
-// SaveContactPushName records the push name jid sent a message with (the
-// primary is the one writer).
-func (s *Store) SaveContactPushName(ctx context.Context, jid, name string) error {
-	_, err := s.db.Collection(colContacts).UpdateOne(ctx, bson.D{{Key: "_id", Value: jid}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "push_name", Value: name}, {Key: "updated_at", Value: time.Now()}}}},
-		options.UpdateOne().SetUpsert(true))
-	if err != nil {
-		return fmt.Errorf("store: save push name of %s: %w", jid, err)
-	}
-	return nil
-}
-
-// Contact reads what jid told us about themselves.
-func (s *Store) Contact(ctx context.Context, jid string) (Contact, error) {
-	return findOne[Contact](ctx, s.db.Collection(colContacts), "read contact", bson.D{{Key: "_id", Value: jid}})
 }

@@ -56,7 +56,7 @@ func Listen(cfg config.Config, bind bool) (net.Listener, error) {
 type Worker struct {
 	Cfg      config.Config
 	Log      zerolog.Logger
-	Store    *store.Store
+	Store    store.Store
 	ID       proc.Identity
 	Listener net.Listener
 	Notify   systemd.Notifier

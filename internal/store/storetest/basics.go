@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -9,69 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"app/internal/config"
 	"app/internal/store"
-	"app/internal/testdb"
 )
 
-func TestServerKindIsDetected(t *testing.T) {
-	st := testdb.Start(t).Connect(nil)
-	info, err := st.Server(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Kind != "FerretDB" || info.ReplicaSet != "" {
-		t.Fatalf("embedded database reported as %+v, want FerretDB without replica set", info)
-	}
-	if s := info.String(); s == "" {
-		t.Fatal("empty description")
-	}
-}
+var _ = add(
+	"HeartbeatsAreListedAndPruned", testHeartbeatsAreListedAndPruned,
+	"LeaseEpochsAreExclusive", testLeaseEpochsAreExclusive,
+	"PruneMediaKeepsWhatIsNeeded", testPruneMediaKeepsWhatIsNeeded,
+	"IncomingPagesAreStrict", testIncomingPagesAreStrict,
+)
 
-// The pool of one process never holds more connections than its share of
-// MONGO_MAX_TOTAL_CONNECTIONS, however many requests want one at once.
-func TestPoolRespectsTheConnectionBudget(t *testing.T) {
-	db := testdb.Start(t)
-	// 2 workers + the primary share 12 connections: 4 each.
-	st := db.Connect(map[string]string{"CLUSTER_WORKERS": "2", "MONGO_MAX_TOTAL_CONNECTIONS": "12", "MONGO_MIN_POOL_SIZE": "1"})
-	if got := st.Pool().Max; got != 4 {
-		t.Fatalf("pool max = %d, want 4 (12 connections / 3 processes)", got)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 3 {
-				hb := store.Heartbeat{ID: fmt.Sprintf("h/%d/%d", g, i), Role: "worker", LastSeen: time.Now()}
-				if err := st.WriteHeartbeat(ctx, hb); err != nil {
-					errs <- err
-					return
-				}
-				if _, err := st.Heartbeats(ctx, time.Now().Add(-time.Minute)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("query under load: %v", err)
-	}
-	if max := st.Stats().MaxOpen(); max > 4 || max < 2 {
-		t.Fatalf("at most %d connections were open at once; want between 2 (the load used the pool) and 4 (the budget)", max)
-	}
-}
-
-func TestHeartbeatsAreListedAndPruned(t *testing.T) {
-	st := testdb.Start(t).Connect(nil)
+func testHeartbeatsAreListedAndPruned(t *testing.T, h Harness) {
+	st := h.Open(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for _, hb := range []store.Heartbeat{
@@ -99,20 +48,10 @@ func TestHeartbeatsAreListedAndPruned(t *testing.T) {
 	}
 }
 
-func TestIndexesAreIdempotent(t *testing.T) {
-	st := testdb.Start(t).Connect(nil)
-	for range 2 {
-		if err := st.EnsureIndexes(context.Background(), zerolog.Nop()); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // Exactly one contender gets an epoch; renewing needs the holder's name and
 // fails once a higher epoch exists.
-func TestLeaseEpochsAreExclusive(t *testing.T) {
-	db := testdb.Start(t)
-	a, b := db.Connect(nil), db.Connect(nil)
+func testLeaseEpochsAreExclusive(t *testing.T, h Harness) {
+	a, b := h.OpenTwo(t)
 	ctx := context.Background()
 	if _, err := a.CurrentLease(ctx); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("lease before any claim: %v, want ErrNotFound", err)
@@ -120,7 +59,7 @@ func TestLeaseEpochsAreExclusive(t *testing.T) {
 	exp := time.Now().Add(time.Minute)
 	var wg sync.WaitGroup
 	won := make([]bool, 2)
-	for i, st := range []*store.Store{a, b} {
+	for i, st := range []store.Store{a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -163,23 +102,9 @@ func TestLeaseEpochsAreExclusive(t *testing.T) {
 	}
 }
 
-// Options in MONGO_URI are checked at start-up, reported as configuration
-// errors (exit status 2) and without the password.
-func TestBadURIOptionsAreAConfigError(t *testing.T) {
-	db := testdb.Start(t)
-	_, err := store.Connect(db.Config(map[string]string{"MONGO_URI": "mongodb://user:s3cret@db1:27017/?maxPoolSize=many"}), "t", zerolog.Nop())
-	var ce *config.Error
-	if !errors.As(err, &ce) || ce.Var != "MONGO_URI" {
-		t.Fatalf("error %v, want a configuration error naming MONGO_URI", err)
-	}
-	if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("error %q shows the password or spans lines", err)
-	}
-}
-
 // Media retention keeps what a live schedule or an unsent message needs.
-func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
-	st := testdb.Start(t).Connect(nil)
+func testPruneMediaKeepsWhatIsNeeded(t *testing.T, h Harness) {
+	st := h.Open(t)
 	ctx := context.Background()
 	put := func(name string) string {
 		id, err := st.PutMedia(ctx, name, "image/png", strings.NewReader("\x89PNG "+name))
@@ -237,8 +162,8 @@ func TestPruneMediaKeepsWhatIsNeeded(t *testing.T) {
 // Paging through incoming messages returns each exactly once, whatever the
 // page size, also when many share one millisecond (WhatsApp stamps
 // seconds, so a burst in a group often does) and across chats.
-func TestIncomingPagesAreStrict(t *testing.T) {
-	st := testdb.Start(t).Connect(nil)
+func testIncomingPagesAreStrict(t *testing.T, h Harness) {
+	st := h.Open(t)
 	ctx := context.Background()
 	at := time.UnixMilli(1_750_000_000_000)
 	want := map[string]bool{}

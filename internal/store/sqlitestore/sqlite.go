@@ -1,0 +1,364 @@
+// Package sqlitestore is the store on SQLite, the embedded default: one
+// file in the state directory (app.db), opened by every process of the
+// machine, in WAL mode, through modernc.org/sqlite (no cgo).
+//
+// Each table keeps a record as a JSON document (doc) beside the typed
+// columns its queries filter and sort by, each served by an index (see
+// TestEveryStatementUsesAnIndex). Reads go through a pool of connections;
+// writes go through one connection per process, in group commits: the
+// writes that arrive while one commit is on disk share the next, each in
+// its own savepoint, so concurrent requests share one fsync and a 2xx
+// still means the data is on disk (synchronous=FULL).
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"app/internal/config"
+	"app/internal/store"
+)
+
+func init() {
+	store.Register(store.Engine{Name: store.SQLite, Classify: classify,
+		Open: func(cfg config.Config, appName string, log zerolog.Logger) (store.Store, error) {
+			return Open(cfg.DBPath(), log)
+		}})
+}
+
+// Readers is the size of a process's pool of reading connections.
+const Readers = 8
+
+// busyTimeout is how long a statement waits for another process's write
+// lock (and a start for another's recovery) before it fails with
+// SQLITE_BUSY, which the API answers with 503.
+const busyTimeout = 10 * time.Second
+
+// maxBatch bounds the writes one commit carries.
+const maxBatch = 256
+
+// Store is an open database, safe for concurrent use.
+type Store struct {
+	path  string
+	log   zerolog.Logger
+	rdb   *sql.DB
+	wdb   *sql.DB
+	r, w  []*sql.Stmt // prepared statements, by stmt.id
+	stats *store.PoolStats
+
+	reqs      chan *writeReq
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Open opens (creating it when missing) the database at path and brings
+// its schema up to date.
+func Open(path string, log zerolog.Logger) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	dsn := func(write bool) string {
+		q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+		if !write {
+			q += "&_pragma=query_only(1)"
+		}
+		return q
+	}
+	s := &Store{path: path, log: log, stats: &store.PoolStats{},
+		reqs: make(chan *writeReq, maxBatch), closing: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	if s.wdb, err = sql.Open("sqlite", dsn(true)); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetConnMaxIdleTime(0)
+	s.wdb.SetConnMaxLifetime(0)
+	if err := s.setUp(); err != nil {
+		_ = s.wdb.Close()
+		return nil, err
+	}
+	if s.rdb, err = sql.Open("sqlite", dsn(false)); err != nil {
+		_ = s.wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s.rdb.SetMaxOpenConns(Readers)
+	s.rdb.SetMaxIdleConns(Readers)
+	if err := s.prepare(); err != nil {
+		_ = s.rdb.Close()
+		_ = s.wdb.Close()
+		return nil, err
+	}
+	owned(path, log)
+	go s.commits()
+	return s, nil
+}
+
+// setUp switches the file to WAL mode and creates the schema, in one
+// immediate transaction, so processes starting at once take turns.
+func (s *Store) setUp() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*busyTimeout)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = s.setUpOnce(ctx); err == nil || !busy(err) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(50*(attempt+1)) * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("store: set up %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Store) setUpOnce(ctx context.Context) error {
+	var mode string
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %s, not WAL (is the file on a file system without shared memory?)", mode)
+	}
+	// The WAL is truncated to this after each checkpoint that empties it.
+	if _, err := s.wdb.ExecContext(ctx, "PRAGMA journal_size_limit=67108864"); err != nil {
+		return err
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("the database is of schema %d, newer than this version knows (%d): downgrade is not supported", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		for _, ddl := range migrations[i] {
+			if _, err := tx.ExecContext(ctx, ddl); err != nil {
+				return fmt.Errorf("schema %d: %w (%s)", i+1, err, ddl)
+			}
+		}
+	}
+	if version != len(migrations) {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version=%d", len(migrations))); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *Store) prepare() error {
+	s.r = make([]*sql.Stmt, len(statements))
+	s.w = make([]*sql.Stmt, len(statements))
+	for _, st := range statements {
+		var err error
+		if st.write {
+			s.w[st.id], err = s.wdb.Prepare(st.sql)
+		} else {
+			s.r[st.id], err = s.rdb.Prepare(st.sql)
+		}
+		if err != nil {
+			return fmt.Errorf("store: prepare %q: %w", st.sql, err)
+		}
+	}
+	return nil
+}
+
+// owned gives the database's files to the owner of their directory when
+// a root-run command (app keys, app doctor, a maintainer script) created
+// them, so the app user can still write them.
+func owned(path string, log zerolog.Logger) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Lchown(f, int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn().Err(err).Str("file", f).Msg("Cannot give the database file to the state directory's owner.")
+		}
+	}
+}
+
+// Engine is "sqlite".
+func (s *Store) Engine() string { return store.SQLite }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close stops the group commits (the writes queued are committed first)
+// and closes the connections.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, st := range append(s.r, s.w...) {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
+
+// Ping reads the schema version: the file is there and readable.
+func (s *Store) Ping(ctx context.Context) error {
+	var v int
+	if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if v != len(migrations) {
+		return fmt.Errorf("store: ping: the database's schema is %d, want %d", v, len(migrations))
+	}
+	return nil
+}
+
+// WaitReady pings until the database answers or ctx ends.
+func (s *Store) WaitReady(ctx context.Context) error {
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Server is SQLite's version and the file.
+func (s *Store) Server(ctx context.Context) (store.ServerInfo, error) {
+	var v string
+	if err := s.rdb.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v); err != nil {
+		return store.ServerInfo{}, fmt.Errorf("store: version: %w", err)
+	}
+	return store.ServerInfo{Kind: "SQLite", Version: v, Path: s.path}, nil
+}
+
+// EnsureIndexes has nothing to do: Open brought the schema, indexes
+// included, up to date.
+func (s *Store) EnsureIndexes(context.Context, zerolog.Logger) error { return nil }
+
+// Pool is the reader pool and the one writer.
+func (s *Store) Pool() config.Pool {
+	return config.Pool{Max: Readers + 1, Min: 1, MaxConnecting: Readers + 1, Processes: 1}
+}
+
+// Stats are the statements this process ran.
+func (s *Store) Stats() *store.PoolStats { return s.stats }
+
+// Clock is this machine's clock: the database has no other.
+func (s *Store) Clock(context.Context) (store.ServerClock, error) {
+	now := time.Now()
+	return store.ServerClock{Server: now, Sent: now, Received: now}, nil
+}
+
+// Connections is not reported: the database is a file.
+func (s *Store) Connections(context.Context) (store.ServerConnections, error) {
+	return store.ServerConnections{}, nil
+}
+
+// Checkpoint copies the WAL into the database and truncates it, when no
+// reader holds it: the primary calls it now and then, so the WAL stays
+// bounded however busy the readers are.
+func (s *Store) Checkpoint(ctx context.Context) (walPages, moved int, err error) {
+	var busyFlag int
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busyFlag, &walPages, &moved); err != nil {
+		return 0, 0, fmt.Errorf("store: checkpoint: %w", err)
+	}
+	return walPages, moved, nil
+}
+
+// Backup writes a consistent copy of the database to path (VACUUM INTO),
+// while the suite runs.
+func (s *Store) Backup(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("store: backup: %s exists", path)
+	}
+	if _, err := s.rdb.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("store: backup to %s: %w", path, err)
+	}
+	return nil
+}
+
+// The errors.
+
+// classify sorts SQLite's errors: a database that is locked past the busy
+// timeout, full, unreadable or damaged is away (the API answers 503),
+// nothing was written; an I/O error while committing may have left the
+// commit on disk.
+func classify(err error) (store.ErrorKind, bool) {
+	var commitErr commitFailed
+	if errors.As(err, &commitErr) {
+		if code(commitErr.error)&0xff == sqlite3.SQLITE_IOERR {
+			return store.Unknown, true
+		}
+	}
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		if errors.Is(err, errClosed) {
+			return store.Away, true
+		}
+		return store.Refused, false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
+		sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+		return store.Away, true
+	}
+	return store.Refused, true
+}
+
+func code(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+func busy(err error) bool {
+	c := code(err) & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+}
+
+// duplicate reports a unique constraint violation.
+func duplicate(err error) bool {
+	c := code(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// commitFailed is a failed COMMIT.
+type commitFailed struct{ error }
+
+func (e commitFailed) Unwrap() error { return e.error }
+
+var errClosed = errors.New("store: the database is closed")
