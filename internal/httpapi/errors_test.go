@@ -181,7 +181,7 @@ type lossyEnv struct {
 // lossyLink, and a primary with the sandbox driver on its own connection.
 func lossyServer(t *testing.T, settle time.Duration) lossyEnv {
 	t.Helper()
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -191,7 +191,7 @@ func lossyServer(t *testing.T, settle time.Duration) lossyEnv {
 	sandboxPrimary(t, st, whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: -1, ReadDelay: -1}, config.WhatsApp{ReconcileWait: time.Second})
 
 	link := newLossyLink(t, db.Socket)
-	api := db.Connect(map[string]string{"APP_DB_SOCKET": link.path})
+	api := db.Connect(map[string]string{"MONGO_URI": config.SocketURI(link.path)})
 	hub := &realtime.Hub{Src: api, Log: zerolog.Nop()}
 	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	srv := &Server{Backend: api, Messages: api, Media: api, Schedules: api, Webhooks: api, WebhookGuard: webhook.NewGuard(loop),
@@ -378,7 +378,7 @@ func TestUnknownOutcomeIsNeverRetryAfter(t *testing.T) {
 // error id (also in the log) for a document that does not decode. Before,
 // every one of them was 503 database_unavailable.
 func TestStoreErrorsAreMappedOnce(t *testing.T) {
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	st := db.Connect(nil)
 	var logs testutil.Buffer
 	srv := &Server{Backend: st, Messages: st, Schedules: st, Keys: st, KeyCacheTTL: time.Minute, Log: zerolog.New(&logs), Worker: "1", MaxBodyBytes: 1 << 16}
@@ -479,10 +479,10 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 // sent and not answered in time (it may have happened: it did) from one
 // the driver could not send (it did not), and both from a refusal.
 func TestStoreTellsUnsentFromUnanswered(t *testing.T) {
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	st := db.Connect(nil)
 	link := newLossyLink(t, db.Socket)
-	api := db.Connect(map[string]string{"APP_DB_SOCKET": link.path})
+	api := db.Connect(map[string]string{"MONGO_URI": config.SocketURI(link.path)})
 	enqueue := func(m *store.OutboxMessage, within time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), within)
 		defer cancel()

@@ -86,7 +86,7 @@ func adminKey(t *testing.T, st store.Store) map[string]string {
 // /readyz follows the database: 503 while it is gone, 200 once it is back,
 // without restarting the worker; /healthz stays 200 throughout.
 func TestReadinessFollowsTheDatabase(t *testing.T) {
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	st := db.Connect(nil)
 	admin := adminKey(t, st)
 	url := serve(t, &Server{Backend: st, Keys: st, Log: zerolog.Nop(), Worker: "3"}, nil)

@@ -29,12 +29,12 @@ func connect(t *testing.T, env map[string]string) store.Store {
 	return testdb.Start(t).Connect(env)
 }
 
-// unreachable is a store whose database socket does not exist.
+// unreachable is a MongoDB store whose server socket does not exist.
 func unreachable(t *testing.T) store.Store {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.LoadFrom(func(k string) (string, bool) {
-		v, ok := map[string]string{"APP_STATE_DIR": dir, "APP_DB_SOCKET": filepath.Join(dir, "none.sock")}[k]
+		v, ok := map[string]string{"APP_STATE_DIR": dir, "MONGO_URI": config.SocketURI(filepath.Join(dir, "none.sock"))}[k]
 		return v, ok
 	})
 	if err != nil {

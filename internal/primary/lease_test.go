@@ -138,85 +138,87 @@ func (c *contender) stop() {
 }
 
 func TestSecondPrimaryStandsByAndTakesOverWhenTheFirstStops(t *testing.T) {
-	db := testdb.Start(t)
-	j := &journal{began: make(chan span, 4)}
-	a := start(t, db, "a", j)
-	first := j.next(t, 5*time.Second)
-	if first.who != "a" || first.epoch != 1 {
-		t.Fatalf("first holder %s with epoch %d, want a with epoch 1", first.who, first.epoch)
-	}
-	b := start(t, db, "b", j)
-	// b stays standby while a renews: b has looked at the lease three
-	// times when the first lease it saw would have expired without a's
-	// renewals, and has not taken it.
-	testutil.Eventually(t, 10*ttl, "b looking at the lease past the expiry of the first it saw", func() (bool, string) {
-		if e := b.lease.Epoch(); e != 0 {
-			t.Fatalf("b took the lease (epoch %d) while a held it", e)
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		j := &journal{began: make(chan span, 4)}
+		a := start(t, db, "a", j)
+		first := j.next(t, 5*time.Second)
+		if first.who != "a" || first.epoch != 1 {
+			t.Fatalf("first holder %s with epoch %d, want a with epoch 1", first.who, first.epoch)
 		}
-		reads := b.store.readsOf()
-		if len(reads) == 0 {
-			return false, "b has not read the lease"
-		}
-		late := 0
-		for _, r := range reads {
-			if r.at.After(reads[0].lease.ExpiresAt) {
-				late++
+		b := start(t, db, "b", j)
+		// b stays standby while a renews: b has looked at the lease three
+		// times when the first lease it saw would have expired without a's
+		// renewals, and has not taken it.
+		testutil.Eventually(t, 10*ttl, "b looking at the lease past the expiry of the first it saw", func() (bool, string) {
+			if e := b.lease.Epoch(); e != 0 {
+				t.Fatalf("b took the lease (epoch %d) while a held it", e)
 			}
+			reads := b.store.readsOf()
+			if len(reads) == 0 {
+				return false, "b has not read the lease"
+			}
+			late := 0
+			for _, r := range reads {
+				if r.at.After(reads[0].lease.ExpiresAt) {
+					late++
+				}
+			}
+			return late >= 3, fmt.Sprintf("%d reads, %d after %s", len(reads), late, reads[0].lease.ExpiresAt.Format(time.StampMilli))
+		})
+		select {
+		case s := <-j.began:
+			t.Fatalf("%s started primary work (epoch %d) while a held the lease", s.who, s.epoch)
+		default:
 		}
-		return late >= 3, fmt.Sprintf("%d reads, %d after %s", len(reads), late, reads[0].lease.ExpiresAt.Format(time.StampMilli))
+		if b.lease.Epoch() != 0 || a.lease.Epoch() != 1 {
+			t.Fatalf("epochs a=%d b=%d, want a=1 b=0 (standby)", a.lease.Epoch(), b.lease.Epoch())
+		}
+		// A clean stop releases the lease: b need not wait for it to expire.
+		a.stop()
+		second := j.next(t, 2*ttl)
+		if second.who != "b" || second.epoch != 2 {
+			t.Fatalf("took over: %s with epoch %d, want b with epoch 2", second.who, second.epoch)
+		}
 	})
-	select {
-	case s := <-j.began:
-		t.Fatalf("%s started primary work (epoch %d) while a held the lease", s.who, s.epoch)
-	default:
-	}
-	if b.lease.Epoch() != 0 || a.lease.Epoch() != 1 {
-		t.Fatalf("epochs a=%d b=%d, want a=1 b=0 (standby)", a.lease.Epoch(), b.lease.Epoch())
-	}
-	// A clean stop releases the lease: b need not wait for it to expire.
-	a.stop()
-	second := j.next(t, 2*ttl)
-	if second.who != "b" || second.epoch != 2 {
-		t.Fatalf("took over: %s with epoch %d, want b with epoch 2", second.who, second.epoch)
-	}
 }
 
 // A holder that loses the database stops its work before its lease
 // expires, and only then does the standby take over, with a higher epoch:
 // the two never work at once.
 func TestHolderCutOffStopsBeforeTheStandbyTakesOver(t *testing.T) {
-	db := testdb.Start(t)
-	j := &journal{began: make(chan span, 4)}
-	a := start(t, db, "a", j)
-	if s := j.next(t, 5*time.Second); s.who != "a" {
-		t.Fatalf("first holder %s, want a", s.who)
-	}
-	b := start(t, db, "b", j)
-	// b stands by (it has read a's lease) when a is cut off.
-	testutil.Eventually(t, 5*time.Second, "b reading the lease", func() (bool, string) {
-		return len(b.store.readsOf()) > 0, "no read"
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		j := &journal{began: make(chan span, 4)}
+		a := start(t, db, "a", j)
+		if s := j.next(t, 5*time.Second); s.who != "a" {
+			t.Fatalf("first holder %s, want a", s.who)
+		}
+		b := start(t, db, "b", j)
+		// b stands by (it has read a's lease) when a is cut off.
+		testutil.Eventually(t, 5*time.Second, "b reading the lease", func() (bool, string) {
+			return len(b.store.readsOf()) > 0, "no read"
+		})
+		cutAt := time.Now()
+		a.store.cut.Store(true)
+		second := j.next(t, 3*ttl)
+		if second.who != "b" || second.epoch != 2 {
+			t.Fatalf("took over: %s with epoch %d, want b with epoch 2", second.who, second.epoch)
+		}
+		j.mu.Lock()
+		spans := append([]span(nil), j.spans...)
+		j.mu.Unlock()
+		if len(spans) != 1 || spans[0].who != "a" {
+			t.Fatalf("finished work spans %+v, want a's only", spans)
+		}
+		if !spans[0].end.Before(second.start) {
+			t.Fatalf("a worked until %s, after b started at %s", spans[0].end.Format(time.StampMilli), second.start.Format(time.StampMilli))
+		}
+		if took := second.start.Sub(cutAt); took > 2*ttl {
+			t.Fatalf("b took over %s after a was cut off; want within the lease period (%s) plus one poll", took, ttl)
+		}
+		if a.lease.Epoch() != 0 {
+			t.Fatalf("a still believes it holds epoch %d", a.lease.Epoch())
+		}
 	})
-	cutAt := time.Now()
-	a.store.cut.Store(true)
-	second := j.next(t, 3*ttl)
-	if second.who != "b" || second.epoch != 2 {
-		t.Fatalf("took over: %s with epoch %d, want b with epoch 2", second.who, second.epoch)
-	}
-	j.mu.Lock()
-	spans := append([]span(nil), j.spans...)
-	j.mu.Unlock()
-	if len(spans) != 1 || spans[0].who != "a" {
-		t.Fatalf("finished work spans %+v, want a's only", spans)
-	}
-	if !spans[0].end.Before(second.start) {
-		t.Fatalf("a worked until %s, after b started at %s", spans[0].end.Format(time.StampMilli), second.start.Format(time.StampMilli))
-	}
-	if took := second.start.Sub(cutAt); took > 2*ttl {
-		t.Fatalf("b took over %s after a was cut off; want within the lease period (%s) plus one poll", took, ttl)
-	}
-	if a.lease.Epoch() != 0 {
-		t.Fatalf("a still believes it holds epoch %d", a.lease.Epoch())
-	}
 }
 
 // The heartbeat says holder or standby as soon as the lease moves, not a

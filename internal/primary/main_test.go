@@ -32,13 +32,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// childPrimary runs the WhatsApp task against the database at
-// APP_DB_SOCKET with a sandbox kept in APP_TEST_SANDBOX_DIR, while
+// childPrimary runs the WhatsApp task against the test's database (its
+// APP_STATE_DIR and MONGO_URI) with a sandbox kept in APP_TEST_SANDBOX_DIR, while
 // APP_TEST_INJECT messages arrive from Alice; it prints each message's id
 // once the sandbox holds it (WhatsApp's servers accepted it for us).
 func childPrimary() int {
-	env := map[string]string{"APP_DB_SOCKET": os.Getenv("APP_DB_SOCKET"), "APP_STATE_DIR": os.Getenv("APP_TEST_SANDBOX_DIR")}
-	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := config.LoadFrom(func(k string) (string, bool) {
+		if k != "APP_STATE_DIR" && k != "MONGO_URI" {
+			return "", false
+		}
+		return os.LookupEnv(k)
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -93,7 +97,7 @@ func childDB(t *testing.T) (*testdb.DB, store.Store) {
 // childCommand is a child primary (childPrimary) with env added.
 func childCommand(db *testdb.DB, dir string, env ...string) *exec.Cmd {
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(append(os.Environ(), childEnv+"=1", "APP_DB_SOCKET="+db.Socket, "APP_TEST_SANDBOX_DIR="+dir), env...)
+	child.Env = append(append(append(os.Environ(), childEnv+"=1", "APP_TEST_SANDBOX_DIR="+dir), db.Env()...), env...)
 	child.Stderr = os.Stderr
 	return child
 }

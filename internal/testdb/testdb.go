@@ -134,3 +134,10 @@ func (d *DB) Connect(env map[string]string) store.Store {
 	}
 	return st
 }
+
+// Each runs f as a subtest on a fresh database of each engine: for the
+// tests that prove a behaviour of the whole suite on both.
+func Each(t *testing.T, f func(t *testing.T, db *DB)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, Start(t)) })
+	t.Run("mongodb", func(t *testing.T) { f(t, StartMongo(t)) })
+}

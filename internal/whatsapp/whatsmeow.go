@@ -48,8 +48,13 @@ import (
 // WhatsmeowConfig configures the whatsmeow driver.
 type WhatsmeowConfig struct {
 	// StoreDir holds the device store (whatsmeow.db: keys, sessions,
-	// contacts). Created if missing. Required.
+	// contacts). Created if missing. Required unless StoreFile is set.
 	StoreDir string
+	// StoreFile, when set, is the device store's SQLite file instead: on
+	// the embedded store, the suite's own app.db, so that one file (and one
+	// backup) holds the whole state of a machine. whatsmeow's tables are
+	// its own (whatsmeow_*, versioned in whatsmeow_version).
+	StoreFile string
 	// Log receives the driver's logs and whatsmeow's own (component=whatsmeow).
 	Log zerolog.Logger
 	// MaxBackoff caps the reconnect back-off; 0 means 60s.
@@ -133,21 +138,30 @@ func NewWhatsmeow(cfg WhatsmeowConfig) *Whatsmeow {
 	}
 }
 
-// storeDSN is the database/sql address of the device store in dir.
-func storeDSN(dir string) string {
-	return "file:" + filepath.Join(dir, "whatsmeow.db") +
-		"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+// storeDSN is the database/sql address of the device store in file.
+func storeDSN(file string) string {
+	return "file:" + file +
+		"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
 }
 
-// openStore opens (creating and migrating) the device store in dir.
-func openStore(ctx context.Context, dir string, log waLog.Logger) (*sqlstore.Container, error) {
-	if dir == "" {
+// storeFile is the device store's file: StoreFile, or whatsmeow.db in
+// StoreDir.
+func (c WhatsmeowConfig) storeFile() string {
+	if c.StoreFile != "" || c.StoreDir == "" {
+		return c.StoreFile
+	}
+	return filepath.Join(c.StoreDir, "whatsmeow.db")
+}
+
+// openStore opens (creating and migrating) the device store in file.
+func openStore(ctx context.Context, file string, log waLog.Logger) (*sqlstore.Container, error) {
+	if file == "" {
 		return nil, errors.New("whatsapp: whatsmeow store directory not set")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, fmt.Errorf("whatsapp: create store directory: %w", err)
 	}
-	c, err := sqlstore.New(ctx, "sqlite", storeDSN(dir), log)
+	c, err := sqlstore.New(ctx, "sqlite", storeDSN(file), log)
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: open device store: %w", err)
 	}
@@ -178,7 +192,7 @@ func (d *Whatsmeow) Run(ctx context.Context, h Handler) error {
 		d.mu.Unlock()
 	}()
 
-	container, err := openStore(ctx, d.cfg.StoreDir, d.waLog.Sub("Database"))
+	container, err := openStore(ctx, d.cfg.storeFile(), d.waLog.Sub("Database"))
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,8 @@ import (
 	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
 
+	"app/internal/store"
+	"app/internal/store/sqlitestore"
 	"app/internal/testutil"
 )
 
@@ -310,7 +312,7 @@ func TestWhatsmeowStoreOpensAndMigrates(t *testing.T) {
 
 	version := func() (v int, tables int) {
 		t.Helper()
-		db, err := sql.Open("sqlite", storeDSN(dir))
+		db, err := sql.Open("sqlite", storeDSN(filepath.Join(dir, "whatsmeow.db")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,7 +326,7 @@ func TestWhatsmeowStoreOpensAndMigrates(t *testing.T) {
 		return v, tables
 	}
 
-	c1, err := openStore(ctx, dir, waLog.Noop)
+	c1, err := openStore(ctx, filepath.Join(dir, "whatsmeow.db"), waLog.Noop)
 	if err != nil {
 		t.Fatalf("first open: %v", err)
 	}
@@ -344,7 +346,7 @@ func TestWhatsmeowStoreOpensAndMigrates(t *testing.T) {
 	}
 	// The decrypted event buffer (EnableDecryptedEventBuffer) lives here.
 	func() {
-		db, err := sql.Open("sqlite", storeDSN(dir))
+		db, err := sql.Open("sqlite", storeDSN(filepath.Join(dir, "whatsmeow.db")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +360,7 @@ func TestWhatsmeowStoreOpensAndMigrates(t *testing.T) {
 		t.Fatalf("store file: %v", err)
 	}
 
-	c2, err := openStore(ctx, dir, waLog.Noop)
+	c2, err := openStore(ctx, filepath.Join(dir, "whatsmeow.db"), waLog.Noop)
 	if err != nil {
 		t.Fatalf("second open: %v", err)
 	}
@@ -400,7 +402,7 @@ func plantDevice(t *testing.T, dir string) types.JID {
 func plantDeviceAs(t *testing.T, dir string, jid types.JID) types.JID {
 	t.Helper()
 	ctx := context.Background()
-	c, err := openStore(ctx, dir, waLog.Noop)
+	c, err := openStore(ctx, filepath.Join(dir, "whatsmeow.db"), waLog.Noop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -729,7 +731,7 @@ func TestWhatsmeowRedeliveryAfterFailedHandler(t *testing.T) {
 	ctx := context.Background()
 	ourDir := t.TempDir()
 	ourJID := plantDevice(t, ourDir)
-	ours, err := openStore(ctx, ourDir, waLog.Noop)
+	ours, err := openStore(ctx, filepath.Join(ourDir, "whatsmeow.db"), waLog.Noop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -740,7 +742,7 @@ func TestWhatsmeowRedeliveryAfterFailedHandler(t *testing.T) {
 	}
 	annaDir := t.TempDir()
 	plantDeviceAs(t, annaDir, annaPhone)
-	annas, err := openStore(ctx, annaDir, waLog.Noop)
+	annas, err := openStore(ctx, filepath.Join(annaDir, "whatsmeow.db"), waLog.Noop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -826,7 +828,7 @@ func TestWhatsmeowRedeliveryAfterFailedHandler(t *testing.T) {
 // group's own events, never a member's push name.
 func TestWhatsmeowChatNameIsTheGroupSubject(t *testing.T) {
 	ctx := context.Background()
-	c, err := openStore(ctx, t.TempDir(), waLog.Noop)
+	c, err := openStore(ctx, filepath.Join(t.TempDir(), "whatsmeow.db"), waLog.Noop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -853,5 +855,51 @@ func TestWhatsmeowChatNameIsTheGroupSubject(t *testing.T) {
 	handle(msg("B"))
 	if len(got) != 2 || got[0].ChatName != "Family" || got[1].ChatName != "Family 2025" || got[0].PushName != "Anna" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+// On the embedded store the device store lives in the suite's own
+// database file: both open it, each with its own tables and version, and
+// what each wrote reads back after both are opened again.
+func TestDeviceStoreSharesTheSuitesDatabaseFile(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "app.db")
+	st, err := sqlitestore.Open(file, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := openStore(ctx, file, waLog.Noop)
+	if err != nil {
+		t.Fatalf("the device store cannot open the suite's file: %v", err)
+	}
+	dev := c.NewDevice()
+	dev.ID = &types.JID{User: "491701234567", Device: 3, Server: types.DefaultUserServer}
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64),
+		AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+	if err := dev.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAPIKey(ctx, store.APIKey{ID: "k1", Name: "shared", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	_ = st.Close(ctx)
+
+	st, err = sqlitestore.Open(file, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("the suite's store does not open after the device store's upgrades: %v", err)
+	}
+	defer st.Close(ctx)
+	if k, err := st.APIKey(ctx, "k1"); err != nil || k.Name != "shared" {
+		t.Fatalf("key after reopening: %+v, %v", k, err)
+	}
+	c, err = openStore(ctx, file, waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	devs, err := c.GetAllDevices(ctx)
+	if err != nil || len(devs) != 1 || devs[0].ID.User != "491701234567" {
+		t.Fatalf("devices after reopening: %v, %v", devs, err)
 	}
 }

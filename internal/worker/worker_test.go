@@ -117,7 +117,7 @@ func startWorker(t *testing.T, db *testdb.DB) (url string, stop func() error) {
 
 func TestWorkerTellsSystemdReadyWatchdogAndStopping(t *testing.T) {
 	msgs := notifySocket(t, true)
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	url, stop := startWorker(t, db)
 	m := expect(t, msgs, 10*time.Second, "READY=1")
 	if !strings.Contains(m, "STATUS=serving on ") || !strings.Contains(m, "database ok") {
@@ -153,7 +153,7 @@ func TestWorkerTellsSystemdReadyWatchdogAndStopping(t *testing.T) {
 
 func TestWorkerWithoutDatabaseIsReadyDegradedAfterTheWait(t *testing.T) {
 	msgs := notifySocket(t, false)
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	db.Stop()
 	start := time.Now()
 	url, _ := startWorker(t, db)
