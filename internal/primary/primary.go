@@ -122,11 +122,7 @@ func (p *Primary) prepare(ctx context.Context) bool {
 			info, serr := p.Store.Server(ictx)
 			cancel()
 			if serr == nil {
-				ev := p.Log.Info()
-				if info.Kind == "FerretDB" && p.Cfg.Env == config.EnvProduction {
-					ev = p.Log.Warn().Str("advice", "set MONGO_URI to a MongoDB server for production")
-				}
-				ev.Str("server", info.String()).Msg("Connected to the database.")
+				p.Log.Info().Str("server", info.String()).Msg("Connected to the database.")
 			}
 			return true
 		}
@@ -239,5 +235,21 @@ func (p *Primary) housekeepingJobs(epoch int64) []Job {
 			n, err := p.Store.PruneEventTokens(ctx, time.Now())
 			return logged("expired browser tokens", n, err)
 		}},
+		{Name: "checkpoint", Every: time.Minute, Run: func(ctx context.Context) error {
+			c, ok := p.Store.(checkpointer)
+			if !ok {
+				return nil
+			}
+			wal, err := c.Checkpoint(ctx)
+			if err == nil && wal > 256<<20 {
+				p.Log.Warn().Int64("wal_bytes", wal).Msg("Housekeeping: the database's WAL stays large; a reader holds an old snapshot.")
+			}
+			return err
+		}},
 	}
+}
+
+// checkpointer is a store with a write-ahead log to keep bounded (SQLite).
+type checkpointer interface {
+	Checkpoint(ctx context.Context) (walBytes int64, err error)
 }

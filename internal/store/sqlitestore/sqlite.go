@@ -46,6 +46,10 @@ const Readers = 8
 // SQLITE_BUSY, which the API answers with 503.
 const busyTimeout = 10 * time.Second
 
+// journalSizeLimit is the size the WAL file is truncated to when it is
+// reset, and past which the primary's checkpoint truncates it.
+const journalSizeLimit = 64 << 20
+
 // maxBatch bounds the writes one commit carries.
 const maxBatch = 256
 
@@ -134,7 +138,7 @@ func (s *Store) setUpOnce(ctx context.Context) error {
 		return fmt.Errorf("journal mode is %s, not WAL (is the file on a file system without shared memory?)", mode)
 	}
 	// The WAL is truncated to this after each checkpoint that empties it.
-	if _, err := s.wdb.ExecContext(ctx, "PRAGMA journal_size_limit=67108864"); err != nil {
+	if _, err := s.wdb.ExecContext(ctx, fmt.Sprintf("PRAGMA journal_size_limit=%d", journalSizeLimit)); err != nil {
 		return err
 	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
@@ -285,15 +289,30 @@ func (s *Store) Connections(context.Context) (store.ServerConnections, error) {
 	return store.ServerConnections{}, nil
 }
 
-// Checkpoint copies the WAL into the database and truncates it, when no
-// reader holds it: the primary calls it now and then, so the WAL stays
-// bounded however busy the readers are.
-func (s *Store) Checkpoint(ctx context.Context) (walPages, moved int, err error) {
-	var busyFlag int
-	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busyFlag, &walPages, &moved); err != nil {
-		return 0, 0, fmt.Errorf("store: checkpoint: %w", err)
+// Checkpoint copies the WAL into the database without waiting for
+// anyone (PASSIVE), then, when the WAL file is still over
+// journalSizeLimit, waits for the readers and truncates it (TRUNCATE), so
+// the WAL stays bounded however busy the readers are. The primary calls it
+// now and then; SQLite's own automatic checkpoints (every 1000 pages, by
+// whichever process commits) do the rest.
+func (s *Store) Checkpoint(ctx context.Context) (walBytes int64, err error) {
+	var busyFlag, pages, moved int
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busyFlag, &pages, &moved); err != nil {
+		return 0, fmt.Errorf("store: checkpoint: %w", err)
 	}
-	return walPages, moved, nil
+	fi, err := os.Stat(s.path + "-wal")
+	if err != nil {
+		return 0, nil
+	}
+	if fi.Size() > journalSizeLimit {
+		if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busyFlag, &pages, &moved); err != nil {
+			return fi.Size(), fmt.Errorf("store: checkpoint: %w", err)
+		}
+		if fi, err = os.Stat(s.path + "-wal"); err != nil {
+			return 0, nil
+		}
+	}
+	return fi.Size(), nil
 }
 
 // Backup writes a consistent copy of the database to path (VACUUM INTO),
