@@ -53,6 +53,13 @@ type Store interface {
 	Clock(ctx context.Context) (ServerClock, error)
 	// Connections is the server's own count of its client connections.
 	Connections(ctx context.Context) (ServerConnections, error)
+	// Atomically runs f so that the writes f makes through this store,
+	// with the context f is given, are one: all or none (SQLite: one
+	// transaction; f's reads do not see its own writes). On MongoDB,
+	// without transactions on a standalone server, they are made one after
+	// the other, and f's error does not undo them: callers keep to a
+	// protocol that survives a stop between them (the event log's marks).
+	Atomically(ctx context.Context, f func(ctx context.Context) error) error
 
 	// Heartbeats.
 	WriteHeartbeat(ctx context.Context, hb Heartbeat) error

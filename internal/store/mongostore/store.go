@@ -93,6 +93,10 @@ func Connect(cfg config.Config, appName string, log zerolog.Logger) (*Store, err
 // Engine is "mongodb".
 func (s *Store) Engine() string { return store.MongoDB }
 
+// Atomically runs f: MongoDB's writes are made one by one (see
+// store.Store).
+func (s *Store) Atomically(ctx context.Context, f func(ctx context.Context) error) error { return f(ctx) }
+
 // Pool is the pool figure this process uses.
 func (s *Store) Pool() config.Pool { return s.pool }
 

@@ -57,6 +57,23 @@ type wtx struct {
 	tx *sql.Tx
 }
 
+// nested runs fn in a savepoint inside the write: its error undoes its
+// own writes only.
+func (t *wtx) nested(fn func(tx *wtx) error) error {
+	if _, err := t.tx.Exec("SAVEPOINT n"); err != nil {
+		return err
+	}
+	if err := fn(t); err != nil {
+		if _, rerr := t.tx.Exec("ROLLBACK TO n"); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		_, _ = t.tx.Exec("RELEASE n")
+		return err
+	}
+	_, err := t.tx.Exec("RELEASE n")
+	return err
+}
+
 func (t *wtx) exec(st *stmt, args ...any) (sql.Result, error) {
 	t.s.stats.CommandSent()
 	return t.tx.Stmt(t.s.w[st.id]).Exec(args...)
@@ -67,10 +84,25 @@ func (t *wtx) queryRow(st *stmt, args ...any) *sql.Row {
 	return t.tx.Stmt(t.s.w[st.id]).QueryRow(args...)
 }
 
+type txKey struct{}
+
+// Atomically runs f in one write: the writes f makes with the context it
+// is given join it (see write), so they commit together or not at all.
+func (s *Store) Atomically(ctx context.Context, f func(ctx context.Context) error) error {
+	if t, ok := ctx.Value(txKey{}).(*wtx); ok && t.s == s {
+		return f(ctx)
+	}
+	return s.write(ctx, func(t *wtx) error { return f(context.WithValue(ctx, txKey{}, t)) })
+}
+
 // write runs fn in this process's next group commit and returns when that
 // commit is on disk (or failed). fn runs in its own savepoint: its error
-// undoes its writes and no one else's.
+// undoes its writes and no one else's. Inside Atomically, fn runs at once
+// in the enclosing write, in a savepoint of its own.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	if t, ok := ctx.Value(txKey{}).(*wtx); ok && t.s == s {
+		return t.nested(fn)
+	}
 	if err := ctx.Err(); err != nil {
 		return store.NotStored(err)
 	}
