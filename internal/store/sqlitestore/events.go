@@ -109,8 +109,7 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]store.Eve
 // event by time is the first by position.
 func (s *Store) EventSeqAt(ctx context.Context, t time.Time) (int64, error) {
 	var seq int64
-	s.stats.CommandSent()
-	err := s.r[sqlEventAt.id].QueryRowContext(ctx, t.UnixNano()).Scan(&seq)
+	err := s.scanRow(ctx, sqlEventAt, []any{t.UnixNano()}, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.LastEventSeq(ctx)
 	}
@@ -185,8 +184,7 @@ func (s *Store) SetEventHead(ctx context.Context, seq int64) error {
 // before any.
 func (s *Store) EventHead(ctx context.Context) (int64, error) {
 	var seq int64
-	s.stats.CommandSent()
-	err := s.r[sqlHead.id].QueryRowContext(ctx).Scan(&seq)
+	err := s.scanRow(ctx, sqlHead, nil, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, store.ErrNotFound
 	}

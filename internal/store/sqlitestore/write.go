@@ -106,6 +106,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return store.NotStored(err)
 	}
+	if err := s.usable(); err != nil {
+		return store.NotStored(err)
+	}
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.reqs <- r:
@@ -166,6 +169,9 @@ func (s *Store) commit(batch []*writeReq) {
 func (s *Store) commitBatch(batch []*writeReq, errs []error) error {
 	s.stats.CheckedOut()
 	defer s.stats.CheckedIn()
+	if err := s.sameFile(); err != nil {
+		return store.NotStored(err)
+	}
 	tx, err := s.wdb.Begin()
 	if err != nil {
 		s.stats.CheckoutFailed()
@@ -212,16 +218,28 @@ func (s *Store) commitBatch(batch []*writeReq, errs []error) error {
 // The reading helpers: each row's first column is the record's JSON.
 
 func (s *Store) queryRows(ctx context.Context, st *stmt, args ...any) (*sql.Rows, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
 	s.stats.CommandSent()
 	return s.r[st.id].QueryContext(ctx, args...)
+}
+
+// scanRow runs a reading statement and scans its first row into dest;
+// sql.ErrNoRows when there is none.
+func (s *Store) scanRow(ctx context.Context, st *stmt, args []any, dest ...any) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	s.stats.CommandSent()
+	return s.r[st.id].QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 // one reads the record st finds, or store.ErrNotFound.
 func one[T any](ctx context.Context, s *Store, what string, st *stmt, args ...any) (T, error) {
 	var v T
 	var doc []byte
-	s.stats.CommandSent()
-	err := s.r[st.id].QueryRowContext(ctx, args...).Scan(&doc)
+	err := s.scanRow(ctx, st, args, &doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, store.ErrNotFound
 	}
@@ -262,8 +280,7 @@ func all[T any](ctx context.Context, s *Store, what string, st *stmt, args ...an
 // scalar reads one value.
 func scalar[T any](ctx context.Context, s *Store, what string, st *stmt, args ...any) (T, error) {
 	var v T
-	s.stats.CommandSent()
-	if err := s.r[st.id].QueryRowContext(ctx, args...).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := s.scanRow(ctx, st, args, &v); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return v, fmt.Errorf("store: %s: %w", what, err)
 	}
 	return v, nil
