@@ -139,23 +139,11 @@ func (h *Hub) init() {
 
 // Encode turns a stored event into what clients get.
 func Encode(e store.Event) Event {
-	data := e.Data
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
-	}
 	var head struct {
 		Chat string `json:"chat"`
 	}
-	_ = json.Unmarshal(data, &head)
-	b, err := json.Marshal(struct {
-		Seq  int64           `json:"seq"`
-		Type string          `json:"type"`
-		At   time.Time       `json:"at"`
-		Data json.RawMessage `json:"data"`
-	}{e.Seq, e.Type, e.At.UTC(), data})
-	if err != nil {
-		b = []byte(`{"seq":` + itoa(e.Seq) + `,"type":"` + e.Type + `"}`)
-	}
+	_ = json.Unmarshal(e.Data, &head)
+	b := e.JSON()
 	// Encoded once here rather than for each client.
 	sse := make([]byte, 0, len(b)+len(e.Type)+40)
 	sse = append(sse, "id: "...)
@@ -168,7 +156,6 @@ func Encode(e store.Event) Event {
 	return Event{Seq: e.Seq, Type: e.Type, Chat: head.Chat, JSON: b, SSE: sse}
 }
 
-func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func (h *Hub) add(evs []store.Event) {
 	enc := make([]Event, len(evs))
