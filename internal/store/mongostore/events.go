@@ -156,3 +156,31 @@ func (s *Store) FirstEventSeq(ctx context.Context) (int64, error) {
 	}
 	return e.Seq, nil
 }
+
+// WatchEvents returns a channel that receives when the log's head moves,
+// from a change stream on the head document: a worker then reads the log
+// when there is something to read, instead of polling the head. Servers
+// without change streams (a standalone MongoDB, FerretDB) refuse it, and
+// the caller polls. The channel closes when the stream ends.
+func (s *Store) WatchEvents(ctx context.Context) (<-chan struct{}, error) {
+	cs, err := s.db.Collection(colEventHead).Watch(ctx, mongo.Pipeline{})
+	if err != nil {
+		return nil, fmt.Errorf("store: watch the event log: %w", err)
+	}
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = cs.Close(cctx)
+		}()
+		for cs.Next(ctx) {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch, nil
+}
