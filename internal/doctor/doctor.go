@@ -90,7 +90,7 @@ func NewReport(host string, now time.Time) *Report {
 // Doctor holds what the checks look at.
 type Doctor struct {
 	Cfg     config.Config
-	EnvFile string       // where the services' configuration is read from
+	EnvFile string      // where the services' configuration is read from
 	Store   store.Store // connected (the server may still be down)
 	// Systemctl is nil when systemd does not run this machine.
 	Systemctl *systemd.Systemctl

@@ -185,7 +185,6 @@ func Encode(e store.Event) Event {
 	return Event{Seq: e.Seq, Type: e.Type, Chat: head.Chat, JSON: b, SSE: sse}
 }
 
-
 func (h *Hub) add(evs []store.Event) {
 	enc := make([]Event, len(evs))
 	for i, e := range evs {
