@@ -3,7 +3,9 @@ package sqlitestore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,4 +91,55 @@ func errString(err error) string {
 		return "ok"
 	}
 	return err.Error()
+}
+
+// A full disk refuses writes as "unavailable", each known not written;
+// what was acknowledged before stays; once there is space again, writes
+// succeed without a restart.
+func TestDiskFullIsUnavailableAndLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).Run(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	path := filepath.Join(dir, "app.db")
+	st, err := sqlitestore.Open(path, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	ctx := context.Background()
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 3<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	var full error
+	for i := range 10000 {
+		id := fmt.Sprintf("k%05d", i)
+		err := st.CreateAPIKey(ctx, store.APIKey{ID: id, Name: strings.Repeat("n", 2000), CreatedAt: time.Now()})
+		if err != nil {
+			full = err
+			break
+		}
+		stored = append(stored, id)
+	}
+	if full == nil {
+		t.Fatal("10,000 writes fit on a 4 MiB file system")
+	}
+	t.Logf("%d writes fitted; then: %v", len(stored), full)
+	if !store.IsUnavailable(full) || store.OutcomeUnknown(full) {
+		t.Fatalf("a write on a full disk: %v (unavailable %t, unknown %t), want unavailable and known not written",
+			full, store.IsUnavailable(full), store.OutcomeUnknown(full))
+	}
+	keys, err := st.APIKeys(ctx)
+	if err != nil || len(keys) != len(stored) {
+		t.Fatalf("after the disk filled, %d keys read back (%v), want the %d acknowledged", len(keys), err, len(stored))
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAPIKey(ctx, store.APIKey{ID: "after", CreatedAt: time.Now()}); err != nil {
+		t.Fatalf("a write once there is space again: %v", err)
+	}
 }
