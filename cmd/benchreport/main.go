@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,6 +199,8 @@ func report(s series) string {
 	w("| worker RSS idle | %s / %s MiB |\n", s.cell("SSEClients", "w1_idle_rss_MiB", num), s.cell("SSEClients", "w2_idle_rss_MiB", num))
 	w("| worker RSS with the clients | %s / %s MiB |\n", s.cell("SSEClients", "w1_rss_MiB", num), s.cell("SSEClients", "w2_rss_MiB", num))
 
+	history(w, s)
+
 	w("\n## Scheduler with 10,000 recurring schedules\n\n| figure | value |\n|---|---|\n")
 	w("| a pass with nothing due | %s ms |\n", s.cell("Scheduler10k", "idle_pass_ms", num))
 	w("| runs due in one minute | %s |\n", s.cell("Scheduler10k", "runs_that_minute", num))
@@ -231,6 +234,132 @@ func report(s series) string {
 		}
 	}
 	return b.String()
+}
+
+// historyRow is one figure of BenchmarkHistory, with its target.
+type historyRow struct {
+	label, figure, unit string
+	f                   func(float64) string
+	target              string
+	meets               func(float64) bool // nil: no target
+	higherBetter        bool
+}
+
+// history is the section of BenchmarkHistory: each figure on SQLite at
+// 1,000 and at the large size, their ratio, and MongoDB at 1,000.
+func history(w func(string, ...any), s series) {
+	large := 0
+	for n := range s {
+		rest, ok := strings.CutPrefix(n, "History/sqlite-")
+		if !ok {
+			continue
+		}
+		size, _, _ := strings.Cut(rest, "/")
+		if v, err := strconv.Atoi(size); err == nil && v != 1000 && v > large {
+			large = v
+		}
+	}
+	w("\n## History: cost flat in history\n\n")
+	if large == 0 {
+		w("Not measured (BenchmarkHistory).\n")
+		return
+	}
+	big := fmt.Sprintf("sqlite-%d", large)
+	cols := []string{"sqlite-1000", big, "mongodb-1000"}
+	w("BenchmarkHistory: `app run` with 2 workers and the sandbox driver (paired, no pacing, no caps, no\n")
+	w("rate limit) on three databases running side by side, taking turns at each figure: SQLite with\n")
+	w("1,000 and with %s messages, and MongoDB (FerretDB, the tests' stand-in, in the benchmark's\n", commas(large))
+	w("process) with 1,000. Each history is seeded through the store in transactions of thousands of\n")
+	w("writes: half the messages sent outbox messages, half incoming, over 5,000 chats and one more that\n")
+	w("holds 200 of them at every size (its history page is full at 1,000 too), and 3 events per message,\n")
+	w("all kept (`APP_EVENT_MAX_COUNT=0`). wrk with 16 connections, 5 s a run, for the requests (`GET` by\n")
+	w("id over 1,000 ids spread through the history); the outbox figures go through the API and read\n")
+	w("queued and sent times from the store; `POST` runs last, with the sandbox disconnected so no\n")
+	w("primary sends meanwhile. Idle: the CPU time of `app run` and all its processes over 60 s with no\n")
+	w("traffic, as a share of one core. One run each: these figures have no range.\n\n")
+	w("| seeding | records | time | records/s | database file |\n|---|---|---|---|---|\n")
+	for _, c := range cols {
+		n := "History/" + c + "/seed"
+		size := 1000
+		if c == big {
+			size = large
+		}
+		db := "-"
+		if _, ok := s.get(n, "db_MiB"); ok {
+			db = s.cell(n, "db_MiB", num) + " MiB"
+		}
+		w("| %s | %s messages, %s events, 5,001 chats | %s s | %s | %s |\n", c, commas(size), commas(3*size),
+			s.cell(n, "seed_s", num), s.cell(n, "records/s", kilo), db)
+	}
+	atLeast := func(t float64) func(float64) bool { return func(v float64) bool { return v >= t } }
+	under := func(t float64) func(float64) bool { return func(v float64) bool { return v < t } }
+	rows := []historyRow{
+		{"`POST /v1/messages`", "post-message", "req/s", kilo, "≥ 3,000", atLeast(3000), true},
+		{"`POST /v1/messages` p99", "post-message", "p99_ms", num, "", nil, false},
+		{"`GET /v1/messages/{id}`", "get-message", "req/s", kilo, "≥ 10,000", atLeast(10000), true},
+		{"`GET /v1/messages/{id}` p99", "get-message", "p99_ms", num, "", nil, false},
+		{"`GET /v1/messages` (newest 50)", "list-newest", "req/s", kilo, "≥ 2,000", atLeast(2000), true},
+		{"`GET /v1/messages` p99", "list-newest", "p99_ms", num, "< 25 ms", under(25), false},
+		{"a chat's history page (`GET /v1/chats/{jid}/messages`)", "chat-history", "req/s", kilo, "≥ 2,000", atLeast(2000), true},
+		{"a chat's history page p99", "chat-history", "p99_ms", num, "< 25 ms", under(25), false},
+		{"outbox, a burst of 3,000 over 10 chats (messages/s)", "outbox-burst", "msgs/s", num, "≥ 300", atLeast(300), true},
+		{"queued to sent at 20/s, p50 ms", "outbox-latency", "p50_ms", num, "", nil, false},
+		{"queued to sent at 20/s, p99 ms", "outbox-latency", "p99_ms", num, "< 100 ms", under(100), false},
+		{"2,000 SSE clients, append to receipt p50 ms", "sse", "p50_ms", num, "", nil, false},
+		{"2,000 SSE clients, append to receipt p99 ms", "sse", "p99_ms", num, "< 100 ms", under(100), false},
+		{"idle suite, % of one core over 60 s", "idle", "cpu_pct", num, "< 1%", under(1), false},
+	}
+	w("\n| figure | target | sqlite-1000 | %s | %s / 1,000 (within 25%%) | mongodb-1000 |\n|---|---|---|---|---|---|\n", big, commas(large))
+	for _, r := range rows {
+		cell := func(c string) string {
+			n := "History/" + c + "/" + r.figure
+			v, ok := s.get(n, r.unit)
+			if !ok {
+				return "not measured"
+			}
+			out := s.cell(n, r.unit, r.f)
+			if r.meets != nil {
+				if r.meets(v) {
+					out += " ✓"
+				} else {
+					out += " ✗"
+				}
+			}
+			return out
+		}
+		ratioCell := "not measured"
+		small, ok1 := s.get("History/sqlite-1000/"+r.figure, r.unit)
+		bigV, ok2 := s.get("History/"+big+"/"+r.figure, r.unit)
+		if ok1 && ok2 && small > 0 {
+			q := bigV / small
+			flat := q <= 1.25
+			if r.higherBetter {
+				flat = q >= 0.75
+			}
+			ratioCell = ratio(q)
+			if flat {
+				ratioCell += " ✓"
+			} else {
+				ratioCell += " ✗"
+			}
+		}
+		w("| %s | %s | %s | %s | %s | %s |\n", r.label, r.target, cell(cols[0]), cell(cols[1]), ratioCell, cell(cols[2]))
+	}
+	if _, ok := s.get("History/mongodb-1000/idle", "db_cpu_pct"); ok {
+		w("\nOn MongoDB the idle figure leaves out the database server: FerretDB, in the benchmark's process,\n")
+		w("took %s%% of one core over the same 60 s.\n", s.cell("History/mongodb-1000/idle", "db_cpu_pct", num))
+	}
+	w("\nA ratio is the figure at %s messages over the same at 1,000: for requests and messages per\n", commas(large))
+	w("second at least 0.75, for latencies and CPU at most 1.25, is flat within 25%%.\n")
+}
+
+// commas writes n with thousands separators (1,000,000).
+func commas(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func main() {

@@ -98,7 +98,12 @@ func waitHTTP(b testing.TB, url string, within time.Duration) {
 
 func startProc(b testing.TB, cmd *exec.Cmd) {
 	b.Helper()
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if cmd.Stdout == nil {
+		cmd.Stdout = io.Discard
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = io.Discard
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

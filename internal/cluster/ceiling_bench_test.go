@@ -163,7 +163,10 @@ func BenchmarkHTTPCeiling(b *testing.B) {
 	}
 }
 
-type wrkResult struct{ rps, p50, p99 float64 }
+type wrkResult struct {
+	rps, p50, p99 float64
+	failed        int // non-2xx or 3xx answers
+}
 
 var (
 	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
@@ -171,18 +174,23 @@ var (
 	wrkErrors  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: .*`)
 )
 
-func runWrk(b *testing.B, url string, conns, secs int) wrkResult {
+// runWrk runs wrk on url; extra are more of its arguments (-H, -s).
+func runWrk(b *testing.B, url string, conns, secs int, extra ...string) wrkResult {
 	b.Helper()
 	threads := min(2, conns)
-	out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
-		"-d", strconv.Itoa(secs)+"s", "--timeout", "5s", "--latency", url).CombinedOutput()
+	args := append([]string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
+		"-d", strconv.Itoa(secs) + "s", "--timeout", "5s", "--latency"}, extra...)
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk: %v\n%s", err, out)
 	}
-	if m := wrkErrors.FindString(string(out)); m != "" {
-		b.Logf("wrk on %s with %d connections: %s", url, conns, m)
-	}
 	var r wrkResult
+	for _, m := range wrkErrors.FindAllStringSubmatch(string(out), -1) {
+		b.Logf("wrk on %s with %d connections: %s", url, conns, m[0])
+		if m[1] != "" {
+			r.failed, _ = strconv.Atoi(m[1])
+		}
+	}
 	m := wrkRPS.FindStringSubmatch(string(out))
 	if m == nil {
 		b.Fatalf("wrk printed no Requests/sec:\n%s", out)
