@@ -183,6 +183,11 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colScheduleRuns, mongo.IndexModel{Keys: bson.D{{Key: "schedule_id", Value: 1}, {Key: "due_at", Value: -1}}, Options: options.Index().SetName("schedule_due")}},
 		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_seq")}},
 		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "last_attempt_at", Value: 1}}, Options: options.Index().SetName("last_attempt")}},
+		// whatsapp and webhooks
+		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("chat_newest")}},
+		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "user", Value: 1}, {Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("users_latest")}},
+		{colWebhooks, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("created")}},
+		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "status", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_status_seq")}},
 		// GridFS's own indexes, under the names the driver gives them: media
 		// is written chunk by chunk here, not through the driver's bucket
 		// (which creates them on its first write).
