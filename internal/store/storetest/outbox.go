@@ -106,8 +106,8 @@ func testOutboxPagesAreStrict(t *testing.T, h Harness) {
 	var ms []store.OutboxMessage
 	for i := range 12 {
 		m := store.OutboxMessage{ID: fmt.Sprintf("msg_p%02d", (i*7)%12), Chat: alice, Text: fmt.Sprint(i),
-			QueuedNS: base + int64(i/3), QueuedAt: outboxT0} // three at a time share a nanosecond
-		if i%4 == 1 {
+			QueuedNS: base + int64(i/4), QueuedAt: outboxT0} // four at a time share a nanosecond
+		if i%2 == 1 {
 			m.Chat = group
 		}
 		if i%3 == 0 {
@@ -125,7 +125,7 @@ func testOutboxPagesAreStrict(t *testing.T, h Harness) {
 	})
 	for _, f := range []struct{ chat, status string }{
 		{"", ""}, {alice, ""}, {group, ""}, {"", store.StatusSent}, {"", store.StatusQueued},
-		{alice, store.StatusSent}, {group, store.StatusQueued}, {"nobody@s.whatsapp.net", ""},
+		{alice, store.StatusSent}, {alice, store.StatusQueued}, {group, store.StatusQueued}, {"nobody@s.whatsapp.net", ""},
 	} {
 		var want []string
 		for _, m := range newestFirst {
