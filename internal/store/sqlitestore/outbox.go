@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"app/internal/store"
@@ -57,9 +56,9 @@ var _ = schema(
 	`CREATE INDEX outbox_cancels_pending ON outbox_cancels(pending, requested_ns) WHERE pending = 1`,
 )
 
-// The page statements take a cursor always: no cursor is one past every
-// message (no message is queued in the last nanosecond of 2262), so each
-// page shape is one statement served by one index.
+// The page statements take a cursor always: the first page's is after
+// every message (firstPage), so each page shape is one statement served
+// by one index.
 var (
 	sqlEnqueue = exec(`INSERT INTO outbox(id, chat, status, unfinished, queued_ns, wa_id, sent_ns, event_seq, media_id, doc)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -82,42 +81,13 @@ var (
 	sqlUnannounced      = query(`SELECT doc FROM outbox WHERE event_seq > ? ORDER BY event_seq`)
 )
 
-// rowLimit is a limit as MongoDB reads it, in SQL: 0 is none, a negative
-// one its magnitude.
-func rowLimit(n int) int {
-	switch {
-	case n == 0:
-		return -1
-	case n < 0:
-		return -n
-	}
-	return n
-}
-
-// cursorNS is a page cursor's time: 0, the first page, is after every
-// record.
-func cursorNS(ns int64) int64 {
-	if ns == 0 {
-		return math.MaxInt64
-	}
-	return ns
-}
-
-// null is v, or NULL when v is its zero value.
-func null[T comparable](v T) any {
-	var zero T
-	if v == zero {
+// nullIfEmpty stores "" as NULL, where the MongoDB engine omits the
+// field.
+func nullIfEmpty(v string) any {
+	if v == "" {
 		return nil
 	}
 	return v
-}
-
-// nullNS is t's nanoseconds, or NULL for the zero time.
-func nullNS(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixNano()
 }
 
 // outboxCols are m's typed columns, in sqlEnqueue's and sqlSaveOutbox's
@@ -131,7 +101,7 @@ func outboxCols(m *store.OutboxMessage) ([]any, error) {
 	if m.Status == store.StatusQueued || m.Status == store.StatusSending {
 		unfinished = 1
 	}
-	return []any{m.Chat, m.Status, unfinished, m.QueuedNS, null(m.WAID), nullNS(m.SentAt), null(m.EventSeq), null(m.MediaID), d}, nil
+	return []any{m.Chat, m.Status, unfinished, m.QueuedNS, nullIfEmpty(m.WAID), nsOrNull(m.SentAt), nullIfZero(m.EventSeq), nullIfEmpty(m.MediaID), d}, nil
 }
 
 // EnqueueMessage inserts m as queued; ID, QueuedNS and the times are set
@@ -176,18 +146,19 @@ func (s *Store) OutboxMessage(ctx context.Context, id string) (store.OutboxMessa
 // status, strictly older than the cursor (queued_ns and id of the last
 // message of the previous page; zero for the first page).
 func (s *Store) OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error) {
-	ns, n := cursorNS(beforeNS), rowLimit(limit)
+	before, beforeID := firstPage(beforeNS, beforeID)
+	n := findLimit(limit)
 	var st *stmt
 	var args []any
 	switch {
 	case chat != "" && status != "":
-		st, args = sqlOutboxPageChatStatus, []any{chat, status, ns, beforeID, n}
+		st, args = sqlOutboxPageChatStatus, []any{chat, status, before, beforeID, n}
 	case chat != "":
-		st, args = sqlOutboxPageChat, []any{chat, ns, beforeID, n}
+		st, args = sqlOutboxPageChat, []any{chat, before, beforeID, n}
 	case status != "":
-		st, args = sqlOutboxPageStatus, []any{status, ns, beforeID, n}
+		st, args = sqlOutboxPageStatus, []any{status, before, beforeID, n}
 	default:
-		st, args = sqlOutboxPage, []any{ns, beforeID, n}
+		st, args = sqlOutboxPage, []any{before, beforeID, n}
 	}
 	return all[store.OutboxMessage](ctx, s, "list messages", st, args...)
 }
@@ -195,13 +166,13 @@ func (s *Store) OutboxPage(ctx context.Context, chat, status string, beforeNS in
 // OutboxUnfinished lists queued and sending messages in queue order, at
 // most limit.
 func (s *Store) OutboxUnfinished(ctx context.Context, limit int) ([]store.OutboxMessage, error) {
-	return all[store.OutboxMessage](ctx, s, "list outbox", sqlOutboxUnfinished, rowLimit(limit))
+	return all[store.OutboxMessage](ctx, s, "list outbox", sqlOutboxUnfinished, findLimit(limit))
 }
 
 // OutboxByStatus lists messages with one status in queue order (tests,
 // and the API's listing).
 func (s *Store) OutboxByStatus(ctx context.Context, status string, limit int) ([]store.OutboxMessage, error) {
-	return all[store.OutboxMessage](ctx, s, "list outbox", sqlOutboxByStatus, status, rowLimit(limit))
+	return all[store.OutboxMessage](ctx, s, "list outbox", sqlOutboxByStatus, status, findLimit(limit))
 }
 
 // OutboxByWAID finds the message sent with WhatsApp id waID.

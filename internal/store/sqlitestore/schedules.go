@@ -75,7 +75,7 @@ func scheduleCols(sc *store.Schedule) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{sc.Version, sc.Deleted, ns(sc.CreatedAt), sc.UpdatedNS, null(sc.MediaID), d}, nil
+	return []any{sc.Version, sc.Deleted, ns(sc.CreatedAt), sc.UpdatedNS, nullIfEmpty(sc.MediaID), d}, nil
 }
 
 // CreateSchedule inserts sc (version 1) and notes the change for the
@@ -152,7 +152,7 @@ func noteScheduleChange(t *wtx, sc *store.Schedule) error {
 
 // ScheduleChanges lists noted changes, oldest first, at most limit.
 func (s *Store) ScheduleChanges(ctx context.Context, limit int) ([]store.ScheduleChange, error) {
-	rows, err := s.queryRows(ctx, sqlScheduleChanges, rowLimit(limit))
+	rows, err := s.queryRows(ctx, sqlScheduleChanges, findLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: read schedule changes: %w", err)
 	}
@@ -231,13 +231,14 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *store.Schedule) error {
 // SchedulesChangedSince lists definitions (deleted ones included) edited
 // after ns, oldest edit first.
 func (s *Store) SchedulesChangedSince(ctx context.Context, ns int64, limit int) ([]store.Schedule, error) {
-	return all[store.Schedule](ctx, s, "read schedules", sqlSchedulesSince, ns, rowLimit(limit))
+	return all[store.Schedule](ctx, s, "read schedules", sqlSchedulesSince, ns, findLimit(limit))
 }
 
 // SchedulesPage lists live schedules newest first (by creation, then id),
 // strictly before the cursor (zero for the first page).
 func (s *Store) SchedulesPage(ctx context.Context, beforeNS int64, beforeID string, limit int) ([]store.Schedule, error) {
-	return all[store.Schedule](ctx, s, "list schedules", sqlSchedulesPage, cursorNS(beforeNS), beforeID, rowLimit(limit))
+	beforeNS, beforeID = firstPage(beforeNS, beforeID)
+	return all[store.Schedule](ctx, s, "list schedules", sqlSchedulesPage, beforeNS, beforeID, findLimit(limit))
 }
 
 // ScheduleStates reads the primary's progress of every schedule.
@@ -284,5 +285,6 @@ func (s *Store) RecordRun(ctx context.Context, r store.ScheduleRun) error {
 // ScheduleRuns lists a schedule's runs, newest first, due strictly before
 // the cursor (zero for the first page).
 func (s *Store) ScheduleRuns(ctx context.Context, id string, beforeNS int64, limit int) ([]store.ScheduleRun, error) {
-	return all[store.ScheduleRun](ctx, s, "list schedule runs", sqlScheduleRuns, id, cursorNS(beforeNS), rowLimit(limit))
+	beforeNS, _ = firstPage(beforeNS, "")
+	return all[store.ScheduleRun](ctx, s, "list schedule runs", sqlScheduleRuns, id, beforeNS, findLimit(limit))
 }

@@ -26,29 +26,29 @@ var _ = add(
 // Times the tests store are whole milliseconds: MongoDB keeps no finer.
 var outboxT0 = time.UnixMilli(1_750_000_000_000).UTC()
 
-// outboxIDs are the ids of ms, in order.
-func outboxIDs(ms []store.OutboxMessage) []string {
-	ids := make([]string, len(ms))
-	for i, m := range ms {
+// outboxIDs are the ids of msgs, in order.
+func outboxIDs(msgs []store.OutboxMessage) []string {
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
 		ids[i] = m.ID
 	}
 	return ids
 }
 
-// enqueueAll enqueues ms, then moves each to the status it names (as the
+// enqueueAll enqueues msgs, then moves each to the status it names (as the
 // primary would, with SaveOutbox).
-func enqueueAll(t *testing.T, st store.Store, ms []store.OutboxMessage) {
+func enqueueAll(t *testing.T, st store.Store, msgs []store.OutboxMessage) {
 	t.Helper()
 	ctx := context.Background()
-	for i := range ms {
-		status := ms[i].Status
-		if err := st.EnqueueMessage(ctx, &ms[i]); err != nil {
+	for i := range msgs {
+		status := msgs[i].Status
+		if err := st.EnqueueMessage(ctx, &msgs[i]); err != nil {
 			t.Fatal(err)
 		}
 		if status != "" && status != store.StatusQueued {
-			ms[i].Status = status
-			if ok, err := st.SaveOutbox(ctx, &ms[i]); err != nil || !ok {
-				t.Fatalf("save %s as %s: %v %v", ms[i].ID, status, ok, err)
+			msgs[i].Status = status
+			if ok, err := st.SaveOutbox(ctx, &msgs[i]); err != nil || !ok {
+				t.Fatalf("save %s as %s: %v %v", msgs[i].ID, status, ok, err)
 			}
 		}
 	}
@@ -63,7 +63,7 @@ func testOutboxEnqueueIsUnique(t *testing.T, h Harness) {
 	if _, err := st.OutboxMessage(ctx, "msg_none"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("reading a message never queued: %v, want ErrNotFound", err)
 	}
-	m := store.OutboxMessage{Chat: "491701234567@s.whatsapp.net", Text: "hello", Status: store.StatusSent, KeyID: "key_1"}
+	m := store.OutboxMessage{Chat: alice, Text: "hello", Status: store.StatusSent, KeyID: "key_1"}
 	before := time.Now()
 	if err := st.EnqueueMessage(ctx, &m); err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func testOutboxEnqueueIsUnique(t *testing.T, h Harness) {
 		got.QueuedNS != m.QueuedNS || got.KeyID != "key_1" || got.QueuedAt.Sub(m.QueuedAt).Abs() >= time.Millisecond {
 		t.Fatalf("read back %+v, want %+v", got, m)
 	}
-	again := store.OutboxMessage{ID: m.ID, Chat: "4915112345678@s.whatsapp.net", Text: "other"}
+	again := store.OutboxMessage{ID: m.ID, Chat: bob, Text: "other"}
 	if err := st.EnqueueMessage(ctx, &again); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second enqueue of %s: %v, want ErrExists", m.ID, err)
 	}
@@ -101,22 +101,21 @@ func testOutboxEnqueueIsUnique(t *testing.T, h Harness) {
 // on the queue time ordered by id, whatever the page size.
 func testOutboxPagesAreStrict(t *testing.T, h Harness) {
 	st := h.Open(t)
-	alice, group := "491701234567@s.whatsapp.net", "120363025246125486@g.us"
 	base := outboxT0.UnixNano()
-	var ms []store.OutboxMessage
+	var msgs []store.OutboxMessage
 	for i := range 12 {
 		m := store.OutboxMessage{ID: fmt.Sprintf("msg_p%02d", (i*7)%12), Chat: alice, Text: fmt.Sprint(i),
 			QueuedNS: base + int64(i/4), QueuedAt: outboxT0} // four at a time share a nanosecond
 		if i%2 == 1 {
-			m.Chat = group
+			m.Chat = family
 		}
 		if i%3 == 0 {
 			m.Status = store.StatusSent
 		}
-		ms = append(ms, m)
+		msgs = append(msgs, m)
 	}
-	enqueueAll(t, st, ms)
-	newestFirst := slices.Clone(ms)
+	enqueueAll(t, st, msgs)
+	newestFirst := slices.Clone(msgs)
 	slices.SortFunc(newestFirst, func(a, b store.OutboxMessage) int {
 		if a.QueuedNS != b.QueuedNS {
 			return int(b.QueuedNS - a.QueuedNS)
@@ -124,8 +123,8 @@ func testOutboxPagesAreStrict(t *testing.T, h Harness) {
 		return strings.Compare(b.ID, a.ID)
 	})
 	for _, f := range []struct{ chat, status string }{
-		{"", ""}, {alice, ""}, {group, ""}, {"", store.StatusSent}, {"", store.StatusQueued},
-		{alice, store.StatusSent}, {alice, store.StatusQueued}, {group, store.StatusQueued}, {"nobody@s.whatsapp.net", ""},
+		{"", ""}, {alice, ""}, {family, ""}, {"", store.StatusSent}, {"", store.StatusQueued},
+		{alice, store.StatusSent}, {alice, store.StatusQueued}, {family, store.StatusQueued}, {"nobody@s.whatsapp.net", ""},
 	} {
 		var want []string
 		for _, m := range newestFirst {
@@ -137,7 +136,7 @@ func testOutboxPagesAreStrict(t *testing.T, h Harness) {
 			var got []string
 			var ns int64
 			var id string
-			for pages := 0; pages <= len(ms); pages++ {
+			for pages := 0; pages <= len(msgs); pages++ {
 				page, err := st.OutboxPage(context.Background(), f.chat, f.status, ns, id, limit)
 				if err != nil {
 					t.Fatal(err)
@@ -185,16 +184,16 @@ func testOutboxQueueOrderAndBacklog(t *testing.T, h Harness) {
 	base := outboxT0.UnixNano()
 	statuses := []string{store.StatusSent, store.StatusSending, store.StatusQueued, store.StatusFailed, store.StatusQueued,
 		store.StatusDelivered, store.StatusCancelled, store.StatusQueued, store.StatusRead, store.StatusSending}
-	var ms []store.OutboxMessage
+	var msgs []store.OutboxMessage
 	for i, s := range statuses {
 		// Queued in reverse order of id, three by three in one nanosecond.
-		ms = append(ms, store.OutboxMessage{ID: fmt.Sprintf("msg_q%02d", 20-i), Chat: "491701234567@s.whatsapp.net",
+		msgs = append(msgs, store.OutboxMessage{ID: fmt.Sprintf("msg_q%02d", 20-i), Chat: alice,
 			QueuedNS: base + int64(i/3), QueuedAt: outboxT0.Add(time.Duration(i/3) * time.Second), Status: s})
 	}
-	enqueueAll(t, st, ms)
+	enqueueAll(t, st, msgs)
 	queueOrder := func(keep func(store.OutboxMessage) bool) []string {
 		var out []store.OutboxMessage
-		for _, m := range ms {
+		for _, m := range msgs {
 			if keep(m) {
 				out = append(out, m)
 			}
@@ -261,7 +260,7 @@ func testOutboxQueueOrderAndBacklog(t *testing.T, h Harness) {
 func testOutboxSaveSaysWhetherTheMessageExists(t *testing.T, h Harness) {
 	st := h.Open(t)
 	ctx := context.Background()
-	m := store.OutboxMessage{Chat: "491701234567@s.whatsapp.net", Text: "hi"}
+	m := store.OutboxMessage{Chat: alice, Text: "hi"}
 	if err := st.EnqueueMessage(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -297,13 +296,13 @@ func testOutboxSaveSaysWhetherTheMessageExists(t *testing.T, h Harness) {
 func testOutboxByWAIDMatchesReceipts(t *testing.T, h Harness) {
 	st := h.Open(t)
 	ctx := context.Background()
-	ms := []store.OutboxMessage{
-		{Chat: "491701234567@s.whatsapp.net", Text: "a", WAID: "3EB0A1"},
-		{Chat: "491701234567@s.whatsapp.net", Text: "b", WAID: "3EB0B2"},
-		{Chat: "491701234567@s.whatsapp.net", Text: "not sent yet"},
+	msgs := []store.OutboxMessage{
+		{Chat: alice, Text: "a", WAID: "3EB0A1"},
+		{Chat: alice, Text: "b", WAID: "3EB0B2"},
+		{Chat: alice, Text: "not sent yet"},
 	}
-	enqueueAll(t, st, ms)
-	for _, m := range ms[:2] {
+	enqueueAll(t, st, msgs)
+	for _, m := range msgs[:2] {
 		got, err := st.OutboxByWAID(ctx, m.WAID)
 		if err != nil || got.ID != m.ID {
 			t.Fatalf("message sent as %s: %s (%v), want %s", m.WAID, got.ID, err, m.ID)
@@ -315,12 +314,12 @@ func testOutboxByWAIDMatchesReceipts(t *testing.T, h Harness) {
 		}
 	}
 	// The id is stored before the first send: a message gets it later.
-	ms[2].WAID, ms[2].Status = "3EB0C3", store.StatusSending
-	if ok, err := st.SaveOutbox(ctx, &ms[2]); err != nil || !ok {
+	msgs[2].WAID, msgs[2].Status = "3EB0C3", store.StatusSending
+	if ok, err := st.SaveOutbox(ctx, &msgs[2]); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if got, err := st.OutboxByWAID(ctx, "3EB0C3"); err != nil || got.ID != ms[2].ID {
-		t.Fatalf("after the save: %s (%v), want %s", got.ID, err, ms[2].ID)
+	if got, err := st.OutboxByWAID(ctx, "3EB0C3"); err != nil || got.ID != msgs[2].ID {
+		t.Fatalf("after the save: %s (%v), want %s", got.ID, err, msgs[2].ID)
 	}
 }
 
@@ -330,19 +329,19 @@ func testOutboxCountSentSince(t *testing.T, h Harness) {
 	st := h.Open(t)
 	ctx := context.Background()
 	day := outboxT0
-	var ms []store.OutboxMessage
+	var msgs []store.OutboxMessage
 	const unsent = time.Duration(-1)
 	for i, sent := range []time.Duration{-time.Hour, -time.Millisecond, 0, time.Millisecond, 3 * time.Hour, unsent, unsent} {
-		m := store.OutboxMessage{Chat: "491701234567@s.whatsapp.net", Text: fmt.Sprint(i)}
+		m := store.OutboxMessage{Chat: alice, Text: fmt.Sprint(i)}
 		if sent != unsent {
 			m.SentAt = day.Add(sent)
 			m.Status = []string{store.StatusSent, store.StatusDelivered, store.StatusRead}[i%3]
 		} else if i == 5 {
 			m.Status = store.StatusFailed
 		}
-		ms = append(ms, m)
+		msgs = append(msgs, m)
 	}
-	enqueueAll(t, st, ms)
+	enqueueAll(t, st, msgs)
 	for _, c := range []struct {
 		since time.Time
 		want  int64
@@ -361,15 +360,15 @@ func testOutboxCountSentSince(t *testing.T, h Harness) {
 func testOutboxUnannouncedArePastThePosition(t *testing.T, h Harness) {
 	st := h.Open(t)
 	ctx := context.Background()
-	var ms []store.OutboxMessage
+	var msgs []store.OutboxMessage
 	for _, seq := range []int64{7, 0, 3, 5, 0} {
-		m := store.OutboxMessage{Chat: "491701234567@s.whatsapp.net"}
+		m := store.OutboxMessage{Chat: alice}
 		if seq != 0 {
 			m.Status, m.EventSeq = store.StatusSent, seq
 		}
-		ms = append(ms, m)
+		msgs = append(msgs, m)
 	}
-	enqueueAll(t, st, ms)
+	enqueueAll(t, st, msgs)
 	seqs := func(after int64) []int64 {
 		t.Helper()
 		out, err := st.OutboxUnannounced(ctx, after)

@@ -26,7 +26,7 @@ var _ = add(
 
 func newSchedule(id string) *store.Schedule {
 	return &store.Schedule{ID: id, KeyID: "key_1", Kind: "cron", Cron: "0 9 * * *", Timezone: "Europe/Berlin",
-		Missed: "skip", Chat: "491701234567@s.whatsapp.net", Text: "good morning"}
+		Missed: "skip", Chat: alice, Text: "good morning"}
 }
 
 func scheduleIDs(scs []store.Schedule) []string {
