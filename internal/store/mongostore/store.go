@@ -95,7 +95,9 @@ func (s *Store) Engine() string { return store.MongoDB }
 
 // Atomically runs f: MongoDB's writes are made one by one (see
 // store.Store).
-func (s *Store) Atomically(ctx context.Context, f func(ctx context.Context) error) error { return f(ctx) }
+func (s *Store) Atomically(ctx context.Context, f func(ctx context.Context) error) error {
+	return f(ctx)
+}
 
 // Pool is the pool figure this process uses.
 func (s *Store) Pool() config.Pool { return s.pool }
