@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +35,10 @@ type DB struct {
 
 // ErrLocked means another process already serves this data directory.
 var ErrLocked = errors.New("embeddb: the database files are in use by another process")
+
+// newMu serializes ferretdb.New, which sets a package variable of
+// FerretDB's: tests start several at once.
+var newMu sync.Mutex
 
 // Start opens the data directory, takes its lock and serves the database on
 // socket until Stop is called or ctx ends.
@@ -56,12 +61,14 @@ func Start(ctx context.Context, dataDir, socket string, log zerolog.Logger) (*DB
 	}
 	zl := log.With().Str("component", "ferretdb").Logger().Level(max(log.GetLevel(), zerolog.WarnLevel))
 	slogger := slog.New(quietResponses{zerolog.NewSlogHandler(zl)})
+	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    slogger,
 		Handler:   "sqlite",
 		SQLiteURL: (&urlDir{dataDir}).String(),
 	})
+	newMu.Unlock()
 	if err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("embeddb: start: %w", err)

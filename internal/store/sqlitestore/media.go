@@ -345,12 +345,13 @@ func (r *mediaReader) Close() error {
 // How PruneMedia goes through old files: a page of candidates at a time,
 // deleted in writes of at most pruneMediaFiles files or about
 // pruneMediaBytes (freeing a file reads its chunks: a write must not hold
-// the lock long), at most pruneMediaMax candidates per call.
-const (
+// the lock long), at most pruneMediaMax candidates per call (variables
+// for the tests).
+var (
 	pruneMediaPage  = 500
 	pruneMediaMax   = 10000
 	pruneMediaFiles = 64
-	pruneMediaBytes = 16 << 20
+	pruneMediaBytes = int64(16 << 20)
 )
 
 // PruneMedia deletes stored files uploaded before t, except those a live

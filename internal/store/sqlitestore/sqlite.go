@@ -70,18 +70,10 @@ func Open(path string, log zerolog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	dsn := func(write bool) string {
-		q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
-		if !write {
-			q += "&_pragma=query_only(1)"
-		}
-		return q
-	}
 	s := &Store{path: path, log: log, stats: &store.PoolStats{},
 		reqs: make(chan *writeReq, maxBatch), closing: make(chan struct{}), done: make(chan struct{})}
 	var err error
-	if s.wdb, err = sql.Open("sqlite", dsn(true)); err != nil {
+	if s.wdb, err = sql.Open("sqlite", dsn(path, true)); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s.wdb.SetMaxOpenConns(1)
@@ -91,7 +83,7 @@ func Open(path string, log zerolog.Logger) (*Store, error) {
 		_ = s.wdb.Close()
 		return nil, err
 	}
-	if s.rdb, err = sql.Open("sqlite", dsn(false)); err != nil {
+	if s.rdb, err = sql.Open("sqlite", dsn(path, false)); err != nil {
 		_ = s.wdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -105,6 +97,16 @@ func Open(path string, log zerolog.Logger) (*Store, error) {
 	owned(path, log)
 	go s.commits()
 	return s, nil
+}
+
+// dsn is how a connection to path is opened: a reader's refuses to write.
+func dsn(path string, write bool) string {
+	q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+	if !write {
+		q += "&_pragma=query_only(1)"
+	}
+	return q
 }
 
 // setUp switches the file to WAL mode and creates the schema, in one
@@ -296,13 +298,21 @@ func (s *Store) Checkpoint(ctx context.Context) (walPages, moved int, err error)
 	return walPages, moved, nil
 }
 
-// Backup writes a consistent copy of the database to path (VACUUM INTO),
-// while the suite runs.
+// Backup writes a consistent copy of the database to path (VACUUM INTO:
+// one read transaction), while the suite runs. It has a connection of its
+// own: a reader's refuses to write even the copy (query_only), and the
+// writer's would hold this process's writes for as long as the copy
+// takes.
 func (s *Store) Backup(ctx context.Context, path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("store: backup: %s exists", path)
 	}
-	if _, err := s.rdb.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+	db, err := sql.Open("sqlite", dsn(s.path, true))
+	if err != nil {
+		return fmt.Errorf("store: backup to %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
 		return fmt.Errorf("store: backup to %s: %w", path, err)
 	}
 	return nil
