@@ -47,6 +47,8 @@ var _ = schema(
 	`CREATE INDEX outbox_wa_id ON outbox(wa_id) WHERE wa_id IS NOT NULL`,
 	`CREATE INDEX outbox_sent ON outbox(sent_ns) WHERE sent_ns IS NOT NULL`,
 	`CREATE INDEX outbox_event_seq ON outbox(event_seq) WHERE event_seq IS NOT NULL`,
+	// Media retention asks whether an unsent message sends a file.
+	`CREATE INDEX outbox_media ON outbox(media_id) WHERE media_id IS NOT NULL`,
 	`CREATE TABLE outbox_cancels (
 		message_id TEXT PRIMARY KEY,
 		requested_ns INTEGER NOT NULL,

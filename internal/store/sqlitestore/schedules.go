@@ -24,6 +24,8 @@ var _ = schema(
 	) STRICT`,
 	`CREATE INDEX schedules_updated ON schedules(updated_ns)`,
 	`CREATE INDEX schedules_live_newest ON schedules(deleted, created_ns, id)`,
+	// Media retention asks whether a live schedule sends a file.
+	`CREATE INDEX schedules_media ON schedules(media_id) WHERE media_id IS NOT NULL`,
 	// Emptied by the primary on each pass: read whole.
 	`CREATE TABLE schedule_changes (
 		key TEXT PRIMARY KEY,
