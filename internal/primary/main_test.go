@@ -72,7 +72,9 @@ func childPrimary() int {
 				os.Exit(1)
 			}
 			fmt.Println(m.ID)
-			time.Sleep(5 * time.Millisecond) // the pace of a stream, not a burst: not a wait for a condition
+			if os.Getenv("APP_TEST_BURST") == "" {
+				time.Sleep(5 * time.Millisecond) // the pace of a stream, not a burst: not a wait for a condition
+			}
 		}
 	}()
 	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
@@ -117,7 +119,9 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 	dir := t.TempDir()
 
 	const total = 300
-	child := childCommand(db, dir, "APP_TEST_INJECT="+strconv.Itoa(total))
+	// A burst, so that messages wait while some are stored, however fast
+	// the database stores them.
+	child := childCommand(db, dir, "APP_TEST_INJECT="+strconv.Itoa(total), "APP_TEST_BURST=1")
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +198,7 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 		for _, e := range events(t, st) {
 			if e.Type == "message.incoming" {
 				var d struct {
-					WAID string `bson:"wa_id"`
+					WAID string `json:"wa_id"`
 				}
 				_ = e.DecodeData(&d)
 				announced[d.WAID]++
