@@ -456,7 +456,7 @@ func classify(err error) (store.ErrorKind, bool) {
 	var commitErr commitFailed
 	if errors.As(err, &commitErr) {
 		if code(commitErr.error)&0xff == sqlite3.SQLITE_IOERR {
-			return store.Unknown, true
+			return store.Away | store.Unknown, true
 		}
 	}
 	if errors.As(err, new(away)) {
