@@ -54,6 +54,7 @@ func (s *Store) EnqueueMessage(ctx context.Context, m *store.OutboxMessage) erro
 		m.QueuedAt, m.UpdatedAt = now, now
 	}
 	m.Status = store.StatusQueued
+	m.Account = store.AccountOr(m.Account)
 	// Index: _id, unique (a taken id is ErrExists).
 	if _, err := s.db.Collection(colOutbox).InsertOne(ctx, m); err != nil {
 		if IsDuplicateKey(err) {

@@ -14,6 +14,7 @@ import (
 // SaveSession replaces the session document.
 func (s *Store) SaveSession(ctx context.Context, ws store.WASession) error {
 	ws.UpdatedAt = time.Now()
+	ws.Account = store.AccountOr(ws.Account)
 	doc := struct {
 		ID              string `bson:"_id"`
 		store.WASession `bson:",inline"`
@@ -38,6 +39,7 @@ func (s *Store) SaveIncoming(ctx context.Context, m store.IncomingMessage) (bool
 	if m.Key == "" {
 		m.Key = m.Chat + "/" + m.Sender + "/" + m.WAID
 	}
+	m.Account = store.AccountOr(m.Account)
 	// Index: _id (unique: a redelivery is a duplicate key).
 	_, err := s.db.Collection(colMessages).InsertOne(ctx, m)
 	if IsDuplicateKey(err) {
@@ -106,6 +108,7 @@ func (s *Store) Chat(ctx context.Context, jid string) (store.Chat, error) {
 // (user), which the contacts list selects by (index users_latest): a
 // pattern on the JID can use no index.
 func (s *Store) SaveChat(ctx context.Context, c store.Chat) error {
+	c.Account = store.AccountOr(c.Account)
 	doc := struct {
 		store.Chat `bson:",inline"`
 		User       bool `bson:"user"`
@@ -182,7 +185,8 @@ func (s *Store) IncomingPage(ctx context.Context, chat string, beforeNS int64, b
 func (s *Store) SaveContactPushName(ctx context.Context, jid, name string) error {
 	// Index: _id.
 	_, err := s.db.Collection(colContacts).UpdateOne(ctx, bson.D{{Key: "_id", Value: jid}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "push_name", Value: name}, {Key: "updated_at", Value: time.Now()}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "push_name", Value: name}, {Key: "updated_at", Value: time.Now()},
+			{Key: "account", Value: store.DefaultAccount}}}},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("store: save push name of %s: %w", jid, err)

@@ -122,6 +122,7 @@ func (s *Store) EnqueueMessage(ctx context.Context, m *store.OutboxMessage) erro
 		m.QueuedAt, m.UpdatedAt = now, now
 	}
 	m.Status = store.StatusQueued
+	m.Account = store.AccountOr(m.Account)
 	cols, err := outboxCols(m)
 	if err != nil {
 		return err

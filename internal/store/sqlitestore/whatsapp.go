@@ -110,6 +110,7 @@ var (
 // SaveSession replaces the session record.
 func (s *Store) SaveSession(ctx context.Context, ws store.WASession) error {
 	ws.UpdatedAt = time.Now()
+	ws.Account = store.AccountOr(ws.Account)
 	d, err := doc(ws)
 	if err != nil {
 		return err
@@ -152,6 +153,7 @@ func (s *Store) SaveIncoming(ctx context.Context, m store.IncomingMessage) (bool
 	if m.Key == "" {
 		m.Key = m.Chat + "/" + m.Sender + "/" + m.WAID
 	}
+	m.Account = store.AccountOr(m.Account)
 	d, err := doc(m)
 	if err != nil {
 		return false, err
@@ -271,6 +273,7 @@ func userChat(jid string) bool {
 // SaveChat writes the primary's view of a chat, replacing what was stored
 // (the primary is its one writer and merges before it saves).
 func (s *Store) SaveChat(ctx context.Context, c store.Chat) error {
+	c.Account = store.AccountOr(c.Account)
 	d, err := doc(c)
 	if err != nil {
 		return err
@@ -319,7 +322,7 @@ var (
 // SaveContactPushName records the push name jid sent a message with (the
 // primary is the one writer).
 func (s *Store) SaveContactPushName(ctx context.Context, jid, name string) error {
-	d, err := doc(store.Contact{JID: jid, PushName: name, UpdatedAt: time.Now()})
+	d, err := doc(store.Contact{JID: jid, Account: store.DefaultAccount, PushName: name, UpdatedAt: time.Now()})
 	if err != nil {
 		return err
 	}
