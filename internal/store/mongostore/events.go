@@ -21,7 +21,9 @@ type eventDoc struct {
 	Type  string    `bson:"type"`
 	At    time.Time `bson:"at"`
 	Epoch int64     `bson:"epoch"`
-	Data  bson.Raw  `bson:"data"`
+	// Account is the WhatsApp account the event is about (DefaultAccount).
+	Account string   `bson:"account,omitempty"`
+	Data    bson.Raw `bson:"data"`
 }
 
 func (d eventDoc) event() (store.Event, error) {
@@ -52,7 +54,7 @@ func (s *Store) AppendEvent(ctx context.Context, seq int64, typ string, epoch in
 	if err := bson.UnmarshalExtJSON(js, false, &raw); err != nil {
 		return fmt.Errorf("store: event %s: %w", typ, err)
 	}
-	_, err = s.db.Collection(colEvents).InsertOne(ctx, eventDoc{Seq: seq, Type: typ, At: time.Now(), Epoch: epoch, Data: raw})
+	_, err = s.db.Collection(colEvents).InsertOne(ctx, eventDoc{Seq: seq, Type: typ, At: time.Now(), Epoch: epoch, Account: store.DefaultAccount, Data: raw})
 	if IsDuplicateKey(err) {
 		return store.ErrExists
 	}
