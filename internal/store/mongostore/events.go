@@ -13,6 +13,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
+// The log's queries are on _id, its position (LastEventSeq, FirstEventSeq,
+// Events, PruneEventsBeyond, the appends' unique insert), except those by
+// time, which index "at" serves (PruneEvents, EventSeqAt); the head is one
+// document by _id.
+
 // eventDoc is a store.Event as its document: the data, JSON to the
 // store's callers, is kept as a BSON document, so it reads as one in the
 // database's own tools.

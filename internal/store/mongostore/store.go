@@ -195,6 +195,14 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "user", Value: 1}, {Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("users_latest")}},
 		{colWebhooks, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("created")}},
 		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "status", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_status_seq")}},
+		// commands, keys, browser tokens, media retention
+		{colCommands, mongo.IndexModel{Keys: bson.D{{Key: "outcome", Value: 1}, {Key: "created_at", Value: 1}}, Options: options.Index().SetName("pending")}},
+		{colCommands, mongo.IndexModel{Keys: bson.D{{Key: "decided_at", Value: 1}}, Options: options.Index().SetName("decided").SetSparse(true)}},
+		{colKeys, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created")}},
+		{colEventTokens, mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires")}},
+		{"media.files", mongo.IndexModel{Keys: bson.D{{Key: "uploadDate", Value: 1}}, Options: options.Index().SetName("uploaded")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "media_id", Value: 1}}, Options: options.Index().SetName("media_id").SetSparse(true)}},
+		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "media_id", Value: 1}}, Options: options.Index().SetName("media_id").SetSparse(true)}},
 		// GridFS's own indexes, under the names the driver gives them: media
 		// is written chunk by chunk here, not through the driver's bucket
 		// (which creates them on its first write).
