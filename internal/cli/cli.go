@@ -104,12 +104,12 @@ var commands = []command{
 			"until it reconnects (nothing is lost). Needs root (systemctl).",
 		flags: restartFlags},
 	{name: "backup", summary: "write a consistent copy of the SQLite store to FILE while the suite runs", env: true,
-		usage: "app backup FILE copies APP_STATE_DIR/app.db (the whole state of this machine's suite, whatsmeow's\n" +
-			"device store included when it shares the file) into FILE, a new file, in one transaction\n" +
-			"(VACUUM INTO): the services keep running and what they write meanwhile is not in it. FILE must not\n" +
-			"exist. To restore: systemctl stop app.target; install -o app -g app -m 600 FILE /var/lib/app/app.db;\n" +
-			"rm -f /var/lib/app/app.db-wal /var/lib/app/app.db-shm; systemctl start app.target. Reads the\n" +
-			"configuration like app keys. With MONGO_URI set there is no file to copy: it exits with status 3\n" +
+		usage: "app backup FILE copies APP_STATE_DIR/app.db, the suite's store, into FILE, a new file readable by\n" +
+			"its owner only, in one transaction (VACUUM INTO): the services keep running, and what they write\n" +
+			"meanwhile is not in the copy. FILE must not exist. The WhatsApp device store (whatsmeow.db) is a\n" +
+			"file of its own, not in the copy. To restore: systemctl stop app.target; rm -f /var/lib/app/app.db-wal\n" +
+			"/var/lib/app/app.db-shm; install -o app -g app -m 600 FILE /var/lib/app/app.db; systemctl start\n" +
+			"app.target. Reads the configuration like app keys. With MONGO_URI set there is no file to copy: it exits with status 3\n" +
 			"and says to use mongodump. Exit status: 0 done, 1 failed, 2 usage or configuration, 3 MongoDB.",
 		flags: backupFlags},
 	{name: "version", summary: "print version, commit and Go version",
