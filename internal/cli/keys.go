@@ -114,8 +114,10 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 	}
 	st, err := store.Connect(cfg, "app-keys", zerolog.Nop())
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		// The file is there (storeExists) but does not open: unreadable
+		// or damaged, not a configuration error.
+		fmt.Fprintf(stderr, "app keys %s: %v\n", args[0], err)
+		return exitFailed
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
