@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +36,11 @@ type DB struct {
 	cancel context.CancelFunc
 	done   chan error
 }
+
+// newMu serialises ferretdb.New, which writes a package variable of
+// FerretDB's (its version's package name): tests start several databases
+// at once, and the race detector fails them.
+var newMu sync.Mutex
 
 // ErrLocked means another process already serves this data directory.
 var ErrLocked = errors.New("embeddb: the database files are in use by another process")
@@ -60,12 +66,14 @@ func Start(ctx context.Context, dataDir, socket string, log zerolog.Logger) (*DB
 	}
 	zl := log.With().Str("component", "ferretdb").Logger().Level(max(log.GetLevel(), zerolog.WarnLevel))
 	slogger := slog.New(quietResponses{zerolog.NewSlogHandler(zl)})
+	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    slogger,
 		Handler:   "sqlite",
 		SQLiteURL: (&urlDir{dataDir}).String(),
 	})
+	newMu.Unlock()
 	if err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("embeddb: start: %w", err)

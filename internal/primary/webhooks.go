@@ -15,7 +15,6 @@ import (
 
 	"app/internal/buildinfo"
 	"app/internal/config"
-	"app/internal/realtime"
 	"app/internal/store"
 	"app/internal/webhook"
 )
@@ -242,7 +241,7 @@ func (d *delivery) send(ctx context.Context, e store.Event) error {
 			rec = prev
 		}
 	}
-	body := realtime.Encode(e).JSON
+	body := e.JSON()
 	id := "evt_" + strconv.FormatInt(e.Seq, 10)
 	delay := h.Backoff
 	for n := 1; ; n++ {

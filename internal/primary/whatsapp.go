@@ -942,6 +942,9 @@ func (l *EventLog) AppendWith(ctx context.Context, mark func(ctx context.Context
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	seq := l.seq + int64(len(evs))
+	if l.marked == nil && l.atomic(ctx, mark, seq, evs) {
+		return nil
+	}
 	done := false
 	if !retry(ctx, l.log, "store a change with its event log position", func(ctx context.Context) error {
 		err := mark(ctx, seq)
@@ -964,6 +967,42 @@ func (l *EventLog) AppendWith(ctx context.Context, mark func(ctx context.Context
 		}
 	}
 	return nil
+}
+
+// atomic stores the change and appends its events in one write of the
+// store (SQLite: one transaction), the common case; it reports false when
+// that failed, and then nothing of it is stored on SQLite, while on
+// MongoDB part of it may be: AppendWith then goes the way of marks, which
+// finds what was done (a change stored again is the same, an event
+// appended already is recognised).
+func (l *EventLog) atomic(ctx context.Context, mark func(ctx context.Context, seq int64) error, seq int64, evs []Entry) bool {
+	announced := false
+	err := l.store.Atomically(ctx, func(ctx context.Context) error {
+		err := mark(ctx, seq)
+		if errors.Is(err, errAnnounced) {
+			announced = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for i, e := range evs {
+			if err := l.store.AppendEvent(ctx, l.seq+1+int64(i), e.Type, l.epoch, e.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false
+	}
+	if !announced {
+		l.seq = seq
+		close(l.wake)
+		l.wake = make(chan struct{})
+		l.markDirty()
+	}
+	return true
 }
 
 // Append writes one event.

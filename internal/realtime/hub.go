@@ -1,12 +1,12 @@
 // Package realtime tails the event log once per worker process and hands
 // its events to that worker's realtime clients (SSE and WebSocket).
 //
-// The hub reads the log's head document every 10ms while events flow and
-// every 50ms when idle (one document, cheap
-// on any server, where a query of the log is a scan of it on the embedded
-// database), reads the log when the head moved (and again at once while
-// it finds events), and keeps the latest events, already encoded, in a
-// ring. Each client has its own
+// The hub reads the log's head every 10ms while events flow and every 50ms
+// when idle (SQLite: the end of the log's primary key, microseconds;
+// MongoDB: one head document), or, on a MongoDB replica set, waits on a
+// change stream of the head instead; it reads the log when the head moved
+// (and again at once while it finds events), and keeps the latest events,
+// already encoded, in a ring. Each client has its own
 // cursor and reads from the ring, or from the database when it resumes
 // from further back, so a slow client holds up nobody: it falls behind
 // and is cut off once it is MaxLag events behind.
@@ -30,6 +30,12 @@ type Source interface {
 	LastEventSeq(ctx context.Context) (int64, error)
 	FirstEventSeq(ctx context.Context) (int64, error)
 	EventHead(ctx context.Context) (int64, error)
+}
+
+// watcher is a source that can say when the log moved (MongoDB's change
+// streams, on a replica set).
+type watcher interface {
+	WatchEvents(ctx context.Context) (<-chan struct{}, error)
 }
 
 // Event is one event as clients get it.
@@ -84,8 +90,31 @@ func (h *Hub) Run(ctx context.Context) {
 	if h.IdleInterval == 0 {
 		h.IdleInterval = 50 * time.Millisecond
 	}
-	var lastRead, lastEvent time.Time
+	var lastRead, lastEvent, lastWatch time.Time
+	var moved <-chan struct{}
 	pause := func() {
+		// With a change stream, the log is read when it moved (and at
+		// least every second, should a change go unnoticed); without,
+		// the head is polled.
+		if w, ok := h.Src.(watcher); ok && moved == nil && time.Since(lastWatch) > time.Minute {
+			lastWatch = time.Now()
+			ch, err := w.WatchEvents(ctx)
+			if err != nil {
+				h.Log.Debug().Err(err).Msg("Realtime: no change stream on this database; polling the event log's head.")
+			}
+			moved = ch
+		}
+		if moved != nil {
+			select {
+			case <-ctx.Done():
+			case _, ok := <-moved:
+				if !ok {
+					moved = nil
+				}
+			case <-time.After(time.Second):
+			}
+			return
+		}
 		if time.Since(lastEvent) < 10*time.Second {
 			sleep(ctx, h.Interval)
 		} else {
@@ -98,7 +127,7 @@ func (h *Hub) Run(ctx context.Context) {
 		h.mu.Unlock()
 		// Without a head document (a primary of an older version), or
 		// when it cannot be read, the log is read at each turn.
-		if top, err := h.Src.EventHead(ctx); err == nil && top <= head && time.Since(lastRead) < time.Second {
+		if top, err := h.Src.EventHead(ctx); err == nil && top <= head && time.Since(lastRead) < time.Second && moved == nil {
 			pause()
 			continue
 		}
@@ -139,23 +168,11 @@ func (h *Hub) init() {
 
 // Encode turns a stored event into what clients get.
 func Encode(e store.Event) Event {
-	data := e.Data
-	if len(data) == 0 {
-		data = json.RawMessage("{}")
-	}
 	var head struct {
 		Chat string `json:"chat"`
 	}
-	_ = json.Unmarshal(data, &head)
-	b, err := json.Marshal(struct {
-		Seq  int64           `json:"seq"`
-		Type string          `json:"type"`
-		At   time.Time       `json:"at"`
-		Data json.RawMessage `json:"data"`
-	}{e.Seq, e.Type, e.At.UTC(), data})
-	if err != nil {
-		b = []byte(`{"seq":` + itoa(e.Seq) + `,"type":"` + e.Type + `"}`)
-	}
+	_ = json.Unmarshal(e.Data, &head)
+	b := e.JSON()
 	// Encoded once here rather than for each client.
 	sse := make([]byte, 0, len(b)+len(e.Type)+40)
 	sse = append(sse, "id: "...)
@@ -167,8 +184,6 @@ func Encode(e store.Event) Event {
 	sse = append(sse, "\n\n"...)
 	return Event{Seq: e.Seq, Type: e.Type, Chat: head.Chat, JSON: b, SSE: sse}
 }
-
-func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func (h *Hub) add(evs []store.Event) {
 	enc := make([]Event, len(evs))

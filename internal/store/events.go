@@ -18,6 +18,29 @@ type Event struct {
 	Data json.RawMessage `json:"-"`
 }
 
+// JSON is the event as clients get it, on streams and in webhooks:
+// {"seq":..,"type":..,"at":..,"data":{..}}.
+func (e Event) JSON() []byte {
+	data := e.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	b, err := json.Marshal(struct {
+		Seq  int64           `json:"seq"`
+		Type string          `json:"type"`
+		At   time.Time       `json:"at"`
+		Data json.RawMessage `json:"data"`
+	}{e.Seq, e.Type, e.At.UTC(), data})
+	if err != nil { // data that is not JSON: the event without it
+		b, _ = json.Marshal(struct {
+			Seq  int64     `json:"seq"`
+			Type string    `json:"type"`
+			At   time.Time `json:"at"`
+		}{e.Seq, e.Type, e.At.UTC()})
+	}
+	return b
+}
+
 // DecodeData decodes an event's data into v.
 func (e Event) DecodeData(v any) error { return json.Unmarshal(e.Data, v) }
 

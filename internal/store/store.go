@@ -53,6 +53,13 @@ type Store interface {
 	Clock(ctx context.Context) (ServerClock, error)
 	// Connections is the server's own count of its client connections.
 	Connections(ctx context.Context) (ServerConnections, error)
+	// Atomically runs f so that the writes f makes through this store,
+	// with the context f is given, are one: all or none (SQLite: one
+	// transaction; f's reads do not see its own writes). On MongoDB,
+	// without transactions on a standalone server, they are made one after
+	// the other, and f's error does not undo them: callers keep to a
+	// protocol that survives a stop between them (the event log's marks).
+	Atomically(ctx context.Context, f func(ctx context.Context) error) error
 
 	// Heartbeats.
 	WriteHeartbeat(ctx context.Context, hb Heartbeat) error
@@ -187,6 +194,18 @@ func Register(e Engine) {
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
 	engines[e.Name] = e
+}
+
+// DefaultAccount is the account of every record until an installation
+// holds several WhatsApp accounts.
+const DefaultAccount = "default"
+
+// AccountOr is account, or DefaultAccount when it is empty.
+func AccountOr(account string) string {
+	if account == "" {
+		return DefaultAccount
+	}
+	return account
 }
 
 // Engine names.

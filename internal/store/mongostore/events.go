@@ -21,7 +21,9 @@ type eventDoc struct {
 	Type  string    `bson:"type"`
 	At    time.Time `bson:"at"`
 	Epoch int64     `bson:"epoch"`
-	Data  bson.Raw  `bson:"data"`
+	// Account is the WhatsApp account the event is about (DefaultAccount).
+	Account string   `bson:"account,omitempty"`
+	Data    bson.Raw `bson:"data"`
 }
 
 func (d eventDoc) event() (store.Event, error) {
@@ -52,7 +54,7 @@ func (s *Store) AppendEvent(ctx context.Context, seq int64, typ string, epoch in
 	if err := bson.UnmarshalExtJSON(js, false, &raw); err != nil {
 		return fmt.Errorf("store: event %s: %w", typ, err)
 	}
-	_, err = s.db.Collection(colEvents).InsertOne(ctx, eventDoc{Seq: seq, Type: typ, At: time.Now(), Epoch: epoch, Data: raw})
+	_, err = s.db.Collection(colEvents).InsertOne(ctx, eventDoc{Seq: seq, Type: typ, At: time.Now(), Epoch: epoch, Account: store.DefaultAccount, Data: raw})
 	if IsDuplicateKey(err) {
 		return store.ErrExists
 	}
@@ -155,4 +157,32 @@ func (s *Store) FirstEventSeq(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: first event: %w", err)
 	}
 	return e.Seq, nil
+}
+
+// WatchEvents returns a channel that receives when the log's head moves,
+// from a change stream on the head document: a worker then reads the log
+// when there is something to read, instead of polling the head. Servers
+// without change streams (a standalone MongoDB, FerretDB) refuse it, and
+// the caller polls. The channel closes when the stream ends.
+func (s *Store) WatchEvents(ctx context.Context) (<-chan struct{}, error) {
+	cs, err := s.db.Collection(colEventHead).Watch(ctx, mongo.Pipeline{})
+	if err != nil {
+		return nil, fmt.Errorf("store: watch the event log: %w", err)
+	}
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = cs.Close(cctx)
+		}()
+		for cs.Next(ctx) {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch, nil
 }

@@ -23,11 +23,6 @@ var _ = schema(
 		data BLOB NOT NULL
 	) STRICT`,
 	`CREATE INDEX events_at ON events(at_ns)`,
-	`CREATE TABLE event_head (
-		id INTEGER PRIMARY KEY CHECK (id = 1),
-		seq INTEGER NOT NULL,
-		at_ns INTEGER NOT NULL
-	) STRICT`,
 )
 
 var (
@@ -39,9 +34,6 @@ var (
 	sqlEventAt       = query(`SELECT seq FROM events WHERE at_ns >= ? ORDER BY at_ns LIMIT 1`)
 	sqlPruneEvents   = exec(`DELETE FROM events WHERE at_ns < ? AND seq < ?`)
 	sqlPruneEventsTo = exec(`DELETE FROM events WHERE seq <= ?`)
-	sqlSetHead       = exec(`INSERT INTO event_head(id, seq, at_ns) VALUES(1, ?, ?)
-		ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, at_ns = excluded.at_ns`)
-	sqlHead = query(`SELECT seq FROM event_head WHERE id = 1`)
 )
 
 // AppendEvent inserts the event at seq. An insert whose outcome was
@@ -109,8 +101,7 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]store.Eve
 // event by time is the first by position.
 func (s *Store) EventSeqAt(ctx context.Context, t time.Time) (int64, error) {
 	var seq int64
-	s.stats.CommandSent()
-	err := s.r[sqlEventAt.id].QueryRowContext(ctx, t.UnixNano()).Scan(&seq)
+	err := s.scanRow(ctx, sqlEventAt, []any{t.UnixNano()}, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.LastEventSeq(ctx)
 	}
@@ -170,28 +161,17 @@ func (s *Store) PruneEventsBeyond(ctx context.Context, keep int64) (int64, error
 	return n, nil
 }
 
-// SetEventHead records seq as the log's newest position.
-func (s *Store) SetEventHead(ctx context.Context, seq int64) error {
-	if err := s.write(ctx, func(t *wtx) error {
-		_, err := t.exec(sqlSetHead, seq, time.Now().UnixNano())
-		return err
-	}); err != nil {
-		return fmt.Errorf("store: set event head: %w", err)
-	}
-	return nil
-}
+// SetEventHead has nothing to record: the log's last position is the end
+// of its primary key, as cheap to read as a head row would be, and one
+// write fewer for each burst of appends.
+func (s *Store) SetEventHead(context.Context, int64) error { return nil }
 
-// EventHead is the newest position the primary recorded; ErrNotFound
-// before any.
+// EventHead is the log's newest position (LastEventSeq); ErrNotFound
+// while the log is empty, as on MongoDB before the first head.
 func (s *Store) EventHead(ctx context.Context) (int64, error) {
-	var seq int64
-	s.stats.CommandSent()
-	err := s.r[sqlHead.id].QueryRowContext(ctx).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
+	seq, err := s.LastEventSeq(ctx)
+	if err == nil && seq == 0 {
 		return 0, store.ErrNotFound
 	}
-	if err != nil {
-		return 0, fmt.Errorf("store: read event head: %w", err)
-	}
-	return seq, nil
+	return seq, err
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,7 +48,7 @@ const Readers = 8
 const busyTimeout = 10 * time.Second
 
 // journalSizeLimit is the size the WAL file is truncated to when it is
-// reset, and past which the primary's checkpoint truncates it.
+// reset.
 const journalSizeLimit = 64 << 20
 
 // maxBatch bounds the writes one commit carries.
@@ -66,6 +67,17 @@ type Store struct {
 	closing   chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// ready is set once the schema is in place and the statements are
+	// prepared; until then every operation tries again, at most once a
+	// second, and fails with the reason (see usable).
+	ready    atomic.Bool
+	mu       sync.Mutex
+	lastTry  time.Time
+	setUpErr error
+	// file is the identity of the database file at open: a file deleted
+	// or replaced under the suite takes no more writes (see sameFile).
+	dev, ino uint64
 }
 
 // Open opens (creating it when missing) the database at path and brings
@@ -74,41 +86,132 @@ func Open(path string, log zerolog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	dsn := func(write bool) string {
-		q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
-		if !write {
-			q += "&_pragma=query_only(1)"
-		}
-		return q
-	}
 	s := &Store{path: path, log: log, stats: &store.PoolStats{},
 		reqs: make(chan *writeReq, maxBatch), closing: make(chan struct{}), done: make(chan struct{})}
 	var err error
-	if s.wdb, err = sql.Open("sqlite", dsn(true)); err != nil {
+	if s.wdb, err = sql.Open("sqlite", dsn(path, true)); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxIdleTime(0)
 	s.wdb.SetConnMaxLifetime(0)
-	if err := s.setUp(); err != nil {
-		_ = s.wdb.Close()
-		return nil, err
-	}
-	if s.rdb, err = sql.Open("sqlite", dsn(false)); err != nil {
+	if s.rdb, err = sql.Open("sqlite", dsn(path, false)); err != nil {
 		_ = s.wdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s.rdb.SetMaxOpenConns(Readers)
 	s.rdb.SetMaxIdleConns(Readers)
-	if err := s.prepare(); err != nil {
-		_ = s.rdb.Close()
-		_ = s.wdb.Close()
+	go s.commits()
+	// A file that cannot be set up now (damaged, unreadable, locked past
+	// the busy timeout) does not stop the process: it starts, says why
+	// once, answers 503 and tries again, as it would wait for a database
+	// server; a crash loop would not fix the file.
+	if err := s.usable(); err != nil && !store.IsUnavailable(err) {
+		_ = s.Close(context.Background())
 		return nil, err
 	}
-	owned(path, log)
-	go s.commits()
 	return s, nil
+}
+
+// usable brings the store up when it is not yet: the schema, the
+// prepared statements, the file's identity.
+func (s *Store) usable() error {
+	if s.ready.Load() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready.Load() {
+		return nil
+	}
+	if !s.lastTry.IsZero() && time.Since(s.lastTry) < time.Second {
+		return s.setUpErr
+	}
+	s.lastTry = time.Now()
+	err := s.setUp()
+	if err == nil {
+		err = s.prepare()
+	}
+	if err == nil {
+		err = s.identify()
+	}
+	if err != nil {
+		if s.setUpErr == nil || s.setUpErr.Error() != err.Error() {
+			s.log.Error().Err(err).Str("file", s.path).Msg(advice(err))
+		}
+		s.setUpErr = away{err}
+		return s.setUpErr
+	}
+	if s.setUpErr != nil {
+		s.log.Info().Str("file", s.path).Msg("The database file is usable again.")
+	}
+	s.setUpErr = nil
+	owned(s.path, s.log)
+	s.ready.Store(true)
+	return nil
+}
+
+// advice is the one line that says what to do about a database that
+// cannot be set up.
+func advice(err error) string {
+	switch code(err) & 0xff {
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return "The database file is damaged: stop the suite, move the file (and its -wal and -shm) away, and restore a backup (app backup makes one) or start empty."
+	case sqlite3.SQLITE_FULL:
+		return "The disk holding the database is full: free space; the suite answers 503 until then and loses nothing it accepted."
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return "The database file stayed locked by another process; will try again."
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM:
+		return "The database file cannot be opened for writing: check that the state directory and its files belong to the suite's user."
+	}
+	return "The database file cannot be used; will try again."
+}
+
+// identify records the identity of the file now at path.
+func (s *Store) identify() error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok {
+		s.dev, s.ino = uint64(st.Dev), st.Ino
+	}
+	return nil
+}
+
+// errReplaced says the file at the path is no longer the one open.
+var errReplaced = errors.New("the database file was deleted or replaced while the suite ran; restart the suite's processes (writes are refused until then, so nothing is acknowledged into a file no one will read)")
+
+// sameFile checks that the file at the path is still the one open. A
+// write into a deleted file would be acknowledged and then lost with the
+// last process holding it, and processes that start afterwards would open
+// a new, empty file.
+func (s *Store) sameFile() error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return away{fmt.Errorf("store: %w: %w", errReplaced, err)}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (uint64(st.Dev) != s.dev || st.Ino != s.ino) {
+		return away{fmt.Errorf("store: %w", errReplaced)}
+	}
+	return nil
+}
+
+// away is a failure that means the database cannot serve now, nothing
+// written.
+type away struct{ error }
+
+func (e away) Unwrap() error { return e.error }
+
+// dsn is how a connection to path is opened: a reader's refuses to write.
+func dsn(path string, write bool) string {
+	q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+	if !write {
+		q += "&_pragma=query_only(1)"
+	}
+	return q
 }
 
 // setUp switches the file to WAL mode and creates the schema, in one
@@ -169,6 +272,9 @@ func (s *Store) setUpOnce(ctx context.Context) error {
 }
 
 func (s *Store) prepare() error {
+	if s.r != nil {
+		return nil
+	}
 	s.r = make([]*sql.Stmt, len(statements))
 	s.w = make([]*sql.Stmt, len(statements))
 	for _, st := range statements {
@@ -179,6 +285,7 @@ func (s *Store) prepare() error {
 			s.r[st.id], err = s.rdb.Prepare(st.sql)
 		}
 		if err != nil {
+			s.r, s.w = nil, nil
 			return fmt.Errorf("store: prepare %q: %w", st.sql, err)
 		}
 	}
@@ -222,6 +329,8 @@ func (s *Store) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, st := range append(s.r, s.w...) {
 		if st != nil {
 			_ = st.Close()
@@ -232,6 +341,12 @@ func (s *Store) Close(ctx context.Context) error {
 
 // Ping reads the schema version: the file is there and readable.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.usable(); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if err := s.sameFile(); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
 	var v int
 	if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
@@ -289,39 +404,43 @@ func (s *Store) Connections(context.Context) (store.ServerConnections, error) {
 	return store.ServerConnections{}, nil
 }
 
-// Checkpoint copies the WAL into the database without waiting for
-// anyone (PASSIVE), then, when the WAL file is still over
-// journalSizeLimit, waits for the readers and truncates it (TRUNCATE), so
-// the WAL stays bounded however busy the readers are. The primary calls it
-// now and then; SQLite's own automatic checkpoints (every 1000 pages, by
-// whichever process commits) do the rest.
+// Checkpoint copies the WAL into the database and truncates it
+// (TRUNCATE: it waits, within the busy timeout, for readers on older
+// snapshots, which here are single statements), so the WAL stays bounded
+// however busy the readers are; it returns the WAL's size after. The
+// primary calls it every minute; SQLite's own automatic checkpoints
+// (every 1000 pages, by whichever process commits) and journal_size_limit
+// do the rest.
 func (s *Store) Checkpoint(ctx context.Context) (walBytes int64, err error) {
 	var busyFlag, pages, moved int
-	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busyFlag, &pages, &moved); err != nil {
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busyFlag, &pages, &moved); err != nil {
 		return 0, fmt.Errorf("store: checkpoint: %w", err)
 	}
 	fi, err := os.Stat(s.path + "-wal")
 	if err != nil {
 		return 0, nil
 	}
-	if fi.Size() > journalSizeLimit {
-		if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busyFlag, &pages, &moved); err != nil {
-			return fi.Size(), fmt.Errorf("store: checkpoint: %w", err)
-		}
-		if fi, err = os.Stat(s.path + "-wal"); err != nil {
-			return 0, nil
-		}
+	if busyFlag != 0 {
+		return fi.Size(), fmt.Errorf("store: checkpoint: a reader held the WAL (%d of %d pages moved)", moved, pages)
 	}
 	return fi.Size(), nil
 }
 
-// Backup writes a consistent copy of the database to path (VACUUM INTO),
-// while the suite runs.
+// Backup writes a consistent copy of the database to path (VACUUM INTO:
+// one read transaction), while the suite runs. It has a connection of its
+// own: a reader's refuses to write even the copy (query_only), and the
+// writer's would hold this process's writes for as long as the copy
+// takes.
 func (s *Store) Backup(ctx context.Context, path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("store: backup: %s exists", path)
 	}
-	if _, err := s.rdb.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+	db, err := sql.Open("sqlite", dsn(s.path, true))
+	if err != nil {
+		return fmt.Errorf("store: backup to %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
 		return fmt.Errorf("store: backup to %s: %w", path, err)
 	}
 	return nil
@@ -337,8 +456,11 @@ func classify(err error) (store.ErrorKind, bool) {
 	var commitErr commitFailed
 	if errors.As(err, &commitErr) {
 		if code(commitErr.error)&0xff == sqlite3.SQLITE_IOERR {
-			return store.Unknown, true
+			return store.Away | store.Unknown, true
 		}
+	}
+	if errors.As(err, new(away)) {
+		return store.Away, true
 	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {

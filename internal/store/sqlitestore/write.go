@@ -57,6 +57,23 @@ type wtx struct {
 	tx *sql.Tx
 }
 
+// nested runs fn in a savepoint inside the write: its error undoes its
+// own writes only.
+func (t *wtx) nested(fn func(tx *wtx) error) error {
+	if _, err := t.tx.Exec("SAVEPOINT n"); err != nil {
+		return err
+	}
+	if err := fn(t); err != nil {
+		if _, rerr := t.tx.Exec("ROLLBACK TO n"); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		_, _ = t.tx.Exec("RELEASE n")
+		return err
+	}
+	_, err := t.tx.Exec("RELEASE n")
+	return err
+}
+
 func (t *wtx) exec(st *stmt, args ...any) (sql.Result, error) {
 	t.s.stats.CommandSent()
 	return t.tx.Stmt(t.s.w[st.id]).Exec(args...)
@@ -67,11 +84,29 @@ func (t *wtx) queryRow(st *stmt, args ...any) *sql.Row {
 	return t.tx.Stmt(t.s.w[st.id]).QueryRow(args...)
 }
 
+type txKey struct{}
+
+// Atomically runs f in one write: the writes f makes with the context it
+// is given join it (see write), so they commit together or not at all.
+func (s *Store) Atomically(ctx context.Context, f func(ctx context.Context) error) error {
+	if t, ok := ctx.Value(txKey{}).(*wtx); ok && t.s == s {
+		return f(ctx)
+	}
+	return s.write(ctx, func(t *wtx) error { return f(context.WithValue(ctx, txKey{}, t)) })
+}
+
 // write runs fn in this process's next group commit and returns when that
 // commit is on disk (or failed). fn runs in its own savepoint: its error
-// undoes its writes and no one else's.
+// undoes its writes and no one else's. Inside Atomically, fn runs at once
+// in the enclosing write, in a savepoint of its own.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	if t, ok := ctx.Value(txKey{}).(*wtx); ok && t.s == s {
+		return t.nested(fn)
+	}
 	if err := ctx.Err(); err != nil {
+		return store.NotStored(err)
+	}
+	if err := s.usable(); err != nil {
 		return store.NotStored(err)
 	}
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
@@ -134,6 +169,9 @@ func (s *Store) commit(batch []*writeReq) {
 func (s *Store) commitBatch(batch []*writeReq, errs []error) error {
 	s.stats.CheckedOut()
 	defer s.stats.CheckedIn()
+	if err := s.sameFile(); err != nil {
+		return store.NotStored(err)
+	}
 	tx, err := s.wdb.Begin()
 	if err != nil {
 		s.stats.CheckoutFailed()
@@ -180,16 +218,28 @@ func (s *Store) commitBatch(batch []*writeReq, errs []error) error {
 // The reading helpers: each row's first column is the record's JSON.
 
 func (s *Store) queryRows(ctx context.Context, st *stmt, args ...any) (*sql.Rows, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
 	s.stats.CommandSent()
 	return s.r[st.id].QueryContext(ctx, args...)
+}
+
+// scanRow runs a reading statement and scans its first row into dest;
+// sql.ErrNoRows when there is none.
+func (s *Store) scanRow(ctx context.Context, st *stmt, args []any, dest ...any) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	s.stats.CommandSent()
+	return s.r[st.id].QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 // one reads the record st finds, or store.ErrNotFound.
 func one[T any](ctx context.Context, s *Store, what string, st *stmt, args ...any) (T, error) {
 	var v T
 	var doc []byte
-	s.stats.CommandSent()
-	err := s.r[st.id].QueryRowContext(ctx, args...).Scan(&doc)
+	err := s.scanRow(ctx, st, args, &doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, store.ErrNotFound
 	}
@@ -230,8 +280,7 @@ func all[T any](ctx context.Context, s *Store, what string, st *stmt, args ...an
 // scalar reads one value.
 func scalar[T any](ctx context.Context, s *Store, what string, st *stmt, args ...any) (T, error) {
 	var v T
-	s.stats.CommandSent()
-	if err := s.r[st.id].QueryRowContext(ctx, args...).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := s.scanRow(ctx, st, args, &v); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return v, fmt.Errorf("store: %s: %w", what, err)
 	}
 	return v, nil
