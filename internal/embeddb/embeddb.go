@@ -1,9 +1,13 @@
-// Package embeddb runs the embedded MongoDB-compatible database: FerretDB
-// v1.24 as a library with its SQLite backend, served on a Unix socket.
+// Package embeddb runs FerretDB v1.24 as a library with its SQLite
+// backend, served on a Unix socket: the tests' stand-in for MongoDB (no
+// MongoDB server can be had on the development machines), reached through
+// the real driver (see internal/testdb).
 //
-// It is for trials, development and tests; production uses MongoDB
-// (MONGO_URI). Only one process may open the database files, which a lock
-// file enforces; every other process connects to the socket.
+// Only tests import it: the suite's embedded store is SQLite
+// (internal/store/sqlitestore), and FerretDB is not in the binary
+// (TestTheBinaryHasNoFerretDB in internal/cli). Only one process may open
+// the database files, which a lock file enforces; every other process
+// connects to the socket.
 package embeddb
 
 import (
