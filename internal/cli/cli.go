@@ -106,8 +106,8 @@ var commands = []command{
 	{name: "backup", summary: "write a consistent copy of the SQLite store to FILE while the suite runs", env: true,
 		usage: "app backup FILE copies APP_STATE_DIR/app.db, the suite's store, into FILE, a new file readable by\n" +
 			"its owner only, in one transaction (VACUUM INTO): the services keep running, and what they write\n" +
-			"meanwhile is not in the copy. FILE must not exist. The WhatsApp device store (whatsmeow.db) is a\n" +
-			"file of its own, not in the copy. To restore: systemctl stop app.target; rm -f /var/lib/app/app.db-wal\n" +
+			"meanwhile is not in the copy. FILE must not exist. The WhatsApp device store (its keys) lives in the\n" +
+			"same file and is in the copy. To restore: systemctl stop app.target; rm -f /var/lib/app/app.db-wal\n" +
 			"/var/lib/app/app.db-shm; install -o app -g app -m 600 FILE /var/lib/app/app.db; systemctl start\n" +
 			"app.target. Reads the configuration like app keys. With MONGO_URI set there is no file to copy: it exits with status 3\n" +
 			"and says to use mongodump. Exit status: 0 done, 1 failed, 2 usage or configuration, 3 MongoDB.",

@@ -128,7 +128,17 @@ func newWhatsApp(cfg config.Config, st store.Store, log zerolog.Logger) (*primar
 		}
 		d = sb
 	default:
-		d = whatsapp.NewWhatsmeow(whatsapp.WhatsmeowConfig{StoreDir: cfg.StateDir, Log: log})
+		wc := whatsapp.WhatsmeowConfig{StoreDir: cfg.StateDir, Log: log}
+		if store.EngineFor(cfg) == store.SQLite {
+			// One file holds the machine's state, and app backup copies
+			// the device keys with the rest.
+			wc.StoreFile = cfg.DBPath()
+			if _, err := os.Stat(filepath.Join(cfg.StateDir, "whatsmeow.db")); err == nil {
+				log.Warn().Str("file", filepath.Join(cfg.StateDir, "whatsmeow.db")).
+					Msg("The WhatsApp device store is now in app.db; this older file is no longer used (pair again with app pair) and can be removed.")
+			}
+		}
+		d = whatsapp.NewWhatsmeow(wc)
 	}
 	log.Info().Str("driver", cfg.WhatsApp.Driver).Str("state_dir", cfg.StateDir).Msg("WhatsApp driver chosen.")
 	return &primary.WhatsApp{Cfg: cfg.WhatsApp, Driver: d, Store: st, Log: log.With().Str("component", "whatsapp").Logger()}, nil

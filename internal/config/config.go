@@ -237,13 +237,6 @@ func (c Config) Embedded() bool { return c.MongoURI == "" }
 // DBPath is the embedded store's SQLite file.
 func (c Config) DBPath() string { return filepath.Join(c.StateDir, "app.db") }
 
-// EffectiveMongoURI is MONGO_URI.
-//
-// Deprecated: use MongoURI. There is no embedded MongoDB-compatible
-// database any more; this stays only until internal/store/mongostore
-// reads MongoURI itself.
-func (c Config) EffectiveMongoURI() string { return c.MongoURI }
-
 // SocketURI is the connection string of a MongoDB server on a Unix socket
 // (the tests' FerretDB stand-in listens on one): the driver wants the path URL-encoded in the host part and decodes it with
 // url.QueryUnescape, so '@', ':' and '+' must be escaped too.

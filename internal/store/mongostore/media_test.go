@@ -27,7 +27,7 @@ func TestMediaIsGridFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := db.Config(nil)
-	cli, err := mongo.Connect(options.Client().ApplyURI(cfg.EffectiveMongoURI()))
+	cli, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func poolMonitor(p *store.PoolStats) *event.PoolMonitor {
 func Connect(cfg config.Config, appName string, log zerolog.Logger) (*Store, error) {
 	pool := cfg.Pool()
 	stats := &store.PoolStats{}
-	opts := options.Client().ApplyURI(cfg.EffectiveMongoURI()).
+	opts := options.Client().ApplyURI(cfg.MongoURI).
 		SetAppName(appName).
 		SetMaxPoolSize(uint64(pool.Max)).
 		SetMinPoolSize(uint64(pool.Min)).
