@@ -1,5 +1,5 @@
 # The suite's build, run, test, lint and benchmark entry points.
-# `make run` starts the whole suite on the embedded database; `make test`
+# `make run` starts the whole suite on the embedded SQLite store; `make test`
 # runs every test (what CI runs, through .ci/run).
 
 GO          ?= go
@@ -21,8 +21,8 @@ build:
 	@test -f bin/app || echo "Building bin/app: the first build downloads and compiles the dependencies (about 2 minutes on 2 cores)..."
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/app ./cmd/app
 
-# The cluster of `app run` on 127.0.0.1:8080 with the embedded database in
-# .state/; Ctrl-C stops it. Any variable of the README's table can be set
+# The cluster of `app run` on 127.0.0.1:8080 with the embedded SQLite store
+# in .state/app.db; Ctrl-C stops it. Any variable of the README's table can be set
 # on the command line: make run CLUSTER_WORKERS=4
 run: build
 	@echo "Starting the suite on 127.0.0.1:8080 (Ctrl-C stops it). From another shell in this directory: make key (an API key for it), make doctor."

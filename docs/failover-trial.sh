@@ -1,21 +1,25 @@
 #!/bin/bash
 # Two "machines" (network namespaces a and b) run `app run` against one
-# database (machine a's embedded one, reached through its Unix socket);
-# the lease holder's primary is frozen (SIGSTOP: a hung or cut-off
-# machine), and the time until the other machine's primary holds the
-# lease is measured. Bounded: every wait has a limit.
+# MongoDB, as several machines must (the embedded SQLite store is one
+# machine's file); the lease holder's primary is frozen (SIGSTOP: a hung or
+# cut-off machine), and the time until the other machine's primary holds
+# the lease is measured. Bounded: every wait has a limit.
+#
+# The namespaces have only loopback, so the database must listen on a Unix
+# socket: SOCK=/path/to/mongodb.sock (a mongod with
+# --bind_ip /path/to/mongodb.sock, or the tests' FerretDB stand-in).
 set -u
 APP=${APP:-$(dirname "$0")/../bin/app}
 T=/tmp/trial; rm -rf $T; mkdir -p $T/a $T/b
 for n in a b; do ip netns del $n 2>/dev/null; ip netns add $n; ip netns exec $n ip link set lo up; done
-SOCK=$T/a/mongodb.sock
+SOCK=${SOCK:?set SOCK to the Unix socket of a MongoDB both machines share}
 URI="mongodb://$(python3 -c "import urllib.parse;print(urllib.parse.quote('$SOCK',safe=''))")/"
 common="APP_ENV=qa LOG_LEVEL=warn WHATSAPP_DRIVER=sandbox CLUSTER_WORKERS=1 APP_LISTEN=127.0.0.1:8080 APP_LEASE_TTL=${TTL:-15s} APP_HEARTBEAT_INTERVAL=1s"
-ip netns exec a env $common APP_STATE_DIR=$T/a setsid $APP run >$T/a.log 2>&1 &
+ip netns exec a env $common APP_STATE_DIR=$T/a MONGO_URI="$URI" setsid $APP run >$T/a.log 2>&1 &
 A=$!
 for i in $(seq 100); do ip netns exec a curl -sf 127.0.0.1:8080/readyz >/dev/null && break; sleep 0.2; done
-# /v1/cluster wants an admin key; both machines share a's database, so one key serves both.
-KEY=$(ip netns exec a env APP_ENV=qa APP_STATE_DIR=$T/a MONGO_URI= $APP keys create --name trial --scopes admin)
+# /v1/cluster wants an admin key; both machines share the database, so one key serves both.
+KEY=$(ip netns exec a env APP_ENV=qa APP_STATE_DIR=$T/a MONGO_URI="$URI" $APP keys create --name trial --scopes admin)
 ip netns exec b env $common APP_STATE_DIR=$T/b MONGO_URI="$URI" setsid $APP run >$T/b.log 2>&1 &
 B=$!
 for i in $(seq 100); do ip netns exec b curl -sf 127.0.0.1:8080/readyz >/dev/null && break; sleep 0.2; done

@@ -47,26 +47,22 @@ type command struct {
 
 var commands = []command{
 	{name: "run", summary: "run the whole suite on this machine without systemd (development, QA)", env: true, run: runCluster,
-		usage: "Opens APP_LISTEN once and hands the socket to CLUSTER_WORKERS `app worker` processes, starts one\n" +
-			"`app primary` and, when MONGO_URI is empty, the embedded database first. Children that die are\n" +
-			"restarted with back-off; SIGINT/SIGTERM stops them all gracefully."},
+		usage: "Opens APP_LISTEN once and hands the socket to CLUSTER_WORKERS `app worker` processes and starts one\n" +
+			"`app primary`, all on the same store (MONGO_URI, or the SQLite file APP_STATE_DIR/app.db). Children\n" +
+			"that die are restarted with back-off; SIGINT/SIGTERM stops them all gracefully."},
 	{name: "worker", summary: "serve the HTTP API on the socket systemd hands over", env: true, run: runWorker,
 		usage: "Takes its listening socket from systemd (LISTEN_FDS/LISTEN_PID); without one it binds APP_LISTEN\n" +
 			"only when APP_LISTEN is set. Its number comes from APP_WORKER_ID (systemd's %i)."},
 	{name: "primary", summary: "hold the primary lease and run the background work", env: true, run: runPrimary,
-		usage: "Connects to MongoDB, creates the indexes, takes the primary lease (or waits as standby while\n" +
-			"another process holds it) and records its heartbeat."},
-	{name: "serve", summary: "one process doing worker and primary work (and the embedded database)", env: true, run: runServe,
-		usage: "The single-process mode: the HTTP API on the handed-over socket or APP_LISTEN, the primary\n" +
-			"work, and the embedded database in the same process when MONGO_URI is empty."},
-	{name: "db", summary: "run the embedded MongoDB-compatible database on a Unix socket", env: true, run: runDB,
-		usage: "FerretDB with its SQLite backend, files under APP_STATE_DIR/db, served on APP_DB_SOCKET until\n" +
-			"stopped. For trials, development and tests; set MONGO_URI to use MongoDB in production."},
+		usage: "Opens the store (MONGO_URI, or the SQLite file APP_STATE_DIR/app.db), creates what it needs, takes\n" +
+			"the primary lease (or waits as standby while another process holds it) and records its heartbeat."},
+	{name: "serve", summary: "one process doing worker and primary work", env: true, run: runServe,
+		usage: "The single-process mode: the HTTP API on the handed-over socket or APP_LISTEN and the primary work,\n" +
+			"on the same store as the other modes (MONGO_URI, or the SQLite file APP_STATE_DIR/app.db)."},
 	{name: "generator", summary: "write the unit graph from /etc/app/app.env (the systemd generator)", env: true,
 		usage: "Run by systemd as /usr/lib/systemd/system-generators/app-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n" +
-			"at boot and on daemon-reload: links app-worker@1..N (N = CLUSTER_WORKERS, or one per CPU) and,\n" +
-			"when MONGO_URI is empty, app-db.service into NORMAL_DIR/app.target.wants. Problems in the file\n" +
-			"go to the kernel log and never fail the boot.",
+			"at boot and on daemon-reload: links app-worker@1..N (N = CLUSTER_WORKERS, or one per CPU) into\n" +
+			"NORMAL_DIR/app.target.wants. Problems in the file go to the kernel log and never fail the boot.",
 		raw: func(args []string, _, stderr io.Writer) int { return unitgen.Main(args, stderr) }},
 	{name: "worker-wanted", summary: "exit 0 when APP_WORKER_ID is within CLUSTER_WORKERS (ExecCondition= of app-worker@)", env: true,
 		usage: "Exits 1 when this worker instance is beyond CLUSTER_WORKERS, so systemd skips it; 0 otherwise,\n" +
@@ -83,7 +79,7 @@ var commands = []command{
 		usage: "app keys create --name NAME --scopes messages:read,messages:write,session,admin prints a new key\n" +
 			"once (stdout; only its hash is stored). app keys list shows ids, names and scopes; app keys revoke\n" +
 			"ID revokes one (workers stop accepting it within 10s). Reads the environment, then\n" +
-			"/etc/app/app.env, like the services; finds the packaged embedded database in /run/app.",
+			"/etc/app/app.env, like the services; on SQLite it finds the packaged state directory /var/lib/app.",
 		raw: keysMain},
 	{name: "pair", summary: "link the WhatsApp account: show the QR code (or a phone code) and wait until paired",
 		usage: "Talks to the API of a worker on this machine (--url, default http://127.0.0.1:8080): draws each\n" +
@@ -93,9 +89,9 @@ var commands = []command{
 	{name: "doctor", summary: "check the installed suite and say what to do about each problem", env: true,
 		usage: "Checks, one line each (ok, warn, fail or skip) with what to do: the configuration (environment, then\n" +
 			"/etc/app/app.env, like app keys), the units and their restarts (under systemd), who holds the\n" +
-			"socket, the database (MongoDB or FerretDB, version, replica set), the connection budget against\n" +
-			"the server's limit, the clock against the database's, the primary lease, the heartbeats and the\n" +
-			"WhatsApp session. Exit status: 0 when nothing failed (warnings too, unless --strict), 1 when a\n" +
+			"socket, the database (SQLite: version, file, its size and the WAL's, whether the app user can write\n" +
+			"it; MongoDB: version, replica set), on MongoDB the connection budget against the server's limit and\n" +
+			"the clock against the server's, the primary lease, the heartbeats and the WhatsApp session. Exit status: 0 when nothing failed (warnings too, unless --strict), 1 when a\n" +
 			"check failed, 2 when the configuration is invalid. --json prints one JSON object.",
 		flags: doctorFlags},
 	{name: "restart", summary: "restart the running workers one at a time without refusing a request (--rolling)",
@@ -105,8 +101,17 @@ var commands = []command{
 			"refused. Nothing is restarted when /etc/app/app.env is invalid; it stops at the first unit that\n" +
 			"does not come back. --primary then restarts app-primary: it releases the lease and its successor\n" +
 			"takes it at once, but WhatsApp disconnects for a few seconds and sends, schedules and webhooks wait\n" +
-			"until it reconnects (nothing is lost). app-db is never restarted by it. Needs root (systemctl).",
+			"until it reconnects (nothing is lost). Needs root (systemctl).",
 		flags: restartFlags},
+	{name: "backup", summary: "write a consistent copy of the SQLite store to FILE while the suite runs", env: true,
+		usage: "app backup FILE copies APP_STATE_DIR/app.db, the suite's store, into FILE, a new file readable by\n" +
+			"its owner only, in one transaction (VACUUM INTO): the services keep running, and what they write\n" +
+			"meanwhile is not in the copy. FILE must not exist. The WhatsApp device store (its keys) lives in the\n" +
+			"same file and is in the copy. To restore: systemctl stop app.target; rm -f /var/lib/app/app.db-wal\n" +
+			"/var/lib/app/app.db-shm; install -o app -g app -m 600 FILE /var/lib/app/app.db; systemctl start\n" +
+			"app.target. Reads the configuration like app keys. With MONGO_URI set there is no file to copy: it exits with status 3\n" +
+			"and says to use mongodump. Exit status: 0 done, 1 failed, 2 usage or configuration, 3 MongoDB.",
+		flags: backupFlags},
 	{name: "version", summary: "print version, commit and Go version",
 		usage: "Prints the version and commit set at build time and the Go version.",
 		run: func(_ context.Context, _ config.Config, stdout, _ io.Writer) error {

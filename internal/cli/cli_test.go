@@ -132,7 +132,6 @@ func TestInvalidConfig(t *testing.T) {
 		{"worker", "APP_ENV", "prod"},
 		{"primary", "MONGO_URI", "localhost:27017"},
 		{"serve", "APP_LISTEN", "8080"},
-		{"db", "APP_DB_SOCKET", "relative.sock"},
 		{"run", "LOG_LEVEL", "verbose"},
 	} {
 		t.Run(tc.cmd+"/"+tc.name, func(t *testing.T) {
@@ -195,7 +194,7 @@ func TestGeneratorByItsName(t *testing.T) {
 	}
 	links, err := filepath.Glob(filepath.Join(out, "app.target.wants", "*"))
 	if err != nil || len(links) != 3 {
-		t.Fatalf("links %v (%v), want 3 workers and no database", links, err)
+		t.Fatalf("links %v (%v), want 3 workers and nothing else", links, err)
 	}
 }
 
@@ -227,5 +226,10 @@ func TestKeysWithoutARunningSuite(t *testing.T) {
 	}
 	if l := lines(errs); len(l) != 1 || !strings.Contains(l[0], "APP_STATE_DIR=") || !strings.Contains(l[0], "make key") {
 		t.Errorf("stderr %q, want one line naming APP_STATE_DIR and make key", errs)
+	}
+	// Not an empty database in the wrong place: a key made there would
+	// work nowhere.
+	if entries, _ := os.ReadDir(os.Getenv("APP_STATE_DIR")); len(entries) != 0 {
+		t.Errorf("app keys left %v in a state directory where no suite runs", entries)
 	}
 }

@@ -70,7 +70,7 @@ func doctorFlags(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer)
 }
 
 // runDoctor checks what an administrator's shell on this machine sees:
-// the environment, then /etc/app/app.env, the packaged database's socket.
+// the environment, then /etc/app/app.env, the packaged state directory.
 func runDoctor(ctx context.Context) (*doctor.Report, int) {
 	host, err := os.Hostname()
 	if err != nil {
@@ -79,20 +79,26 @@ func runDoctor(ctx context.Context) (*doctor.Report, int) {
 	report := doctor.NewReport(host, time.Now())
 	file := envFile()
 	_, statErr := os.Stat(file)
-	cfg, err := config.LoadFrom(adminLookup(file, "/run/app/mongodb.sock"))
-	var st store.Store
-	if err == nil {
-		// The doctor's own client keeps no idle connections open.
-		own := cfg
-		own.MongoMinPoolSize = 0
-		st, err = store.Connect(own, "app-doctor", zerolog.Nop())
-	}
+	cfg, err := config.LoadFrom(adminLookup(file, packagedStateDir))
 	report.Add(doctor.ConfigCheck(cfg, file, statErr == nil, err))
 	if err != nil {
 		return report, exitConfig
 	}
-	defer closeStore(st)
-	d := &doctor.Doctor{Cfg: cfg, EnvFile: file, Store: st, Host: host}
+	d := &doctor.Doctor{Cfg: cfg, EnvFile: file, Host: host}
+	// Not opened when missing: opening would create an empty database
+	// where no suite runs.
+	if d.StoreErr = storeExists(cfg); d.StoreErr == nil {
+		// The doctor's own client keeps no idle connections open.
+		own := cfg
+		own.MongoMinPoolSize = 0
+		st, err := store.Connect(own, "app-doctor", zerolog.Nop())
+		if err != nil {
+			d.StoreErr = err
+		} else {
+			defer closeStore(st)
+			d.Store = st
+		}
+	}
 	if systemdBooted() {
 		sc := newSystemctl()
 		d.Systemctl = &sc

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"app/internal/config"
 	"app/internal/store"
 	"app/internal/systemd"
 	"app/internal/testdb"
@@ -21,7 +22,9 @@ func doctorEnv(t *testing.T, db *testdb.DB) {
 	t.Helper()
 	clearEnv(t)
 	t.Setenv("APP_ENV_FILE", filepath.Join(t.TempDir(), "app.env"))
-	t.Setenv("APP_DB_SOCKET", db.Socket)
+	for k, v := range db.Vars() {
+		t.Setenv(k, v)
+	}
 	t.Setenv("APP_ENV", "development")
 	t.Setenv("CLUSTER_WORKERS", "2")
 	booted := systemdBooted
@@ -112,14 +115,34 @@ func TestDoctorHealthy(t *testing.T) {
 }
 
 func TestDoctorDatabaseDown(t *testing.T) {
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	doctorEnv(t, db)
 	db.Stop()
 	code, out, _ := run("app", "doctor", "--json")
 	r := parseDoctor(t, out)
 	st, msg := r.check("database")
-	if code != 1 || st != "fail" || !strings.Contains(msg, db.Socket+" does not answer") {
-		t.Errorf("exit %d, database %s %q; want 1 and a fail naming the socket", code, st, msg)
+	if code != 1 || st != "fail" || !strings.Contains(msg, config.SocketURI(db.Socket)+" does not answer") {
+		t.Errorf("exit %d, database %s %q; want 1 and a fail naming the server", code, st, msg)
+	}
+}
+
+// Where no suite ever ran (the wrong APP_STATE_DIR), the doctor says so
+// and creates nothing there.
+func TestDoctorWithoutADatabase(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("APP_ENV_FILE", filepath.Join(t.TempDir(), "app.env"))
+	booted := systemdBooted
+	systemdBooted = func() bool { return false }
+	t.Cleanup(func() { systemdBooted = booted })
+	state := os.Getenv("APP_STATE_DIR")
+	code, out, _ := run("app", "doctor", "--json")
+	r := parseDoctor(t, out)
+	st, msg := r.check("database")
+	if code != 1 || st != "fail" || !strings.Contains(msg, "no database at "+filepath.Join(state, "app.db")) || !strings.Contains(msg, "start the suite first") {
+		t.Errorf("exit %d, database %s %q; want 1 and a fail saying there is no database and what to do", code, st, msg)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("app doctor left %v in a state directory where no suite runs", entries)
 	}
 }
 

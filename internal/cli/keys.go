@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -101,19 +103,21 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 
-	cfg, err := config.LoadFrom(adminLookup(unitgen.EnvFile, "/run/app/mongodb.sock"))
+	cfg, err := config.LoadFrom(adminLookup(unitgen.EnvFile, packagedStateDir))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	if err := embeddedRunning(cfg); err != nil {
+	if err := storeExists(cfg); err != nil {
 		fmt.Fprintf(stderr, "app keys %s: %v\n", args[0], err)
 		return exitFailed
 	}
 	st, err := store.Connect(cfg, "app-keys", zerolog.Nop())
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		// The file is there (storeExists) but does not open: unreadable
+		// or damaged, not a configuration error.
+		fmt.Fprintf(stderr, "app keys %s: %v\n", args[0], err)
+		return exitFailed
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -125,12 +129,17 @@ func keysMain(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// packagedStateDir is the packaged suite's state directory (the units'
+// StateDirectory=app).
+const packagedStateDir = "/var/lib/app"
+
 // adminLookup is the configuration an administrator's command sees: the
 // environment first, then the services' environment file, and the
-// packaged embedded database's socket when it exists and nothing names
-// another, so `app keys` run from a shell reaches the same database as
-// the services.
-func adminLookup(envFile, packagedSocket string) config.Lookup {
+// packaged state directory when its store exists and nothing names
+// another, so `app keys` run from a shell (as root, or as the app user
+// whose own default would be under its home) reaches the same SQLite file
+// as the services.
+func adminLookup(envFile, packagedState string) config.Lookup {
 	file := map[string]string{}
 	if f, err := os.Open(envFile); err == nil {
 		file, _ = unitgen.ParseEnvFile(f)
@@ -143,27 +152,42 @@ func adminLookup(envFile, packagedSocket string) config.Lookup {
 		if v, ok := file[k]; ok {
 			return v, true
 		}
-		if k == "APP_DB_SOCKET" {
-			if _, err := os.Stat(packagedSocket); err == nil {
-				return packagedSocket, true
+		if k == "APP_STATE_DIR" && os.Getenv("STATE_DIRECTORY") == "" {
+			if _, err := os.Stat(filepath.Join(packagedState, "app.db")); err == nil {
+				return packagedState, true
 			}
 		}
 		return "", false
 	}
 }
 
-// embeddedRunning says at once, and how to fix it, when the configuration
-// names the embedded database and nothing serves its socket: the suite is
-// not running, or runs with another state directory (make run's is
-// ./.state), which the driver would report only after its timeout, as a
-// raw connection error.
-func embeddedRunning(cfg config.Config) error {
+// storeExists says at once, and how to fix it, when the configuration
+// names the SQLite store and its file is not there: the suite never ran
+// with this state directory, or runs with another one (make run's is
+// ./.state). Opening it would create an empty database in the wrong place
+// (a key made there would work nowhere), so administrators' commands do
+// not open a store that does not exist.
+func storeExists(cfg config.Config) error {
 	if !cfg.Embedded() {
 		return nil
 	}
-	if _, err := os.Stat(cfg.DBSocket); err == nil {
+	_, err := os.Stat(cfg.DBPath())
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no database at %s (APP_STATE_DIR=%s): start the suite first (systemctl start app.target, or app run), "+
+			"or set APP_STATE_DIR to the state directory of the suite that runs (for make run: make key, make doctor)", cfg.DBPath(), cfg.StateDir)
+	default:
+		return fmt.Errorf("cannot reach the database at %s (%v): run this as root or as the user the suite runs as (app)", cfg.DBPath(), reason(err))
 	}
-	return fmt.Errorf("no embedded database runs at %s (APP_DB_SOCKET, from APP_STATE_DIR=%s): start the suite (systemctl start app.target, or app run), "+
-		"or set APP_STATE_DIR to the state directory of the suite that runs (for make run: make key, make doctor)", cfg.DBSocket, cfg.StateDir)
+}
+
+// reason is the cause of a file error without the path it repeats.
+func reason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

@@ -49,10 +49,14 @@ func restartFlags(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer
 		defer stop()
 		r := &roller{sc: newSystemctl(), out: stdout, timeout: *timeout}
 		if *withPrimary {
-			cfg, err := config.LoadFrom(adminLookup(file, "/run/app/mongodb.sock"))
+			cfg, err := config.LoadFrom(adminLookup(file, packagedStateDir))
 			if err != nil {
 				fmt.Fprintln(stderr, err)
 				return exitConfig
+			}
+			if err := storeExists(cfg); err != nil {
+				fmt.Fprintf(stderr, "app restart: %v\n", err)
+				return exitFailed
 			}
 			cfg.MongoMinPoolSize = 0
 			st, err := store.Connect(cfg, "app-restart", zerolog.Nop())
@@ -81,7 +85,7 @@ func unitLookup(file string) config.Lookup {
 		env, _ = unitgen.ParseEnvFile(f)
 		f.Close()
 	}
-	units := map[string]string{"APP_DB_SOCKET": "/run/app/mongodb.sock", "STATE_DIRECTORY": "/var/lib/app", "APP_WORKER_ID": "1"}
+	units := map[string]string{"STATE_DIRECTORY": packagedStateDir, "APP_WORKER_ID": "1"}
 	return func(k string) (string, bool) {
 		if v, ok := env[k]; ok {
 			return v, true

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/user"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,12 +18,10 @@ import (
 
 	"app/internal/cluster"
 	"app/internal/config"
-	"app/internal/embeddb"
 	"app/internal/metrics"
 	"app/internal/primary"
 	"app/internal/proc"
 	"app/internal/store"
-	"app/internal/systemd"
 	"app/internal/whatsapp"
 	"app/internal/worker"
 )
@@ -79,6 +74,7 @@ func runPrimary(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	}
 	defer closeStore(st)
 	log.Info().Msg(fmt.Sprintf("primary started (pid %d)", os.Getpid()))
+	noteOldDB(cfg, log)
 	reg := metrics.NewRegistry(nil)
 	p, err := newPrimary(cfg, st, log, reg)
 	if err != nil {
@@ -132,79 +128,20 @@ func newWhatsApp(cfg config.Config, st store.Store, log zerolog.Logger) (*primar
 		}
 		d = sb
 	default:
-		d = whatsapp.NewWhatsmeow(whatsapp.WhatsmeowConfig{StoreDir: cfg.StateDir, Log: log})
+		wc := whatsapp.WhatsmeowConfig{StoreDir: cfg.StateDir, Log: log}
+		if store.EngineFor(cfg) == store.SQLite {
+			// One file holds the machine's state, and app backup copies
+			// the device keys with the rest.
+			wc.StoreFile = cfg.DBPath()
+			if _, err := os.Stat(filepath.Join(cfg.StateDir, "whatsmeow.db")); err == nil {
+				log.Warn().Str("file", filepath.Join(cfg.StateDir, "whatsmeow.db")).
+					Msg("The WhatsApp device store is now in app.db; this older file is no longer used (pair again with app pair) and can be removed.")
+			}
+		}
+		d = whatsapp.NewWhatsmeow(wc)
 	}
 	log.Info().Str("driver", cfg.WhatsApp.Driver).Str("state_dir", cfg.StateDir).Msg("WhatsApp driver chosen.")
 	return &primary.WhatsApp{Cfg: cfg.WhatsApp, Driver: d, Store: st, Log: log.With().Str("component", "whatsapp").Logger()}, nil
-}
-
-func runDB(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
-	log := newLogger(cfg, "db", "")
-	warnEmbedded(cfg, log)
-	var n systemd.Notifier
-	db, err := startDB(ctx, cfg, log, n, 30*time.Second)
-	if errors.Is(err, embeddb.ErrLocked) {
-		// Restarting would meet the same lock: treat it like a setup error.
-		return setupError{err}
-	}
-	if err != nil || db == nil {
-		return err
-	}
-	log.Info().Str("socket", cfg.DBSocket).Str("data", cfg.DBDataDir()).
-		Msg(fmt.Sprintf("database started (pid %d)", os.Getpid()))
-	n.Ready("serving the embedded database on " + cfg.DBSocket)
-	select {
-	case <-ctx.Done():
-	case err = <-db.Done():
-		err = fmt.Errorf("embedded database stopped: %v", err)
-	}
-	n.Stopping()
-	db.Stop()
-	log.Info().Msg("Database stopped.")
-	return err
-}
-
-// startDB starts the embedded database. When the state directory cannot
-// be used (wrong owner or mode, a read-only file system) it says so once,
-// reports READY with the reason as its status, so that the workers and the
-// primary start and serve degraded as they do while any database is down,
-// and tries again with back-off up to maxBackoff until it can or ctx ends
-// (nil, nil). Restarting the unit instead would repeat the same error in
-// the journal every few seconds and soon hit systemd's start limit.
-func startDB(ctx context.Context, cfg config.Config, log zerolog.Logger, n systemd.Notifier, maxBackoff time.Duration) (*embeddb.DB, error) {
-	backoff := maxBackoff / 30
-	for attempts := 1; ; attempts++ {
-		db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
-		if err == nil || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
-			if err == nil && attempts > 1 {
-				log.Info().Str("data", cfg.DBDataDir()).Msg("The state directory is usable again.")
-			}
-			return db, err
-		}
-		// Said once in the journal; the status counts the attempts.
-		status := fmt.Sprintf("waiting for the state directory (attempt %d): %v", attempts, err)
-		if attempts == 1 {
-			log.Error().Err(err).Str("data", cfg.DBDataDir()).Msg(fmt.Sprintf(
-				"Cannot use the state directory (%v); retrying until it can (it must be writable by user %s).", err, currentUser()))
-			n.Ready(status)
-		} else {
-			n.Status(status)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-// currentUser names the process's user for messages: its name when known.
-func currentUser() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return strconv.Itoa(os.Getuid())
 }
 
 func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
@@ -212,15 +149,6 @@ func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	ln, err := worker.Listen(cfg, true)
 	if err != nil {
 		return err
-	}
-	if cfg.Embedded() {
-		warnEmbedded(cfg, log)
-		db, err := embeddb.Start(ctx, cfg.DBDataDir(), cfg.DBSocket, log)
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
-		defer db.Stop()
 	}
 	// One process does the work of a worker and the primary; it counts as
 	// one of each in the budget, so its pool is sized as in a 1-worker cluster.
@@ -231,6 +159,7 @@ func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 	}
 	defer closeStore(st)
 	log.Info().Str("listen", ln.Addr().String()).Msg(fmt.Sprintf("normal mode: one process (pid %d)", os.Getpid()))
+	noteOldDB(cfg, log)
 
 	// One registry for the one process, on the API (/metrics) and on
 	// APP_METRICS_LISTEN.
@@ -256,13 +185,12 @@ func runServe(ctx context.Context, cfg config.Config, _, _ io.Writer) error {
 
 func runCluster(ctx context.Context, cfg config.Config, _, stderr io.Writer) error {
 	log := newLogger(cfg, "run", "")
-	warnEmbedded(cfg, log)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find the app binary: %w", err)
 	}
 	// Commands run from another shell see this suite only with its state
-	// directory (the embedded database's socket is there) and environment.
+	// directory (the SQLite store is there) and environment.
 	log.Info().Msg(fmt.Sprintf("To make an API key for this suite from another shell: APP_ENV=%s APP_STATE_DIR=%s %s keys create --name NAME --scopes %s (app doctor likewise)",
 		cfg.Env, cfg.StateDir, exe, strings.Join(store.Scopes, ",")))
 	s := &cluster.Supervisor{Cfg: cfg, Log: log, Exe: exe, Output: stderr}
@@ -273,14 +201,20 @@ func runCluster(ctx context.Context, cfg config.Config, _, stderr io.Writer) err
 	return err
 }
 
-// warnEmbedded says loudly that production runs on the embedded database,
-// which is meant for trials and development (see the README's limits).
-func warnEmbedded(cfg config.Config, log zerolog.Logger) {
-	if !cfg.Embedded() || cfg.Env != config.EnvProduction {
+// oldDBDir is where the embedded database of earlier versions (FerretDB)
+// kept its files, under the state directory.
+const oldDBDir = "db"
+
+// noteOldDB says once, at the start of the process that owns the
+// background work, that an upgrade left the files of the earlier embedded
+// database in the state directory: nothing reads them (their data is not
+// carried over) and they can be removed.
+func noteOldDB(cfg config.Config, log zerolog.Logger) {
+	dir := filepath.Join(cfg.StateDir, oldDBDir)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return
 	}
-	log.Warn().Str("advice", "set MONGO_URI to a MongoDB server (ideally a replica set)").
-		Msg("WARNING: APP_ENV=production with the embedded database; it is meant for trials and development, not production data.")
+	log.Info().Str("dir", dir).Msg(fmt.Sprintf("%s holds the files of the embedded database of earlier versions (FerretDB); it is no longer used and nothing was carried over from it: it can be removed (rm -r %s)", dir, dir))
 }
 
 func closeStore(st store.Store) {

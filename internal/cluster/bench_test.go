@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"app/internal/config"
 	"app/internal/testdb"
 )
 
@@ -227,8 +226,8 @@ func BenchmarkWorkerStartToReady(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		cmd := exec.Command(bin, "worker")
-		cmd.Env = append(os.Environ(), "APP_LISTEN=127.0.0.1:0", "MONGO_URI="+config.SocketURI(db.Socket),
-			"APP_ENV=qa", "LOG_LEVEL=warn", "NOTIFY_SOCKET="+notify, "CLUSTER_WORKERS=2")
+		cmd.Env = append(append(os.Environ(), "APP_LISTEN=127.0.0.1:0", "MONGO_URI="), db.Env()...)
+		cmd.Env = append(cmd.Env, "APP_ENV=qa", "LOG_LEVEL=warn", "NOTIFY_SOCKET="+notify, "CLUSTER_WORKERS=2")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		start := time.Now()
 		if err := cmd.Start(); err != nil {

@@ -2,9 +2,10 @@
 //
 // It does what app.socket, the units and systemd do in production: opens
 // the listening socket once and hands the same fd to every worker with the
-// systemd protocol (LISTEN_FDS/LISTEN_PID), starts the embedded database
-// (when MONGO_URI is empty) and the primary, restarts children that die,
-// and stops them all gracefully on SIGINT/SIGTERM.
+// systemd protocol (LISTEN_FDS/LISTEN_PID), starts the primary, restarts
+// children that die, and stops them all gracefully on SIGINT/SIGTERM. Every
+// child opens the store itself: the SQLite file in the state directory
+// (several processes starting at once take turns), or MONGO_URI.
 package cluster
 
 import (
@@ -26,13 +27,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"app/internal/config"
-	"app/internal/embeddb"
 )
 
 // ErrChildConfig means a child exited with status 2 (bad configuration):
 // restarting it would only repeat the error, as RestartPreventExitStatus=2
 // does under systemd.
-var ErrChildConfig = errors.New("cluster: a child process cannot start as set up (exit status 2: bad configuration, or a setup error such as database files in use; its last line says which)")
+var ErrChildConfig = errors.New("cluster: a child process cannot start as set up (exit status 2: bad configuration, or a setup error such as a worker without a socket; its last line says which)")
 
 // Supervisor runs the cluster.
 type Supervisor struct {
@@ -80,21 +80,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 
-	var db *child
-	if s.Cfg.Embedded() {
-		db = s.newChild("database", []string{"db"}, env, nil)
-		if err := db.start(); err != nil {
-			return err
-		}
-		go db.supervise(runCtx, fail)
-		err := embeddb.WaitSocket(ctx, s.Cfg.DBSocket, 60*time.Second)
-		if err != nil {
-			stop()
-			db.stop(s.Cfg.ShutdownTimeout)
-			return fmt.Errorf("cluster: the embedded database did not come up: %w", err)
-		}
-	}
-
 	children := []*child{s.newChild("primary", []string{"primary"}, env, nil)}
 	for i := 1; i <= n; i++ {
 		wenv := append(append([]string{}, env...), "APP_WORKER_ID="+strconv.Itoa(i), "LISTEN_FDS=1", "LISTEN_FDNAMES=app.socket")
@@ -121,9 +106,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); c.stop(s.Cfg.ShutdownTimeout) }()
 	}
 	wg.Wait()
-	if db != nil {
-		db.stop(s.Cfg.ShutdownTimeout)
-	}
 	s.Log.Info().Msg("Cluster stopped.")
 	return err
 }
@@ -137,7 +119,7 @@ func (s *Supervisor) childEnv(workers int) []string {
 		switch {
 		case strings.HasPrefix(name, "LISTEN_"), strings.HasPrefix(name, "WATCHDOG_"),
 			name == "NOTIFY_SOCKET", name == "APP_WORKER_ID", name == "CLUSTER_WORKERS",
-			name == "APP_STATE_DIR", name == "APP_DB_SOCKET":
+			name == "APP_STATE_DIR":
 			continue
 		}
 		env = append(env, kv)
@@ -145,7 +127,6 @@ func (s *Supervisor) childEnv(workers int) []string {
 	return append(env,
 		"CLUSTER_WORKERS="+strconv.Itoa(workers),
 		"APP_STATE_DIR="+s.Cfg.StateDir,
-		"APP_DB_SOCKET="+s.Cfg.DBSocket,
 	)
 }
 

@@ -44,7 +44,7 @@ func TestConsoleInChromium(t *testing.T) {
 	// No pacing: the test message goes out at once.
 	env := []string{"WHATSAPP_SEND_PER_MINUTE=0"}
 	addr := freePort(t)
-	state, err := os.MkdirTemp("", "appconsole") // short: the database socket lives here
+	state, err := os.MkdirTemp("", "appconsole")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,8 +338,8 @@ func TestConsoleInChromium(t *testing.T) {
 }
 
 // serveSandboxAt runs `app serve` with the sandbox driver on addr and the
-// embedded database in state; stop ends it with SIGTERM, as systemd does,
-// and waits for it.
+// embedded SQLite store in state (unless env sets MONGO_URI); stop ends it
+// with SIGTERM, as systemd does, and waits for it.
 func serveSandboxAt(t *testing.T, addr, state string, env ...string) (stop func()) {
 	t.Helper()
 	serve := exec.Command(os.Args[0], "serve")
@@ -360,7 +360,7 @@ func jsString(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-// lostHeartbeat records, in the suite's embedded database under state, a
+// lostHeartbeat records, in the suite's SQLite store under state, a
 // worker on another machine last heard of 30 s ago, still serving.
 func lostHeartbeat(t *testing.T, state string) {
 	t.Helper()
@@ -371,7 +371,7 @@ func lostHeartbeat(t *testing.T, state string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not testdb's Connect: this is the database `app run` started under
+	// Not testdb's Connect: this is the file of the suite that runs on
 	// state, not one of testdb's.
 	st, err := store.Connect(cfg, "console-test", zerolog.Nop())
 	if err != nil {

@@ -20,11 +20,11 @@ import (
 
 // mediaCluster is `app run` with two workers of the real app binary (built
 // without the race detector, whose shadow memory would swamp the figures)
-// on the embedded database, with an API key that may upload.
+// on the embedded SQLite store, with an API key that may upload.
 type mediaCluster struct {
 	base, auth string
 	workers    []int // pids of workers 1 and 2
-	others     []int // pids of the primary and the database
+	others     []int // pid of the primary
 }
 
 func startMediaCluster(t testing.TB, env ...string) mediaCluster {
@@ -73,7 +73,7 @@ func startMediaCluster(t testing.TB, env ...string) mediaCluster {
 		})
 		c.workers = append(c.workers, l.pid())
 	}
-	for _, role := range []string{"primary", "db"} {
+	for _, role := range []string{"primary"} {
 		if l, ok := g.find(func(l logLine) bool { return l.str("role") == role && l.pid() != 0 }); ok {
 			c.others = append(c.others, l.pid())
 		}
@@ -187,7 +187,7 @@ type uploadRun struct {
 // runUploads sends n uploads of size bytes at once and checks each answer:
 // a 201 whose file reads back whole at its size, or a 503 with Retry-After
 // (too_many_uploads before the body was read, or database_unavailable when
-// the embedded database gave up under the load).
+// the store gave up under the load).
 func runUploads(t testing.TB, c mediaCluster, n, size int) uploadRun {
 	t.Helper()
 	run := uploadRun{before: rssKiB(t, c.workers), storedBy: map[string]int{}}
@@ -217,7 +217,7 @@ func runUploads(t testing.TB, c mediaCluster, n, size int) uploadRun {
 	run.growth = peakGrowthMiB(t, c.workers, run.before)
 	for i, pid := range c.others {
 		if hwm, err := procStatus(pid, "VmHWM"); err == nil {
-			t.Logf("%s (pid %d) peak RSS %.0f MiB", []string{"primary", "database"}[i], pid, float64(hwm)/1024)
+			t.Logf("%s (pid %d) peak RSS %.0f MiB", []string{"primary"}[i], pid, float64(hwm)/1024)
 		}
 	}
 	t.Logf("most threads a worker ran: %v", threads)
@@ -230,7 +230,7 @@ func runUploads(t testing.TB, c mediaCluster, n, size int) uploadRun {
 			run.stored++
 			run.storedBy[r.worker]++
 			if run.stored > 3 {
-				continue // each read scans the embedded database's chunks: a few show it
+				continue // a few read back show it
 			}
 			req, _ := http.NewRequest("GET", c.base+"/v1/media/"+r.id, nil)
 			req.Header.Set("Authorization", c.auth)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"app/internal/config"
+	"app/internal/testdb"
 	"app/internal/testutil"
 )
 
@@ -25,7 +26,7 @@ import (
 const nginxPath = "/usr/sbin/nginx"
 
 // The load balancer of docs/DEPLOY.md, as written there, in front of two
-// "machines" (two `app serve` on one database): nginx accepts the
+// "machines" (two `app serve` on one MongoDB): nginx accepts the
 // configuration, spreads requests over both, streams Server-Sent Events
 // and WebSocket frames as they happen, and when a machine dies every
 // request still succeeds, each accepted message stored once.
@@ -34,20 +35,17 @@ func TestDeployDocNginx(t *testing.T) {
 		t.Skipf("%s is missing: install Debian's nginx package (apt-get install nginx-light) to try the DEPLOY.md balancer", nginxPath)
 	}
 	env := []string{"WHATSAPP_SEND_PER_MINUTE=0", "APP_HEARTBEAT_INTERVAL=1s", "APP_RATE_LIMIT=1000", "APP_RATE_BURST=1000"}
-	stateA, err := os.MkdirTemp("", "appnginx") // short: the database socket lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(stateA) })
-	stateB := t.TempDir()
+	// Several machines share MongoDB (FerretDB here, through the real
+	// driver), as every machine reaches the replica set.
+	db := testdb.StartMongo(t)
+	shared := "MONGO_URI=" + config.SocketURI(db.Socket)
+	env = append(env, shared)
+	stateA, stateB := t.TempDir(), t.TempDir()
 	addrA, addrB := freePort(t), freePort(t)
 	stopA := serveSandboxAt(t, addrA, stateA, env...)
 	t.Cleanup(stopA)
-	key := createKey(t, stateA, "admin")
-	// Machine b reaches machine a's database, as every machine reaches
-	// the replica set.
-	uri := "mongodb://" + url.PathEscape(filepath.Join(stateA, "mongodb.sock")) + "/"
-	stopB := serveSandboxAt(t, addrB, stateB, append(env, "MONGO_URI="+uri)...)
+	key := createKey(t, stateA, "admin", shared)
+	stopB := serveSandboxAt(t, addrB, stateB, env...)
 	t.Cleanup(stopB)
 	waitHTTP(t, "http://"+addrA+"/readyz", 60*time.Second)
 	waitHTTP(t, "http://"+addrB+"/readyz", 60*time.Second)

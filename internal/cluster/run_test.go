@@ -23,6 +23,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"app/internal/cli"
+	"app/internal/testdb"
 	"app/internal/testutil"
 )
 
@@ -124,8 +125,14 @@ func freePort(t testing.TB) string {
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
+// On both stores: the SQLite file every child opens, and MongoDB (FerretDB
+// here) that the children reach through MONGO_URI.
 func TestRunTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T) {
-	addr, cmd, g, exited := launchRun(t, "CLUSTER_WORKERS=2", "APP_LEASE_TTL=2s", "APP_SHUTDOWN_TIMEOUT=5s")
+	testdb.Each(t, runTwoWorkersSurviveAKilledWorkerAndStopCleanly)
+}
+
+func runTwoWorkersSurviveAKilledWorkerAndStopCleanly(t *testing.T, db *testdb.DB) {
+	addr, cmd, g, exited := launchRun(t, db, "CLUSTER_WORKERS=2", "APP_LEASE_TTL=2s", "APP_SHUTDOWN_TIMEOUT=5s")
 
 	g.wait(t, "cluster mode: 2 workers", 30*time.Second, func(l logLine) bool {
 		return strings.HasPrefix(l.str("message"), "cluster mode: 2 workers (")
@@ -419,7 +426,7 @@ func TestPairShowsTheQRCodeUntilPaired(t *testing.T) {
 }
 
 // startSandboxServe runs `app serve` with the sandbox driver on the
-// embedded database, with extra environment; it returns its address and
+// embedded SQLite store, with extra environment; it returns its address and
 // state directory.
 func startSandboxServe(t *testing.T, env ...string) (addr, state string) {
 	t.Helper()
@@ -448,13 +455,14 @@ func terminate(cmd *exec.Cmd, kill func()) {
 }
 
 // createKey makes an API key with `app keys create`, as an administrator
-// does, once the database answers.
-func createKey(t *testing.T, state, scopes string) string {
+// does, once the database answers (on SQLite: once the suite under state
+// has made its file); env goes on top (MONGO_URI for MongoDB).
+func createKey(t *testing.T, state, scopes string, env ...string) string {
 	t.Helper()
 	var key string
 	testutil.Eventually(t, 30*time.Second, "app keys create", func() (bool, string) {
 		keys := exec.Command(os.Args[0], "keys", "create", "--name", "test", "--scopes", scopes)
-		keys.Env = append(os.Environ(), asApp+"=1", "APP_STATE_DIR="+state, "MONGO_URI=", "APP_ENV=qa")
+		keys.Env = append(append(os.Environ(), asApp+"=1", "APP_STATE_DIR="+state, "MONGO_URI=", "APP_ENV=qa"), env...)
 		b, err := keys.Output()
 		key = strings.TrimSpace(string(b))
 		return err == nil && strings.HasPrefix(key, "app_"), fmt.Sprintf("%v %q", err, b)
@@ -529,25 +537,20 @@ func TestWebhookFromTheRunningSuite(t *testing.T) {
 	}
 }
 
-// launchRun starts `app run` on a free port with a state directory of its
-// own, env on top of the settings every cluster test uses. It returns the
-// address, the process, its log, and its exit once the log is read to the
-// end. A cluster still running when the test ends gets SIGTERM (and is
-// killed after 20 s).
-func launchRun(t *testing.T, env ...string) (string, *exec.Cmd, *logs, <-chan error) {
+// launchRun starts `app run` on a free port on db (its state directory,
+// and MONGO_URI for MongoDB), env on top of the settings every cluster
+// test uses. It returns the address, the process, its log, and its exit
+// once the log is read to the end. A cluster still running when the test
+// ends gets SIGTERM (and is killed after 20 s).
+func launchRun(t *testing.T, db *testdb.DB, env ...string) (string, *exec.Cmd, *logs, <-chan error) {
 	t.Helper()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("app run hands the socket over through /bin/sh, which this machine lacks")
 	}
 	addr := freePort(t)
-	state, err := os.MkdirTemp("", "apprun") // short: the database socket lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(state) })
 	cmd := exec.Command(os.Args[0], "run")
-	cmd.Env = append(append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_STATE_DIR="+state, "APP_ENV=qa",
-		"LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=", "APP_HEARTBEAT_INTERVAL=500ms"), env...)
+	cmd.Env = append(append(append(os.Environ(), asApp+"=1", "APP_LISTEN="+addr, "APP_ENV=qa",
+		"LOG_FORMAT=json", "LOG_LEVEL=info", "MONGO_URI=", "APP_HEARTBEAT_INTERVAL=500ms"), db.Env()...), env...)
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -580,12 +583,12 @@ func launchRun(t *testing.T, env ...string) (string, *exec.Cmd, *logs, <-chan er
 	return addr, cmd, g, exited
 }
 
-// startRun starts `app run` with workers workers on the embedded database
-// and extra environment; it returns the address and the cluster's log
-// once every worker answers /readyz.
+// startRun starts `app run` with workers workers on the embedded SQLite
+// store and extra environment; it returns the address and the cluster's
+// log once every worker answers /readyz.
 func startRun(t *testing.T, workers int, env ...string) (string, *logs) {
 	t.Helper()
-	addr, _, g, _ := launchRun(t, append([]string{fmt.Sprintf("CLUSTER_WORKERS=%d", workers)}, env...)...)
+	addr, _, g, _ := launchRun(t, testdb.Start(t), append([]string{fmt.Sprintf("CLUSTER_WORKERS=%d", workers)}, env...)...)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	seen := map[string]bool{}
 	testutil.Eventually(t, 60*time.Second, fmt.Sprintf("ready answers from %d workers", workers), func() (bool, string) {

@@ -32,7 +32,7 @@ type Config struct {
 
 	ClusterWorkers int // as configured; 0 means one per CPU (see Workers)
 
-	MongoURI               string // empty: use the embedded database
+	MongoURI               string // empty: use the embedded SQLite store (DBPath)
 	MongoDatabase          string
 	MongoMaxPoolSize       int
 	MongoMinPoolSize       int
@@ -41,8 +41,7 @@ type Config struct {
 
 	Listen         string // address to bind when no socket is handed over
 	ListenExplicit bool   // APP_LISTEN was set (a worker binds only then)
-	StateDir       string
-	DBSocket       string // the embedded database's Unix socket
+	StateDir       string // the embedded store's file, the WhatsApp device store
 	MetricsListen  string // the primary's metrics address; workers use its port + N; empty: none
 
 	ShutdownTimeout   time.Duration
@@ -135,8 +134,8 @@ func LoadFrom(lookup Lookup) (Config, error) {
 			raw = v.def(c, lookup)
 		}
 		if err := v.parse(&c, raw); err != nil {
-			// raw, not val.value: a derived default (APP_DB_SOCKET under a
-			// long APP_STATE_DIR) is the value that is wrong.
+			// raw, not val.value: a derived default is the value that is
+			// wrong when one is.
 			shown := raw
 			if secret[v.name] {
 				shown = Redact(raw)
@@ -178,7 +177,7 @@ func resolve(lookup Lookup, name string) (resolved, error) {
 	content := strings.TrimSpace(string(b))
 	if content == "" {
 		// An empty secret file is a mistake, not a request for the default
-		// (for MONGO_URI that would quietly mean the embedded database).
+		// (for MONGO_URI that would quietly mean the embedded store).
 		return resolved{}, &Error{Var: name + "_FILE", Value: path, Allowed: "a file holding the value (it is empty)"}
 	}
 	return resolved{content, true}, nil
@@ -231,25 +230,15 @@ func (c Config) Workers() int {
 	return runtime.NumCPU()
 }
 
-// Embedded reports whether the suite uses the embedded database.
+// Embedded reports whether the suite uses the embedded store: SQLite, one
+// file in the state directory (DBPath), when MONGO_URI is empty.
 func (c Config) Embedded() bool { return c.MongoURI == "" }
 
 // DBPath is the embedded store's SQLite file.
 func (c Config) DBPath() string { return filepath.Join(c.StateDir, "app.db") }
 
-// DBDataDir is where the embedded database keeps its files.
-func (c Config) DBDataDir() string { return filepath.Join(c.StateDir, "db") }
-
-// EffectiveMongoURI is MONGO_URI, or the embedded database's Unix socket.
-func (c Config) EffectiveMongoURI() string {
-	if c.MongoURI != "" {
-		return c.MongoURI
-	}
-	return SocketURI(c.DBSocket)
-}
-
-// SocketURI is the connection string of a database on a Unix socket: the
-// driver wants the path URL-encoded in the host part and decodes it with
+// SocketURI is the connection string of a MongoDB server on a Unix socket
+// (the tests' FerretDB stand-in listens on one): the driver wants the path URL-encoded in the host part and decodes it with
 // url.QueryUnescape, so '@', ':' and '+' must be escaped too.
 func SocketURI(path string) string { return "mongodb://" + url.QueryEscape(path) + "/" }
 

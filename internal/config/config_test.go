@@ -55,8 +55,7 @@ func TestDefaults(t *testing.T) {
 		{"MONGO_MAX_TOTAL_CONNECTIONS", c.MongoMaxTotalConnected, 800},
 		{"APP_LISTEN", c.Listen, "127.0.0.1:8080"},
 		{"ListenExplicit", c.ListenExplicit, false},
-		{"APP_DB_SOCKET", c.DBSocket, filepath.Join(c.StateDir, "mongodb.sock")},
-		{"DBDataDir()", c.DBDataDir(), filepath.Join(c.StateDir, "db")},
+		{"DBPath()", c.DBPath(), filepath.Join(c.StateDir, "app.db")},
 		{"APP_STATE_DIR is absolute", filepath.IsAbs(c.StateDir), true},
 		{"APP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 10 * time.Second},
 		{"APP_DB_WAIT", c.DBWait, 10 * time.Second},
@@ -174,11 +173,8 @@ func TestStateDir(t *testing.T) {
 		if c.StateDir != tc.want {
 			t.Errorf("%s: APP_STATE_DIR = %q, want %q", tc.name, c.StateDir, tc.want)
 		}
-		if want := filepath.Join(tc.want, "mongodb.sock"); c.DBSocket != want {
-			t.Errorf("%s: APP_DB_SOCKET = %q, want %q", tc.name, c.DBSocket, want)
-		}
-		if want := filepath.Join(tc.want, "db"); c.DBDataDir() != want {
-			t.Errorf("%s: DBDataDir() = %q, want %q", tc.name, c.DBDataDir(), want)
+		if want := filepath.Join(tc.want, "app.db"); c.DBPath() != want {
+			t.Errorf("%s: DBPath() = %q, want %q", tc.name, c.DBPath(), want)
 		}
 	}
 }
@@ -231,8 +227,6 @@ func checkConfigError(t *testing.T, err error, name, value string) {
 
 func TestInvalidValues(t *testing.T) {
 	t.Parallel()
-	long := "/" + strings.Repeat("s", 102) + ".sock" // 108 bytes
-	longDir := "/" + strings.Repeat("d", 100)        // its mongodb.sock is 114 bytes
 	tests := []struct {
 		name  string // the variable the error is about
 		env   map[string]string
@@ -281,14 +275,6 @@ func TestInvalidValues(t *testing.T) {
 		{"APP_LISTEN", map[string]string{"APP_LISTEN": "127.0.0.1:99999"}, "127.0.0.1:99999"},
 		{"APP_LISTEN", map[string]string{"APP_LISTEN": "127.0.0.1:http"}, "127.0.0.1:http"},
 		{"APP_LISTEN", map[string]string{"APP_LISTEN": "example.com:80"}, "example.com:80"},
-		{"APP_DB_SOCKET", map[string]string{"APP_DB_SOCKET": "run/mongodb.sock"}, "run/mongodb.sock"},
-		{"APP_DB_SOCKET", map[string]string{"APP_DB_SOCKET": long}, long},
-		// The driver dials a Unix socket only for a host ending in "sock",
-		// and cannot read a path with ':'.
-		{"APP_DB_SOCKET", map[string]string{"APP_DB_SOCKET": "/run/app/mongodb"}, "/run/app/mongodb"},
-		{"APP_DB_SOCKET", map[string]string{"APP_DB_SOCKET": "/srv/a:b/mongodb.sock"}, "/srv/a:b/mongodb.sock"},
-		// A default derived from a long state directory is quoted as is.
-		{"APP_DB_SOCKET", map[string]string{"APP_STATE_DIR": longDir}, longDir + "/mongodb.sock"},
 		{"APP_SHUTDOWN_TIMEOUT", map[string]string{"APP_SHUTDOWN_TIMEOUT": "10"}, "10"},
 		{"APP_SHUTDOWN_TIMEOUT", map[string]string{"APP_SHUTDOWN_TIMEOUT": "2h"}, "2h"},
 		{"APP_DB_WAIT", map[string]string{"APP_DB_WAIT": "-1s"}, "-1s"},
@@ -325,7 +311,6 @@ func TestCrossFieldBoundariesAreValid(t *testing.T) {
 	for _, env := range []map[string]string{
 		{"MONGO_MIN_POOL_SIZE": "10", "MONGO_MAX_POOL_SIZE": "10"},
 		{"CLUSTER_WORKERS": "10", "MONGO_MAX_TOTAL_CONNECTIONS": "11"},
-		{"APP_DB_SOCKET": "/" + strings.Repeat("s", 101) + ".sock"}, // 107 bytes
 	} {
 		if _, err := load(t, env); err != nil {
 			t.Errorf("%v: %v", env, err)
@@ -347,9 +332,9 @@ func TestMongoURIFile(t *testing.T) {
 		{"MONGO_URI_FILE": file, "MONGO_URI": ""}, // an empty MONGO_URI is not set
 	} {
 		c := mustLoad(t, env)
-		if c.MongoURI != uri || c.EffectiveMongoURI() != uri || c.Embedded() {
-			t.Errorf("%v: MongoURI %q effective %q embedded %v, want %q from the file without newline",
-				env, c.MongoURI, c.EffectiveMongoURI(), c.Embedded(), uri)
+		if c.MongoURI != uri || c.Embedded() {
+			t.Errorf("%v: MongoURI %q embedded %v, want %q from the file without newline",
+				env, c.MongoURI, c.Embedded(), uri)
 		}
 	}
 
@@ -463,10 +448,11 @@ func TestPoolStaysWithinBudget(t *testing.T) {
 	}
 }
 
-func TestEmbeddedURI(t *testing.T) {
+// SocketURI points the driver at a MongoDB server on a Unix socket (the
+// tests' FerretDB), whatever the path holds.
+func TestSocketURI(t *testing.T) {
 	t.Parallel()
 	for _, path := range []string{
-		"",                              // the default under the state directory
 		"/run/app/mongodb.sock",         // plain
 		"/tmp/my app/mongodb.sock",      // space
 		"/run/app@1/mongodb.sock",       // systemd instance names
@@ -476,28 +462,18 @@ func TestEmbeddedURI(t *testing.T) {
 		"/srv/a?b#c/mongodb.sock",       // query and fragment
 		"/srv/naïve;x=y&z/mongodb.sock", // non-ASCII and other punctuation
 	} {
-		env := map[string]string{"APP_STATE_DIR": "/var/lib/app"}
-		want := "/var/lib/app/mongodb.sock"
-		if path != "" {
-			env["APP_DB_SOCKET"] = path
-			want = path
-		}
-		c := mustLoad(t, env)
-		if !c.Embedded() {
-			t.Errorf("%q: Embedded() = false with MONGO_URI empty", path)
-		}
-		u := c.EffectiveMongoURI()
-		if !strings.HasPrefix(u, "mongodb://") {
-			t.Errorf("%q: EffectiveMongoURI() = %q, not a mongodb:// URI", path, u)
-			continue
+		u := SocketURI(path)
+		c := mustLoad(t, map[string]string{"MONGO_URI": u})
+		if c.Embedded() || c.MongoURI != u {
+			t.Errorf("%q: MONGO_URI=%q gives MongoURI %q, embedded %v", path, u, c.MongoURI, c.Embedded())
 		}
 		opts := options.Client().ApplyURI(u)
 		if err := opts.Validate(); err != nil {
 			t.Errorf("%q: the driver rejects %q: %v", path, u, err)
 			continue
 		}
-		if !slices.Equal(opts.Hosts, []string{want}) {
-			t.Errorf("%q: the driver reads %q as hosts %q, want [%q]", path, u, opts.Hosts, want)
+		if !slices.Equal(opts.Hosts, []string{path}) {
+			t.Errorf("%q: the driver reads %q as hosts %q, want [%q]", path, u, opts.Hosts, path)
 			continue
 		}
 		if n := address.Address(opts.Hosts[0]).Network(); n != "unix" {
@@ -510,9 +486,12 @@ func TestExternalURI(t *testing.T) {
 	t.Parallel()
 	for _, uri := range []string{"mongodb://db1:27017/", "mongodb+srv://cluster.example.com/"} {
 		c := mustLoad(t, map[string]string{"MONGO_URI": uri})
-		if c.Embedded() || c.EffectiveMongoURI() != uri {
-			t.Errorf("MONGO_URI=%q: Embedded() = %v, EffectiveMongoURI() = %q", uri, c.Embedded(), c.EffectiveMongoURI())
+		if c.Embedded() || c.MongoURI != uri {
+			t.Errorf("MONGO_URI=%q: Embedded() = %v, MongoURI = %q", uri, c.Embedded(), c.MongoURI)
 		}
+	}
+	if c := mustLoad(t, map[string]string{"MONGO_URI": "", "APP_STATE_DIR": "/var/lib/app"}); !c.Embedded() || c.DBPath() != "/var/lib/app/app.db" {
+		t.Errorf("MONGO_URI empty: Embedded() = %v, DBPath() = %q; want the SQLite file in the state directory", c.Embedded(), c.DBPath())
 	}
 }
 

@@ -33,10 +33,10 @@ func fixed(s string) func(Config, Lookup) string { return func(Config, Lookup) s
 var vars = []variable{
 	{name: "CLUSTER_WORKERS", doc: "HTTP worker processes; empty or 0: one per CPU",
 		def: fixed("0"), parse: intVar(0, 1024, func(c *Config, n int) { c.ClusterWorkers = n })},
-	{name: "MONGO_URI", doc: "MongoDB connection string (secret, also MONGO_URI_FILE); empty: the embedded database",
+	{name: "MONGO_URI", doc: "MongoDB connection string (secret, also MONGO_URI_FILE), ideally a replica set, required when the suite runs on several machines; empty: the embedded SQLite store, $APP_STATE_DIR/app.db",
 		emptyOK: true, def: fixed(""), parse: func(c *Config, v string) error {
 			if v != "" && !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
-				return errors.New("a connection string starting with mongodb:// or mongodb+srv://, or empty for the embedded database")
+				return errors.New("a connection string starting with mongodb:// or mongodb+srv://, or empty for the embedded SQLite store")
 			}
 			c.MongoURI = v
 			return nil
@@ -71,7 +71,7 @@ var vars = []variable{
 			c.Listen = v
 			return nil
 		}},
-	{name: "APP_STATE_DIR", doc: "state directory (embedded database, WhatsApp device store); default $STATE_DIRECTORY, /var/lib/app as root, else ~/.local/state/app",
+	{name: "APP_STATE_DIR", doc: "state directory (the embedded SQLite store app.db, the WhatsApp device store); default $STATE_DIRECTORY, /var/lib/app as root, else ~/.local/state/app",
 		def: defaultStateDir, parse: func(c *Config, v string) error {
 			if !filepath.IsAbs(v) {
 				abs, err := filepath.Abs(v)
@@ -81,21 +81,6 @@ var vars = []variable{
 				v = abs
 			}
 			c.StateDir = filepath.Clean(v)
-			return nil
-		}},
-	{name: "APP_DB_SOCKET", doc: "Unix socket of the embedded database; default $APP_STATE_DIR/mongodb.sock",
-		def: func(c Config, _ Lookup) string { return filepath.Join(c.StateDir, "mongodb.sock") },
-		parse: func(c *Config, v string) error {
-			// The Go driver dials a Unix socket only for a host ending in
-			// "sock", and takes a ':' in it for a port.
-			if !filepath.IsAbs(v) || !strings.HasSuffix(v, ".sock") || strings.Contains(v, ":") {
-				return errors.New("an absolute path ending in .sock, without ':'")
-			}
-			// The kernel limits a socket path to 108 bytes with its NUL.
-			if len(v) > 107 {
-				return errors.New("a path of at most 107 bytes (a Unix socket limit)")
-			}
-			c.DBSocket = v
 			return nil
 		}},
 	{name: "APP_METRICS_LISTEN", doc: "host:port where the primary serves Prometheus metrics of itself and of this machine's workers (worker N serves its own on the port + N); off: none",
@@ -289,11 +274,11 @@ type Variable struct{ Name, Default, Doc string }
 
 // Variables lists the table for `--help` and the README.
 func Variables() []Variable {
-	out := []Variable{{Name: "APP_ENV", Default: EnvProduction, Doc: "development, qa or production: selects log defaults; the embedded database warns outside development and qa"}}
+	out := []Variable{{Name: "APP_ENV", Default: EnvProduction, Doc: "development, qa or production: selects log defaults and the WhatsApp driver's"}}
 	for _, v := range vars {
 		d := v.def(Config{Env: EnvProduction}, func(string) (string, bool) { return "", false })
 		switch v.name {
-		case "APP_STATE_DIR", "APP_DB_SOCKET", "LOG_LEVEL", "LOG_FORMAT", "WHATSAPP_DRIVER":
+		case "APP_STATE_DIR", "LOG_LEVEL", "LOG_FORMAT", "WHATSAPP_DRIVER":
 			d = "(see text)"
 		}
 		out = append(out, Variable{Name: v.name, Default: d, Doc: v.doc})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,7 +92,10 @@ func NewReport(host string, now time.Time) *Report {
 type Doctor struct {
 	Cfg     config.Config
 	EnvFile string      // where the services' configuration is read from
-	Store   store.Store // connected (the server may still be down)
+	Store   store.Store // connected (the server may still be down); nil when it could not be opened
+	// StoreErr is why Store is nil: the SQLite file is missing or cannot be
+	// opened.
+	StoreErr error
 	// Systemctl is nil when systemd does not run this machine.
 	Systemctl *systemd.Systemctl
 	ProcDir   string // "/proc"
@@ -118,12 +122,14 @@ func ConfigCheck(cfg config.Config, envFile string, fileExists bool, err error) 
 			Details: map[string]any{"variable": name, "source": source}}
 	}
 	db := "MongoDB at " + config.Redact(cfg.MongoURI)
+	details := map[string]any{"source": source, "env": cfg.Env, "workers": cfg.Workers(), "embedded": cfg.Embedded(), "database": cfg.MongoDatabase}
 	if cfg.Embedded() {
-		db = "the embedded database on " + cfg.DBSocket
+		db = "the embedded SQLite store " + cfg.DBPath()
+		details["database"] = cfg.DBPath()
 	}
 	return Check{Name: "configuration", Status: OK,
 		Message: fmt.Sprintf("valid, from %s: APP_ENV=%s, %d workers, %s", source, cfg.Env, cfg.Workers(), db),
-		Details: map[string]any{"source": source, "env": cfg.Env, "workers": cfg.Workers(), "embedded": cfg.Embedded(), "database": cfg.MongoDatabase}}
+		Details: details}
 }
 
 // Run performs every check after the configuration's, which the caller
@@ -157,7 +163,6 @@ func (d *Doctor) Run(ctx context.Context, r *Report) {
 // Unit names of the suite.
 const (
 	unitSocket  = "app.socket"
-	unitDB      = "app-db.service"
 	unitPrimary = "app-primary.service"
 )
 
@@ -165,11 +170,7 @@ func workerUnit(i int) string { return fmt.Sprintf("app-worker@%d.service", i) }
 
 // suiteUnits is what app.target wants with this configuration.
 func (d *Doctor) suiteUnits() []string {
-	units := []string{unitSocket}
-	if d.Cfg.Embedded() {
-		units = append(units, unitDB)
-	}
-	units = append(units, unitPrimary)
+	units := []string{unitSocket, unitPrimary}
 	for i := 1; i <= d.Cfg.Workers(); i++ {
 		units = append(units, workerUnit(i))
 	}
@@ -251,33 +252,89 @@ func (d *Doctor) databaseCheck(ctx context.Context) Check {
 	defer cancel()
 	where := config.Redact(d.Cfg.MongoURI)
 	if d.Cfg.Embedded() {
-		where = "the embedded database on " + d.Cfg.DBSocket
+		where = "the SQLite store " + d.Cfg.DBPath()
+	}
+	if d.Store == nil {
+		return Check{Name: "database", Status: Fail, Message: fmt.Sprintf("%s cannot be opened: %s", where, shortCause(d.StoreErr)),
+			Details: map[string]any{"address": where}}
 	}
 	info, err := d.Store.Server(cctx)
 	if err != nil {
 		advice := "check MONGO_URI (hosts, credentials, TLS) and that this machine reaches the server"
 		if d.Cfg.Embedded() {
-			advice = "start it with `app db` (or `app run`)"
-			if d.Systemctl != nil {
-				advice = "is app-db running? systemctl status app-db; journalctl -u app-db -n 20"
-			}
-			if _, serr := os.Stat(d.Cfg.DBSocket); serr != nil {
-				advice = "nothing serves that socket: start the suite (systemctl start app.target, app run, or app db alone), or set APP_STATE_DIR to the state directory of the suite that runs (for make run: make doctor)"
-			}
+			advice = "the file is unreadable or damaged: the README's Operations section says what to do (restore from app backup)"
 		}
 		return Check{Name: "database", Status: Fail, Message: fmt.Sprintf("%s does not answer (%s): %s", where, shortCause(err), advice),
 			Details: map[string]any{"address": where}}
 	}
+	if info.Kind == "SQLite" {
+		return sqliteCheck(info)
+	}
 	c := Check{Name: "database", Status: OK, Message: where + " answers: " + info.String(),
 		Details: map[string]any{"address": where, "kind": info.Kind, "version": info.Version, "replica_set": info.ReplicaSet}}
+	if info.ReplicaSet == "" {
+		c.Message += "; enough for one machine: several machines need a replica set"
+	}
 	if info.Kind == "FerretDB" && d.Cfg.Env == config.EnvProduction {
 		c.Status = Warn
-		c.Message += "; with APP_ENV=production: FerretDB is for trials and development (no transactions, lost concurrent updates), set MONGO_URI to MongoDB, ideally a replica set"
+		c.Message += "; with APP_ENV=production: FerretDB loses concurrent updates and has no transactions; use MongoDB, or leave MONGO_URI empty for the embedded SQLite store on one machine"
+	}
+	return c
+}
+
+// walWarn is the WAL size past which the doctor warns: the primary
+// checkpoints every minute, so a WAL this large means a reader holds an
+// old snapshot or no primary runs.
+const walWarn = 256 << 20
+
+// sqliteCheck describes the SQLite file: its version, path, size and its
+// WAL's, and whether the user the suite runs as (the state directory's
+// owner, as for the units' StateDirectory=) can write the file, its WAL
+// and shared-memory files and the directory: a root-run command that left
+// one of them root's would stop the services from writing.
+func sqliteCheck(info store.ServerInfo) Check {
+	path := info.Path
+	dir := filepath.Dir(path)
+	size, wal := fileSize(path), fileSize(path+"-wal")
+	c := Check{Name: "database", Status: OK, Details: map[string]any{"kind": info.Kind, "version": info.Version, "path": path,
+		"size_bytes": size, "wal_bytes": wal}}
+	c.Message = fmt.Sprintf("SQLite %s, %s: %s, WAL %s", info.Version, path, human(size), human(wal))
+	owner, err := ownerOf(dir)
+	if err != nil {
+		c.Status = Warn
+		c.Message += fmt.Sprintf("; cannot tell who may write it (%v)", err)
+		return c
+	}
+	c.Details["user"] = owner.name
+	var cannot []string
+	for _, f := range []string{dir, path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue // -wal and -shm exist only while a process has the file open
+		}
+		if !owner.canWrite(fi) {
+			cannot = append(cannot, fmt.Sprintf("%s (%s, mode %04o)", f, fileOwner(fi), fi.Mode().Perm()))
+		}
+	}
+	c.Details["writable"] = len(cannot) == 0
+	if len(cannot) > 0 {
+		c.Status = Fail
+		c.Message += fmt.Sprintf("; user %s (the owner of %s, who the suite runs as) cannot write %s, so the services cannot write the database: chown %s %s*",
+			owner.name, dir, strings.Join(cannot, ", "), owner.chown(), path)
+		return c
+	}
+	c.Message += fmt.Sprintf("; user %s (the owner of %s) can write it", owner.name, dir)
+	if wal > walWarn {
+		c.Status = Warn
+		c.Message += fmt.Sprintf("; the WAL is over %s: a process holds an old read snapshot, or no primary runs (it checkpoints every minute)", human(walWarn))
 	}
 	return c
 }
 
 func (d *Doctor) connectionsCheck(ctx context.Context) Check {
+	if d.Store.Engine() == store.SQLite {
+		return Check{Name: "connections", Status: Skip, Message: "not checked on SQLite: each process opens the file itself, there is no server whose connections to budget (the MONGO_* pool settings apply to MongoDB)"}
+	}
 	p := d.Cfg.Pool()
 	suite := p.Max * p.Processes
 	pool := fmt.Sprintf("MONGO_MAX_POOL_SIZE=%d", d.Cfg.MongoMaxPoolSize)
@@ -293,7 +350,7 @@ func (d *Doctor) connectionsCheck(ctx context.Context) Check {
 	case err != nil:
 		c.Message = msg + fmt.Sprintf("; the server did not answer serverStatus (%s), so its limit is not checked (a user with the clusterMonitor role can)", shortCause(err))
 	case !sc.Reported:
-		c.Message = msg + "; the server does not report its connection limit (FerretDB does not), so it is not checked"
+		c.Message = msg + "; the server does not report its connection limit, so it is not checked"
 	default:
 		total := sc.Current + sc.Available
 		c.Details["server_current"], c.Details["server_available"] = sc.Current, sc.Available
@@ -314,6 +371,9 @@ const (
 )
 
 func (d *Doctor) clockCheck(ctx context.Context) Check {
+	if d.Store.Engine() == store.SQLite {
+		return Check{Name: "clock", Status: Skip, Message: "not checked on SQLite: every process of the suite is on this machine and reads its clock (the skew matters between machines sharing MongoDB)"}
+	}
 	clk, err := d.Store.Clock(ctx)
 	if err != nil {
 		return Check{Name: "clock", Status: Warn, Message: fmt.Sprintf("cannot read the database's clock (%s), so the skew is not checked", shortCause(err))}

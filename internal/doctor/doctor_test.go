@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,30 +63,49 @@ func runDoctor(t *testing.T, d *Doctor) *Report {
 }
 
 func TestHealthySuite(t *testing.T) {
-	db := testdb.Start(t)
-	cfg, st := connect(t, db, map[string]string{"APP_ENV": "development", "CLUSTER_WORKERS": "2"})
-	healthy(t, st, "h1")
-	r := runDoctor(t, &Doctor{Cfg: cfg, Store: st, Host: "h1"})
-	if r.Failed != 0 || r.Warnings != 0 || r.Status != OK {
-		t.Errorf("a healthy suite: %d failed, %d warnings, status %s; want all ok", r.Failed, r.Warnings, r.Status)
-	}
-	c := byName(r)
-	for name, want := range map[string]string{
-		"units":       "not under systemd",
-		"database":    "FerretDB",
-		"connections": "150 in all",
-		"clock":       "agrees",
-		"lease":       "held by pid 42 on h1, epoch 1",
-		"heartbeats":  "3 processes",
-		"whatsapp":    "connected as 491701234567@s.whatsapp.net",
-	} {
-		if !strings.Contains(c[name].Message, want) {
-			t.Errorf("%s: %q does not say %q", name, c[name].Message, want)
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		cfg, st := connect(t, db, map[string]string{"APP_ENV": "development", "CLUSTER_WORKERS": "2"})
+		healthy(t, st, "h1")
+		r := runDoctor(t, &Doctor{Cfg: cfg, Store: st, Host: "h1"})
+		if r.Failed != 0 || r.Warnings != 0 || r.Status != OK {
+			t.Errorf("a healthy suite: %d failed, %d warnings, status %s; want all ok", r.Failed, r.Warnings, r.Status)
 		}
-	}
-	if c["units"].Status != Skip || c["socket"].Status != Skip {
-		t.Errorf("outside systemd the units and socket checks are skipped: %s, %s", c["units"].Status, c["socket"].Status)
-	}
+		c := byName(r)
+		want := map[string]string{
+			"units":      "not under systemd",
+			"lease":      "held by pid 42 on h1, epoch 1",
+			"heartbeats": "3 processes",
+			"whatsapp":   "connected as 491701234567@s.whatsapp.net",
+		}
+		if db.Engine == store.SQLite {
+			want["database"] = "SQLite 3."
+			want["connections"] = "not checked on SQLite"
+			want["clock"] = "not checked on SQLite"
+		} else {
+			want["database"] = "FerretDB"
+			want["connections"] = "150 in all"
+			want["clock"] = "agrees"
+		}
+		for name, want := range want {
+			if !strings.Contains(c[name].Message, want) {
+				t.Errorf("%s: %q does not say %q", name, c[name].Message, want)
+			}
+		}
+		skipped := []string{"units", "socket"}
+		if db.Engine == store.SQLite {
+			skipped = append(skipped, "connections", "clock")
+			db := c["database"]
+			if !strings.Contains(db.Message, cfg.DBPath()+": ") || !strings.Contains(db.Message, ", WAL ") || !strings.Contains(db.Message, "can write it") ||
+				db.Details["writable"] != true || db.Details["size_bytes"].(int64) == 0 {
+				t.Errorf("database: %q %v; want the file, its size, the WAL's and that the suite's user can write it", db.Message, db.Details)
+			}
+		}
+		for _, name := range skipped {
+			if c[name].Status != Skip {
+				t.Errorf("%s: %s, want skip", name, c[name].Status)
+			}
+		}
+	})
 }
 
 func TestProblemsAreNamed(t *testing.T) {
@@ -112,7 +132,8 @@ func TestProblemsAreNamed(t *testing.T) {
 		status Status
 		says   []string
 	}{
-		{"database", Warn, []string{"APP_ENV=production", "set MONGO_URI"}},
+		// One machine in production on SQLite is fine.
+		{"database", OK, []string{"SQLite"}},
 		{"lease", Fail, []string{"no primary holds the lease", "epoch 3", "start a primary"}},
 		{"heartbeats", Warn, []string{"worker 2 on h1 (pid 44) last seen 1m0s ago"}},
 		{"whatsapp", Warn, []string{"run app pair", "sandbox driver sends nothing"}},
@@ -134,8 +155,23 @@ func TestProblemsAreNamed(t *testing.T) {
 	}
 }
 
+// MONGO_URI naming a FerretDB server in production is named: it is not
+// MongoDB (no transactions, lost concurrent updates); and a server that
+// is not a replica set is enough for one machine only.
+func TestFerretDBInProductionIsNamed(t *testing.T) {
+	db := testdb.StartMongo(t)
+	cfg, st := connect(t, db, nil) // APP_ENV=production
+	r := runDoctor(t, &Doctor{Cfg: cfg, Store: st, Host: "h1"})
+	c := byName(r)["database"]
+	for _, s := range []string{"FerretDB", "APP_ENV=production", "use MongoDB", "several machines need a replica set"} {
+		if c.Status != Warn || !strings.Contains(c.Message, s) {
+			t.Errorf("database: %s %q; want a warning saying %q", c.Status, c.Message, s)
+		}
+	}
+}
+
 func TestStoppedDatabase(t *testing.T) {
-	db := testdb.Start(t)
+	db := testdb.StartMongo(t)
 	cfg, st := connect(t, db, nil)
 	db.Stop()
 	start := time.Now()
@@ -144,13 +180,93 @@ func TestStoppedDatabase(t *testing.T) {
 		t.Errorf("the doctor took %s with the database down", took)
 	}
 	c := byName(r)["database"]
-	if c.Status != Fail || !strings.Contains(c.Message, "the embedded database on "+db.Socket+" does not answer") ||
-		!strings.Contains(c.Message, "app db") {
-		t.Errorf("database check: %s %q; want a fail naming the socket and how to start it", c.Status, c.Message)
+	if c.Status != Fail || !strings.Contains(c.Message, "does not answer") || !strings.Contains(c.Message, "check MONGO_URI") {
+		t.Errorf("database check: %s %q; want a fail saying the server does not answer and what to check", c.Status, c.Message)
 	}
 	for _, name := range []string{"lease", "heartbeats", "whatsapp", "clock", "connections"} {
 		if s := byName(r)[name].Status; s != Skip {
 			t.Errorf("%s: %s, want skip while the database is down", name, s)
+		}
+	}
+}
+
+// A store that could not be opened (app doctor does not create a missing
+// SQLite file) fails the database check with the reason, and the checks
+// that need it are skipped.
+func TestUnopenedStore(t *testing.T) {
+	cfg := config.Config{StateDir: "/nonexistent", ClusterWorkers: 1}
+	r := runDoctor(t, &Doctor{Cfg: cfg, StoreErr: errors.New("no database at /nonexistent/app.db (APP_STATE_DIR=/nonexistent): start the suite first"), Host: "h1"})
+	c := byName(r)
+	if c["database"].Status != Fail || !strings.Contains(c["database"].Message, "/nonexistent/app.db cannot be opened: no database at") {
+		t.Errorf("database: %s %q", c["database"].Status, c["database"].Message)
+	}
+	for _, name := range []string{"lease", "heartbeats", "whatsapp", "clock", "connections"} {
+		if c[name].Status != Skip {
+			t.Errorf("%s: %s, want skip", name, c[name].Status)
+		}
+	}
+}
+
+// The SQLite file judged from its directory's owner, the user the suite
+// runs as: a file of the database it cannot write (left by a root-run
+// command) fails and says how to give it back; a large WAL warns.
+func TestSQLiteFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	for f, size := range map[string]int{path: 4096, path + "-wal": 1 << 20, path + "-shm": 32768} {
+		if err := os.WriteFile(f, make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info := store.ServerInfo{Kind: "SQLite", Version: "3.49.1", Path: path}
+	c := sqliteCheck(info)
+	if c.Status != OK || !strings.Contains(c.Message, "SQLite 3.49.1, "+path+": 4.0 KiB, WAL 1.0 MiB") || !strings.Contains(c.Message, "can write it") {
+		t.Errorf("%s %q; want ok naming the version, the file, both sizes and that its user can write it", c.Status, c.Message)
+	}
+	// The WAL's files as root leaves them: someone else's, 0644.
+	if os.Geteuid() == 0 {
+		// Root may write anything: the directory is given to another user,
+		// whom the files then do not belong to.
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path+"-wal", 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.Chmod(path+"-wal", 0o444); err != nil {
+		t.Fatal(err)
+	}
+	c = sqliteCheck(info)
+	if c.Status != Fail || !strings.Contains(c.Message, "cannot write ") || !strings.Contains(c.Message, path+"-wal (") || !strings.Contains(c.Message, "chown ") ||
+		strings.Contains(c.Message, path+"-shm (") != (os.Geteuid() == 0) || c.Details["writable"] != false {
+		t.Errorf("%s %q; want a fail naming the WAL it cannot write and chown", c.Status, c.Message)
+	}
+}
+
+func TestSQLiteLargeWAL(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(walWarn + 1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	c := sqliteCheck(store.ServerInfo{Kind: "SQLite", Version: "3", Path: path})
+	if c.Status != Warn || !strings.Contains(c.Message, "WAL 256.0 MiB") || !strings.Contains(c.Message, "checkpoints every minute") {
+		t.Errorf("%s %q; want a warning about the WAL's size", c.Status, c.Message)
+	}
+}
+
+func TestHuman(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
+		if got := human(n); got != want {
+			t.Errorf("human(%d) = %q, want %q", n, got, want)
 		}
 	}
 }
@@ -208,11 +324,11 @@ Listen=
 `
 	var asked []string
 	sc := systemd.Systemctl{Run: func(_ context.Context, args ...string) (string, error) { asked = args; return show, nil }}
-	cfg := config.Config{ClusterWorkers: 2, MongoURI: "mongodb://db1/"}
+	cfg := config.Config{ClusterWorkers: 2} // the embedded store: no unit of its own
 	d := &Doctor{Cfg: cfg, Systemctl: &sc, ProcDir: t.TempDir()}
 	checks := d.unitChecks(context.Background())
 	if want := "app.socket app-primary.service app-worker@1.service app-worker@2.service"; !strings.HasSuffix(strings.Join(asked, " "), want) {
-		t.Errorf("asked about %v, want the units ending %s (no app-db with MONGO_URI)", asked, want)
+		t.Errorf("asked about %v, want the units ending %s", asked, want)
 	}
 	want := map[string]struct {
 		status Status

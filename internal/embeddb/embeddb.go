@@ -1,9 +1,13 @@
-// Package embeddb runs the embedded MongoDB-compatible database: FerretDB
-// v1.24 as a library with its SQLite backend, served on a Unix socket.
+// Package embeddb runs FerretDB v1.24 as a library with its SQLite
+// backend, served on a Unix socket: the tests' stand-in for MongoDB (no
+// MongoDB server can be had on the development machines), reached through
+// the real driver (see internal/testdb).
 //
-// It is for trials, development and tests; production uses MongoDB
-// (MONGO_URI). Only one process may open the database files, which a lock
-// file enforces; every other process connects to the socket.
+// Only tests import it: the suite's embedded store is SQLite
+// (internal/store/sqlitestore), and FerretDB is not in the binary
+// (TestTheBinaryHasNoFerretDB in internal/cli). Only one process may open
+// the database files, which a lock file enforces; every other process
+// connects to the socket.
 package embeddb
 
 import (
@@ -16,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +36,11 @@ type DB struct {
 	cancel context.CancelFunc
 	done   chan error
 }
+
+// newMu serialises ferretdb.New, which writes a package variable of
+// FerretDB's (its version's package name): tests start several databases
+// at once, and the race detector fails them.
+var newMu sync.Mutex
 
 // ErrLocked means another process already serves this data directory.
 var ErrLocked = errors.New("embeddb: the database files are in use by another process")
@@ -56,12 +66,14 @@ func Start(ctx context.Context, dataDir, socket string, log zerolog.Logger) (*DB
 	}
 	zl := log.With().Str("component", "ferretdb").Logger().Level(max(log.GetLevel(), zerolog.WarnLevel))
 	slogger := slog.New(quietResponses{zerolog.NewSlogHandler(zl)})
+	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    slogger,
 		Handler:   "sqlite",
 		SQLiteURL: (&urlDir{dataDir}).String(),
 	})
+	newMu.Unlock()
 	if err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("embeddb: start: %w", err)

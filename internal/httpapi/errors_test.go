@@ -404,7 +404,7 @@ func TestStoreErrorsAreMappedOnce(t *testing.T) {
 
 	// A stored message that does not decode (chat is a number).
 	cfg := db.Config(nil)
-	raw, err := mongo.Connect(options.Client().ApplyURI(cfg.EffectiveMongoURI()))
+	raw, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
 	if err != nil {
 		t.Fatal(err)
 	}

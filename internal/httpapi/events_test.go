@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,7 +206,18 @@ func TestSlowClientIsCutOff(t *testing.T) {
 	defer closeFast()
 	// The slow client sends its request and never reads.
 	addr := strings.TrimPrefix(e.urls[0], "http://")
-	slow, err := net.Dial("tcp", addr)
+	// Its receive buffer is small, so the stream fills it and the server's
+	// send buffer, whatever the machine's TCP autotuning allows.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	slow, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +232,8 @@ func TestSlowClientIsCutOff(t *testing.T) {
 	}
 
 	start := time.Now()
-	const n = 1500
-	e.append(t, n, "bulk", 4000) // ~6 MB: more than the socket buffers hold
+	const n = 3000
+	e.append(t, n, "bulk", 4000) // ~12 MB: more than the socket buffers hold
 	got := collect(t, fast, n, 60*time.Second)
 	if got[n-1].id != n {
 		t.Errorf("fast client ended at %d", got[n-1].id)

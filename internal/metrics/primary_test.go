@@ -165,12 +165,12 @@ app_webhook_backlog_events{webhook="wh_1"} 0
 	}
 }
 
-// The pool's series follow the driver's pool: connections open and in use
+// The MongoDB pool's series follow the driver's pool: connections open and in use
 // rise under concurrent queries and the in-use count falls back to 0 after;
 // an operation that cannot get a connection in time is counted.
 func TestPoolSeriesMove(t *testing.T) {
 	// Two connections for this process, so concurrent queries queue.
-	st := connect(t, map[string]string{"MONGO_MAX_POOL_SIZE": "2", "MONGO_MIN_POOL_SIZE": "0"})
+	st := testdb.StartMongo(t).Connect(map[string]string{"MONGO_MAX_POOL_SIZE": "2", "MONGO_MIN_POOL_SIZE": "0"})
 	ctx := context.Background()
 	r := NewRegistry(nil)
 	Pool(r.Reg, st)

@@ -72,7 +72,9 @@ func childPrimary() int {
 				os.Exit(1)
 			}
 			fmt.Println(m.ID)
-			time.Sleep(5 * time.Millisecond) // the pace of a stream, not a burst: not a wait for a condition
+			if os.Getenv("APP_TEST_BURST") == "" {
+				time.Sleep(5 * time.Millisecond) // the pace of a stream, not a burst: not a wait for a condition
+			}
 		}
 	}()
 	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
@@ -85,13 +87,19 @@ func childPrimary() int {
 func childDB(t *testing.T) (*testdb.DB, store.Store) {
 	t.Helper()
 	db := testdb.Start(t)
+	return db, childStore(t, db)
+}
+
+// childStore is the test's own store on db, which its child primaries share.
+func childStore(t *testing.T, db *testdb.DB) store.Store {
+	t.Helper()
 	st := db.Connect(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
-	return db, st
+	return st
 }
 
 // childCommand is a child primary (childPrimary) with env added.
@@ -111,7 +119,9 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 	dir := t.TempDir()
 
 	const total = 300
-	child := childCommand(db, dir, "APP_TEST_INJECT="+strconv.Itoa(total))
+	// A burst, so that messages wait while some are stored, however fast
+	// the database stores them.
+	child := childCommand(db, dir, "APP_TEST_INJECT="+strconv.Itoa(total), "APP_TEST_BURST=1")
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +198,7 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 		for _, e := range events(t, st) {
 			if e.Type == "message.incoming" {
 				var d struct {
-					WAID string `bson:"wa_id"`
+					WAID string `json:"wa_id"`
 				}
 				_ = e.DecodeData(&d)
 				announced[d.WAID]++
@@ -207,66 +217,68 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 // points: every message still goes out, and the log tells each one's sent,
 // delivered and read exactly once, in that order.
 func TestKilledPrimaryMidStreamOfSends(t *testing.T) {
-	db, st := childDB(t)
-	dir := t.TempDir()
-	const total = 60
-	var ids []string
-	for i := range total {
-		ids = append(ids, enqueue(t, st, fmt.Sprintf("4917012300%02d@s.whatsapp.net", i%6), fmt.Sprint("m", i)).ID)
-	}
-	done := func() int {
-		n := 0
-		for _, s := range []string{store.StatusSent, store.StatusDelivered, store.StatusRead} {
-			ms, err := st.OutboxByStatus(context.Background(), s, 10*total)
-			if err != nil {
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		st := childStore(t, db)
+		dir := t.TempDir()
+		const total = 60
+		var ids []string
+		for i := range total {
+			ids = append(ids, enqueue(t, st, fmt.Sprintf("4917012300%02d@s.whatsapp.net", i%6), fmt.Sprint("m", i)).ID)
+		}
+		done := func() int {
+			n := 0
+			for _, s := range []string{store.StatusSent, store.StatusDelivered, store.StatusRead} {
+				ms, err := st.OutboxByStatus(context.Background(), s, 10*total)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += len(ms)
+			}
+			return n
+		}
+		for kill := 1; kill <= 3; kill++ {
+			child := childCommand(db, dir, "APP_TEST_RECEIPTS=1", "APP_TEST_EPOCH="+strconv.Itoa(kill))
+			if err := child.Start(); err != nil {
 				t.Fatal(err)
 			}
-			n += len(ms)
+			waitFor(t, fmt.Sprint("primary ", kill, " sends"), 60*time.Second, func() (bool, string) {
+				n := done()
+				return n >= kill*total/4, fmt.Sprint(n, " sent")
+			})
+			if err := child.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = child.Wait()
 		}
-		return n
-	}
-	for kill := 1; kill <= 3; kill++ {
-		child := childCommand(db, dir, "APP_TEST_RECEIPTS=1", "APP_TEST_EPOCH="+strconv.Itoa(kill))
-		if err := child.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, fmt.Sprint("primary ", kill, " sends"), 60*time.Second, func() (bool, string) {
-			n := done()
-			return n >= kill*total/4, fmt.Sprint(n, " sent")
-		})
-		if err := child.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		_ = child.Wait()
-	}
-	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Dir: dir, Paired: whatsapp.SandboxJID,
-		DeliveredDelay: 20 * time.Millisecond, ReadDelay: 40 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runWA(t, &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}, 4)
-	waitFor(t, "every message read", 60*time.Second, func() (bool, string) {
-		ms, err := st.OutboxByStatus(context.Background(), store.StatusRead, 10*total)
+		sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Dir: dir, Paired: whatsapp.SandboxJID,
+			DeliveredDelay: 20 * time.Millisecond, ReadDelay: 40 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(ms) == total, fmt.Sprint(len(ms), " read")
-	})
-	want := "sent delivered read"
-	waitFor(t, "the log tells each message's story", 10*time.Second, func() (bool, string) {
-		story := map[string][]string{}
-		for _, e := range events(t, st) {
-			if e.Type == "message.status" {
-				var d struct{ ID, Status string }
-				_ = e.DecodeData(&d)
-				story[d.ID] = append(story[d.ID], d.Status)
+		runWA(t, &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}, 4)
+		waitFor(t, "every message read", 60*time.Second, func() (bool, string) {
+			ms, err := st.OutboxByStatus(context.Background(), store.StatusRead, 10*total)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		for _, id := range ids {
-			if got := strings.Join(story[id], " "); got != want {
-				return false, fmt.Sprintf("message %s: %s, want %s", id, got, want)
+			return len(ms) == total, fmt.Sprint(len(ms), " read")
+		})
+		want := "sent delivered read"
+		waitFor(t, "the log tells each message's story", 10*time.Second, func() (bool, string) {
+			story := map[string][]string{}
+			for _, e := range events(t, st) {
+				if e.Type == "message.status" {
+					var d struct{ ID, Status string }
+					_ = e.DecodeData(&d)
+					story[d.ID] = append(story[d.ID], d.Status)
+				}
 			}
-		}
-		return true, ""
+			for _, id := range ids {
+				if got := strings.Join(story[id], " "); got != want {
+					return false, fmt.Sprintf("message %s: %s, want %s", id, got, want)
+				}
+			}
+			return true, ""
+		})
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"app/internal/config"
 	"app/internal/primary"
 	"app/internal/store"
+	"app/internal/testdb"
 	"app/internal/webhook"
 )
 
@@ -286,53 +287,55 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 // primary sends that event again (same webhook-id) and all that follow:
 // nothing is lost, nothing is out of order.
 func TestWebhookPrimaryKilledMidDelivery(t *testing.T) {
-	st := waStore(t)
-	log := eventLog(t, st)
-	holding := make(chan struct{})
-	var once sync.Once
-	rc := newReceiver(t, func(seq int64, r *http.Request) int {
-		if seq == 5 {
-			held := false
-			once.Do(func() { held = true })
-			if held {
-				close(holding)
-				<-r.Context().Done()                 // the primary goes away mid-request
-				return http.StatusServiceUnavailable // reaches nobody
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		st := waStoreOn(t, db)
+		log := eventLog(t, st)
+		holding := make(chan struct{})
+		var once sync.Once
+		rc := newReceiver(t, func(seq int64, r *http.Request) int {
+			if seq == 5 {
+				held := false
+				once.Do(func() { held = true })
+				if held {
+					close(holding)
+					<-r.Context().Done()                 // the primary goes away mid-request
+					return http.StatusServiceUnavailable // reaches nobody
+				}
 			}
+			return http.StatusOK
+		})
+		wh := subscribe(t, st, rc, rc.srv.URL)
+		stop := runHooks(t, hooks(st, log))
+		appendN(t, log, 10, "message.incoming")
+		select {
+		case <-holding:
+		case <-time.After(10 * time.Second):
+			t.Fatal("seq 5 never arrived")
 		}
-		return http.StatusOK
-	})
-	wh := subscribe(t, st, rc, rc.srv.URL)
-	stop := runHooks(t, hooks(st, log))
-	appendN(t, log, 10, "message.incoming")
-	select {
-	case <-holding:
-	case <-time.After(10 * time.Second):
-		t.Fatal("seq 5 never arrived")
-	}
-	stop()
-	arrived, accepted := rc.got()
-	if err := inOrderOnce(accepted, seqs(1, 4)); err != nil {
-		t.Fatalf("before the stop: %v (arrived %v)", err, arrived)
-	}
+		stop()
+		arrived, accepted := rc.got()
+		if err := inOrderOnce(accepted, seqs(1, 4)); err != nil {
+			t.Fatalf("before the stop: %v (arrived %v)", err, arrived)
+		}
 
-	runHooks(t, hooks(st, log))
-	waitFor(t, "the next primary delivers the rest", 10*time.Second, func() (bool, string) {
-		_, accepted := rc.got()
-		return len(accepted) >= 10, fmt.Sprint(accepted)
-	})
-	arrived, accepted = rc.got()
-	// Seq 5 arrived twice (the answer to the first was lost with the
-	// primary): the receiver's acceptances are each event once, in order.
-	if err := inOrderOnce(accepted, seqs(1, 10)); err != nil {
-		t.Error(err)
-	}
-	if n := count(arrived, 5); n != 2 {
-		t.Errorf("seq 5 arrived %d times, want 2 (arrivals %v)", n, arrived)
-	}
-	waitFor(t, "the records of 5 and 10", 5*time.Second, func() (bool, string) {
-		recs := deliveries(t, st, wh.ID)
-		return recs[5].Status == store.DeliveryDelivered && recs[10].Status == store.DeliveryDelivered, fmt.Sprintf("%+v %+v", recs[5], recs[10])
+		runHooks(t, hooks(st, log))
+		waitFor(t, "the next primary delivers the rest", 10*time.Second, func() (bool, string) {
+			_, accepted := rc.got()
+			return len(accepted) >= 10, fmt.Sprint(accepted)
+		})
+		arrived, accepted = rc.got()
+		// Seq 5 arrived twice (the answer to the first was lost with the
+		// primary): the receiver's acceptances are each event once, in order.
+		if err := inOrderOnce(accepted, seqs(1, 10)); err != nil {
+			t.Error(err)
+		}
+		if n := count(arrived, 5); n != 2 {
+			t.Errorf("seq 5 arrived %d times, want 2 (arrivals %v)", n, arrived)
+		}
+		waitFor(t, "the records of 5 and 10", 5*time.Second, func() (bool, string) {
+			recs := deliveries(t, st, wh.ID)
+			return recs[5].Status == store.DeliveryDelivered && recs[10].Status == store.DeliveryDelivered, fmt.Sprintf("%+v %+v", recs[5], recs[10])
+		})
 	})
 }
 

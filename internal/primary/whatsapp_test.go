@@ -30,6 +30,18 @@ func waCfg() config.WhatsApp {
 
 func waStore(t *testing.T) store.Store { return waStoreTB(t) }
 
+// waStoreOn is a store on db, for the tests that run on both engines.
+func waStoreOn(t testing.TB, db *testdb.DB) store.Store {
+	t.Helper()
+	st := db.Connect(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func waStoreTB(t testing.TB) store.Store {
 	t.Helper()
 	st := testdb.Start(t).Connect(nil)
@@ -149,52 +161,54 @@ func events(t *testing.T, st store.Store) []store.Event {
 const alice = "491701234567@s.whatsapp.net"
 
 func TestMessageLifecycle(t *testing.T) {
-	st := waStore(t)
-	sb := sandbox(t, whatsapp.SandboxConfig{})
-	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
-	runWA(t, w, 1)
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		st := waStoreOn(t, db)
+		sb := sandbox(t, whatsapp.SandboxConfig{})
+		w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+		runWA(t, w, 1)
 
-	m := enqueue(t, st, alice, "hello")
-	waitFor(t, "the message is read", 10*time.Second, statusIs(t, st, m.ID, store.StatusRead))
-	got := message(t, st, m.ID)
-	if got.WAID == "" || got.Attempts != 1 || got.SentAt.IsZero() || got.DeliveredAt.IsZero() || got.ReadAt.IsZero() {
-		t.Errorf("read message: %+v; want a WhatsApp id, 1 attempt and the three times", got)
-	}
-	sent := sb.Sent()
-	if len(sent) != 1 || sent[0].ID != got.WAID || sent[0].Chat != alice || sent[0].Text != "hello" {
-		t.Errorf("the sandbox got %+v, want one send of %q with id %s", sent, "hello", got.WAID)
-	}
+		m := enqueue(t, st, alice, "hello")
+		waitFor(t, "the message is read", 10*time.Second, statusIs(t, st, m.ID, store.StatusRead))
+		got := message(t, st, m.ID)
+		if got.WAID == "" || got.Attempts != 1 || got.SentAt.IsZero() || got.DeliveredAt.IsZero() || got.ReadAt.IsZero() {
+			t.Errorf("read message: %+v; want a WhatsApp id, 1 attempt and the three times", got)
+		}
+		sent := sb.Sent()
+		if len(sent) != 1 || sent[0].ID != got.WAID || sent[0].Chat != alice || sent[0].Text != "hello" {
+			t.Errorf("the sandbox got %+v, want one send of %q with id %s", sent, "hello", got.WAID)
+		}
 
-	// The event log tells the same story, in order, with the session first
-	// (each status is stored just before its event is appended).
-	const want = "session:connecting session:connected sent delivered read"
-	waitFor(t, "the log tells the story", 5*time.Second, func() (bool, string) {
-		var story []string
-		var last int64
-		for _, e := range events(t, st) {
-			if e.Seq != last+1 {
-				t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
-			}
-			last = e.Seq
-			switch e.Type {
-			case "session.state":
-				var d struct{ State string }
-				_ = e.DecodeData(&d)
-				story = append(story, "session:"+d.State)
-			case "message.status":
-				var d struct{ ID, Status string }
-				_ = e.DecodeData(&d)
-				if d.ID == m.ID {
-					story = append(story, d.Status)
+		// The event log tells the same story, in order, with the session first
+		// (each status is stored just before its event is appended).
+		const want = "session:connecting session:connected sent delivered read"
+		waitFor(t, "the log tells the story", 5*time.Second, func() (bool, string) {
+			var story []string
+			var last int64
+			for _, e := range events(t, st) {
+				if e.Seq != last+1 {
+					t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+				}
+				last = e.Seq
+				switch e.Type {
+				case "session.state":
+					var d struct{ State string }
+					_ = e.DecodeData(&d)
+					story = append(story, "session:"+d.State)
+				case "message.status":
+					var d struct{ ID, Status string }
+					_ = e.DecodeData(&d)
+					if d.ID == m.ID {
+						story = append(story, d.Status)
+					}
 				}
 			}
+			return strings.Join(story, " ") == want, strings.Join(story, " ")
+		})
+		ws, err := st.Session(context.Background())
+		if err != nil || ws.State != "connected" || ws.JID != whatsapp.SandboxJID {
+			t.Errorf("session document: %+v, %v; want connected as %s", ws, err, whatsapp.SandboxJID)
 		}
-		return strings.Join(story, " ") == want, strings.Join(story, " ")
 	})
-	ws, err := st.Session(context.Background())
-	if err != nil || ws.State != "connected" || ws.JID != whatsapp.SandboxJID {
-		t.Errorf("session document: %+v, %v; want connected as %s", ws, err, whatsapp.SandboxJID)
-	}
 }
 
 // A thousand messages over ten chats, queued by ten clients at once: all
@@ -263,64 +277,66 @@ func TestThousandMessagesInOrderPerChat(t *testing.T) {
 // one stopped right before a send, after it stored "sending": the next
 // primary sends neither twice and loses neither.
 func TestPrimaryKilledMidSend(t *testing.T) {
-	for _, when := range []string{"after the send", "before the send"} {
-		t.Run(when, func(t *testing.T) {
-			st := waStore(t)
-			sb := sandbox(t, whatsapp.SandboxConfig{})
-			a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
-			var ms []store.OutboxMessage
-			for i := range 6 {
-				ms = append(ms, enqueue(t, st, alice, fmt.Sprint("m", i)))
-			}
-			var once sync.Once
-			ctxA, killA := context.WithCancel(context.Background())
-			crashed := make(chan struct{})
-			crash := func(id string) {
-				if id == ms[2].ID {
-					once.Do(func() { killA(); close(crashed) })
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		for _, when := range []string{"after the send", "before the send"} {
+			t.Run(when, func(t *testing.T) {
+				st := waStoreOn(t, db)
+				sb := sandbox(t, whatsapp.SandboxConfig{})
+				a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+				var ms []store.OutboxMessage
+				for i := range 6 {
+					ms = append(ms, enqueue(t, st, alice, fmt.Sprint("m", i)))
 				}
-			}
-			if when == "after the send" {
-				primary.SetSendHooks(a, nil, crash)
-			} else {
-				primary.SetSendHooks(a, crash, nil)
-			}
-			_, stopA := runWACtx(t, ctxA, a, 1)
-			select {
-			case <-crashed:
-			case <-time.After(10 * time.Second):
-				t.Fatal("message 2 was never sent")
-			}
-			stopA()
-			left := message(t, st, ms[2].ID)
-			if left.Status != store.StatusSending || left.WAID == "" {
-				t.Fatalf("after the crash message 2 is %s (wa_id %q); want it left in sending with its id", left.Status, left.WAID)
-			}
+				var once sync.Once
+				ctxA, killA := context.WithCancel(context.Background())
+				crashed := make(chan struct{})
+				crash := func(id string) {
+					if id == ms[2].ID {
+						once.Do(func() { killA(); close(crashed) })
+					}
+				}
+				if when == "after the send" {
+					primary.SetSendHooks(a, nil, crash)
+				} else {
+					primary.SetSendHooks(a, crash, nil)
+				}
+				_, stopA := runWACtx(t, ctxA, a, 1)
+				select {
+				case <-crashed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("message 2 was never sent")
+				}
+				stopA()
+				left := message(t, st, ms[2].ID)
+				if left.Status != store.StatusSending || left.WAID == "" {
+					t.Fatalf("after the crash message 2 is %s (wa_id %q); want it left in sending with its id", left.Status, left.WAID)
+				}
 
-			b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
-			runWA(t, b, 2)
-			for _, m := range ms {
-				waitFor(t, "message "+m.Text+" delivered", 20*time.Second, statusIs(t, st, m.ID, store.StatusDelivered, store.StatusRead))
-			}
-			count := map[string]int{}
-			var order []string
-			for _, s := range sb.Sent() {
-				count[s.ID]++
-				order = append(order, s.Text)
-			}
-			for id, n := range count {
-				if n != 1 {
-					t.Errorf("WhatsApp id %s sent %d times", id, n)
+				b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+				runWA(t, b, 2)
+				for _, m := range ms {
+					waitFor(t, "message "+m.Text+" delivered", 20*time.Second, statusIs(t, st, m.ID, store.StatusDelivered, store.StatusRead))
 				}
-			}
-			if got := strings.Join(order, " "); got != "m0 m1 m2 m3 m4 m5" {
-				t.Errorf("sent in the order %s", got)
-			}
-			if got := message(t, st, ms[2].ID); got.WAID != left.WAID {
-				t.Errorf("message 2 went out as %s, not the id %s chosen before the crash", got.WAID, left.WAID)
-			}
-		})
-	}
+				count := map[string]int{}
+				var order []string
+				for _, s := range sb.Sent() {
+					count[s.ID]++
+					order = append(order, s.Text)
+				}
+				for id, n := range count {
+					if n != 1 {
+						t.Errorf("WhatsApp id %s sent %d times", id, n)
+					}
+				}
+				if got := strings.Join(order, " "); got != "m0 m1 m2 m3 m4 m5" {
+					t.Errorf("sent in the order %s", got)
+				}
+				if got := message(t, st, ms[2].ID); got.WAID != left.WAID {
+					t.Errorf("message 2 went out as %s, not the id %s chosen before the crash", got.WAID, left.WAID)
+				}
+			})
+		}
+	})
 }
 
 func TestTransientFailureRetriesPermanentFails(t *testing.T) {
@@ -568,30 +584,32 @@ func TestPaceAndCaps(t *testing.T) {
 // A receipt can overtake the send's return (the sandbox answers at once
 // here): the log still tells sent, delivered, read, each once, in order.
 func TestReceiptsFasterThanTheSend(t *testing.T) {
-	st := waStore(t)
-	sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: time.Nanosecond, ReadDelay: 2 * time.Nanosecond})
-	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
-	runWA(t, w, 1)
-	var ids []string
-	for i := range 20 {
-		ids = append(ids, enqueue(t, st, alice, fmt.Sprint("quick ", i)).ID)
-	}
-	for _, id := range ids {
-		waitFor(t, "read", 10*time.Second, statusIs(t, st, id, store.StatusRead))
-	}
-	stories := map[string][]string{}
-	for _, e := range events(t, st) {
-		if e.Type == "message.status" {
-			var d struct{ ID, Status string }
-			_ = e.DecodeData(&d)
-			stories[d.ID] = append(stories[d.ID], d.Status)
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		st := waStoreOn(t, db)
+		sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: time.Nanosecond, ReadDelay: 2 * time.Nanosecond})
+		w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
+		runWA(t, w, 1)
+		var ids []string
+		for i := range 20 {
+			ids = append(ids, enqueue(t, st, alice, fmt.Sprint("quick ", i)).ID)
 		}
-	}
-	for _, id := range ids {
-		if got := strings.Join(stories[id], " "); got != "sent delivered read" {
-			t.Errorf("%s: events %q, want \"sent delivered read\"", id, got)
+		for _, id := range ids {
+			waitFor(t, "read", 10*time.Second, statusIs(t, st, id, store.StatusRead))
 		}
-	}
+		stories := map[string][]string{}
+		for _, e := range events(t, st) {
+			if e.Type == "message.status" {
+				var d struct{ ID, Status string }
+				_ = e.DecodeData(&d)
+				stories[d.ID] = append(stories[d.ID], d.Status)
+			}
+		}
+		for _, id := range ids {
+			if got := strings.Join(stories[id], " "); got != "sent delivered read" {
+				t.Errorf("%s: events %q, want \"sent delivered read\"", id, got)
+			}
+		}
+	})
 }
 
 // A primary stopped after it stored a change (a message sent, a message
@@ -599,95 +617,97 @@ func TestReceiptsFasterThanTheSend(t *testing.T) {
 // primary appends the event, once, at the position the change was stored
 // with, and the log stays gapless; a redelivery announces nothing again.
 func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
-	for _, typ := range []string{"message.status", "message.incoming"} {
-		t.Run(typ, func(t *testing.T) {
-			st := waStore(t)
-			sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
-			evA := primary.NewEventLog(st, zerolog.Nop())
-			a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evA}
-			ctxA, killA := context.WithCancel(context.Background())
-			crashed := make(chan int64, 1)
-			var once sync.Once
-			primary.SetMarkedHook(evA, func(seq int64) { once.Do(func() { killA(); crashed <- seq }) })
-			if !evA.Start(ctxA, 1) {
-				t.Fatal("event log did not start")
-			}
-			_, stopA := runWACtx(t, ctxA, a, 1)
-
-			// The subject: a message we send (announced "sent"), or one we get.
-			var id string
-			about := func(e store.Event) bool {
-				var d struct{ ID, Key, Status string }
-				_ = e.DecodeData(&d)
-				return e.Type == typ && (d.ID == id || d.Key == id) && (typ != "message.status" || d.Status == store.StatusSent)
-			}
-			if typ == "message.status" {
-				id = enqueue(t, st, alice, "hello").ID
-			} else {
-				in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Text: "hi"})
-				id = alice + "/" + alice + "/" + in.ID
-			}
-			var seq int64
-			select {
-			case seq = <-crashed:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the change was never stored")
-			}
-			stopA()
-			for _, e := range events(t, st) {
-				if about(e) {
-					t.Fatalf("event %d announces the change although the primary stopped before appending it", e.Seq)
+	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
+		for _, typ := range []string{"message.status", "message.incoming"} {
+			t.Run(typ, func(t *testing.T) {
+				st := waStoreOn(t, db)
+				sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
+				evA := primary.NewEventLog(st, zerolog.Nop())
+				a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evA}
+				ctxA, killA := context.WithCancel(context.Background())
+				crashed := make(chan int64, 1)
+				var once sync.Once
+				primary.SetMarkedHook(evA, func(seq int64) { once.Do(func() { killA(); crashed <- seq }) })
+				if !evA.Start(ctxA, 1) {
+					t.Fatal("event log did not start")
 				}
-			}
-			if typ == "message.status" {
-				if m := message(t, st, id); m.Status != store.StatusSent {
-					t.Fatalf("after the crash the message is %s, want sent (stored before the event)", m.Status)
-				}
-			}
+				_, stopA := runWACtx(t, ctxA, a, 1)
 
-			evB := primary.NewEventLog(st, zerolog.Nop())
-			b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evB}
-			ctxB, stopB := context.WithCancel(context.Background())
-			defer stopB()
-			if !evB.Start(ctxB, 2) {
-				t.Fatal("event log did not start")
-			}
-			runWACtx(t, ctxB, b, 2)
-			// A later message of each kind: once it is announced, the
-			// redelivery of the first (never acknowledged) was handled too.
-			var next string
-			if typ == "message.status" {
-				next = enqueue(t, st, alice, "later").ID
-			} else {
-				in := sb.Inject(whatsapp.Incoming{Chat: alice, Text: "later"})
-				next = alice + "/" + alice + "/" + in.ID
-			}
-			waitFor(t, "the later message is announced", 10*time.Second, func() (bool, string) {
-				for _, e := range events(t, st) {
-					var d struct{ ID, Key string }
+				// The subject: a message we send (announced "sent"), or one we get.
+				var id string
+				about := func(e store.Event) bool {
+					var d struct{ ID, Key, Status string }
 					_ = e.DecodeData(&d)
-					if e.Type == typ && (d.ID == next || d.Key == next) {
-						return true, ""
+					return e.Type == typ && (d.ID == id || d.Key == id) && (typ != "message.status" || d.Status == store.StatusSent)
+				}
+				if typ == "message.status" {
+					id = enqueue(t, st, alice, "hello").ID
+				} else {
+					in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Text: "hi"})
+					id = alice + "/" + alice + "/" + in.ID
+				}
+				var seq int64
+				select {
+				case seq = <-crashed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the change was never stored")
+				}
+				stopA()
+				for _, e := range events(t, st) {
+					if about(e) {
+						t.Fatalf("event %d announces the change although the primary stopped before appending it", e.Seq)
 					}
 				}
-				return false, "not yet"
+				if typ == "message.status" {
+					if m := message(t, st, id); m.Status != store.StatusSent {
+						t.Fatalf("after the crash the message is %s, want sent (stored before the event)", m.Status)
+					}
+				}
+
+				evB := primary.NewEventLog(st, zerolog.Nop())
+				b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evB}
+				ctxB, stopB := context.WithCancel(context.Background())
+				defer stopB()
+				if !evB.Start(ctxB, 2) {
+					t.Fatal("event log did not start")
+				}
+				runWACtx(t, ctxB, b, 2)
+				// A later message of each kind: once it is announced, the
+				// redelivery of the first (never acknowledged) was handled too.
+				var next string
+				if typ == "message.status" {
+					next = enqueue(t, st, alice, "later").ID
+				} else {
+					in := sb.Inject(whatsapp.Incoming{Chat: alice, Text: "later"})
+					next = alice + "/" + alice + "/" + in.ID
+				}
+				waitFor(t, "the later message is announced", 10*time.Second, func() (bool, string) {
+					for _, e := range events(t, st) {
+						var d struct{ ID, Key string }
+						_ = e.DecodeData(&d)
+						if e.Type == typ && (d.ID == next || d.Key == next) {
+							return true, ""
+						}
+					}
+					return false, "not yet"
+				})
+				var found []int64
+				var last int64
+				for _, e := range events(t, st) {
+					if e.Seq != last+1 {
+						t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+					}
+					last = e.Seq
+					if about(e) {
+						found = append(found, e.Seq)
+					}
+				}
+				if len(found) != 1 || found[0] != seq {
+					t.Errorf("events announcing the change: at %v, want exactly one, at %d where it was stored", found, seq)
+				}
 			})
-			var found []int64
-			var last int64
-			for _, e := range events(t, st) {
-				if e.Seq != last+1 {
-					t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
-				}
-				last = e.Seq
-				if about(e) {
-					found = append(found, e.Seq)
-				}
-			}
-			if len(found) != 1 || found[0] != seq {
-				t.Errorf("events announcing the change: at %v, want exactly one, at %d where it was stored", found, seq)
-			}
-		})
-	}
+		}
+	})
 }
 
 // A chat is named by its own name (a group's subject, the contact's), not

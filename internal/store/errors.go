@@ -13,18 +13,19 @@ import (
 // database refused), which waiting does not fix. Each engine sorts its own
 // errors (Engine.Classify).
 
-// ErrorKind is how an engine sorts one of its errors.
+// ErrorKind is how an engine sorts one of its errors: Refused, or Away,
+// Unknown or both.
 type ErrorKind int
 
 // Error kinds.
 const (
 	// Refused: the database answered with a refusal, or the failure came
 	// before anything was sent; waiting does not help, nothing was written.
-	Refused ErrorKind = iota
-	// Away: nothing was written, and the database cannot serve now.
-	Away
-	// Unknown: the write may have happened, and the database is away.
-	Unknown
+	Refused ErrorKind = 0
+	// Away: the database cannot serve now; trying later may succeed.
+	Away ErrorKind = 1
+	// Unknown: a write may have happened.
+	Unknown ErrorKind = 2
 )
 
 // IsUnavailable reports whether err means the database is away: it could
@@ -36,7 +37,7 @@ func IsUnavailable(err error) bool {
 		return false
 	}
 	if k, ok := classify(err); ok {
-		return k == Away || k == Unknown
+		return k&Away != 0
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
@@ -53,7 +54,7 @@ func OutcomeUnknown(err error) bool {
 		return true
 	}
 	k, ok := classify(err)
-	return ok && k == Unknown
+	return ok && k&Unknown != 0
 }
 
 func classify(err error) (ErrorKind, bool) {

@@ -49,7 +49,10 @@ type Failure struct {
 
 // OutboxMessage is a message to send, and how far it got.
 type OutboxMessage struct {
-	ID      string `bson:"_id"`
+	ID string `bson:"_id"`
+	// Account is the WhatsApp account the record belongs to: always
+	// DefaultAccount until an installation holds several.
+	Account string `bson:"account" json:"account,omitempty"`
 	Chat    string `bson:"chat"`
 	Text    string `bson:"text"`
 	ReplyTo string `bson:"reply_to,omitempty"`

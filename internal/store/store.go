@@ -196,6 +196,18 @@ func Register(e Engine) {
 	engines[e.Name] = e
 }
 
+// DefaultAccount is the account of every record until an installation
+// holds several WhatsApp accounts.
+const DefaultAccount = "default"
+
+// AccountOr is account, or DefaultAccount when it is empty.
+func AccountOr(account string) string {
+	if account == "" {
+		return DefaultAccount
+	}
+	return account
+}
+
 // Engine names.
 const (
 	SQLite  = "sqlite"

@@ -7,6 +7,9 @@ import (
 // WASession is the WhatsApp session as the primary last saw it: one
 // document, written by the primary, read by every worker.
 type WASession struct {
+	// Account is the WhatsApp account the record belongs to: always
+	// DefaultAccount until an installation holds several.
+	Account   string    `bson:"account" json:"account,omitempty"`
 	State     string    `bson:"state"`
 	Reason    string    `bson:"reason,omitempty"`
 	Until     time.Time `bson:"until,omitempty"`
@@ -22,6 +25,9 @@ type WASession struct {
 
 // IncomingMessage is a message someone sent to the account.
 type IncomingMessage struct {
+	// Account is the WhatsApp account the record belongs to: always
+	// DefaultAccount until an installation holds several.
+	Account string `bson:"account" json:"account,omitempty"`
 	// Key is chat, sender and WhatsApp id: a message WhatsApp delivers
 	// again is the same document.
 	Key        string    `bson:"_id"`
@@ -71,7 +77,10 @@ type ReceiptRecord struct {
 // Chat is a conversation the account has: the last activity and whether we
 // ever wrote to it (the cap on first messages to new contacts).
 type Chat struct {
-	JID string `bson:"_id"`
+	// Account is the WhatsApp account the record belongs to: always
+	// DefaultAccount until an installation holds several.
+	Account string `bson:"account" json:"account,omitempty"`
+	JID     string `bson:"_id"`
 	// Name is the chat's own: a group's subject, a contact's name in the
 	// address book. PushName, in a one-to-one chat, is the name the contact
 	// gave themselves (never a group member's, never ours).
@@ -84,6 +93,9 @@ type Chat struct {
 
 // Contact is what a sender told us about themselves.
 type Contact struct {
+	// Account is the WhatsApp account the record belongs to: always
+	// DefaultAccount until an installation holds several.
+	Account   string    `bson:"account" json:"account,omitempty"`
 	JID       string    `bson:"_id"`
 	PushName  string    `bson:"push_name,omitempty"`
 	UpdatedAt time.Time `bson:"updated_at"`

@@ -1,7 +1,6 @@
 // Package unitgen is the systemd generator app-generator: at boot and on
 // every `systemctl daemon-reload` it reads /etc/app/app.env and makes
-// app.target want worker instances 1..N and, when the embedded database is
-// used, app-db.service. See systemd.generator(7).
+// app.target want worker instances 1..N. See systemd.generator(7).
 package unitgen
 
 import (
@@ -12,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,11 +25,15 @@ const (
 	wants   = "app.target.wants"
 )
 
-// Graph is what app.target wants.
+// Graph is what app.target wants besides the socket and the primary,
+// which it names itself.
 type Graph struct {
 	Workers int
-	DB      bool
 }
+
+// retired are units earlier versions linked into app.target.wants: a
+// rerun into the same directory removes their links.
+var retired = []string{"app-db.service"}
 
 // Decide reads env (the parsed environment file) the way the services do.
 // It never fails: a bad file must not fail the boot, so each problem is
@@ -37,18 +41,16 @@ type Graph struct {
 //   - An invalid CLUSTER_WORKERS: one worker per CPU (its default).
 //   - Any other invalid variable: the services will refuse to start and
 //     say why in their journals; the graph still follows CLUSTER_WORKERS
-//     and MONGO_URI as written, so the failing units are the expected ones.
+//     as written, so the failing units are the expected ones.
 //     CLUSTER_WORKERS is read on its own for that, so that neither another
 //     variable's mistake nor the cross-check with MONGO_MAX_TOTAL_CONNECTIONS
 //     changes the number of workers.
-//   - The embedded database runs when MONGO_URI and MONGO_URI_FILE are both
-//     empty: a set but malformed MONGO_URI still means an external database.
 //   - MONGO_URI_FILE is not read: the generator runs before file systems
-//     other than / and /usr are mounted, and it needs to know only that the
-//     variable is set. The services read and check the file when they start.
+//     other than / and /usr are mounted. The services read and check the
+//     file when they start.
 func Decide(env map[string]string, cpus int) (Graph, []string) {
 	var warnings []string
-	g := Graph{Workers: cpus, DB: env["MONGO_URI"] == "" && env["MONGO_URI_FILE"] == ""}
+	g := Graph{Workers: cpus}
 	_, err := config.LoadFrom(func(k string) (string, bool) {
 		// With MONGO_URI also set, resolve reports "not both" without
 		// reading the file, so only the lone MONGO_URI_FILE is hidden.
@@ -97,15 +99,12 @@ func Write(outDir, unitDir string, g Graph) error {
 	for i := 1; i <= g.Workers; i++ {
 		want[fmt.Sprintf("app-worker@%d.service", i)] = filepath.Join(unitDir, "app-worker@.service")
 	}
-	if g.DB {
-		want["app-db.service"] = filepath.Join(unitDir, "app-db.service")
-	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if _, ok := want[e.Name()]; !ok && (strings.HasPrefix(e.Name(), "app-worker@") || e.Name() == "app-db.service") {
+		if _, ok := want[e.Name()]; !ok && (strings.HasPrefix(e.Name(), "app-worker@") || slices.Contains(retired, e.Name())) {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
@@ -219,8 +218,8 @@ func generate(outDir, envFile, unitDir string, cpus int, klog io.Writer, prefix 
 		if len(warnings) > 0 {
 			tail = ", the services report the error"
 		}
-		fmt.Fprintf(klog, "%s%s: %s; app.target wants %d workers (db: %t)%s\n",
-			prefix, envFile, strings.Join(append(problems, warnings...), "; "), g.Workers, g.DB, tail)
+		fmt.Fprintf(klog, "%s%s: %s; app.target wants %d workers%s\n",
+			prefix, envFile, strings.Join(append(problems, warnings...), "; "), g.Workers, tail)
 	}
 	if err := Write(outDir, unitDir, g); err != nil {
 		fmt.Fprintf(klog, "%scannot write the unit graph: %v\n", prefix, err)

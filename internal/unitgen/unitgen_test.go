@@ -82,16 +82,23 @@ func TestGolden(t *testing.T) {
 }
 
 // daemon-reload into a used directory: the same file gives the same tree,
-// fewer workers leave no stale links.
+// fewer workers leave no stale links, nor does the app-db.service of
+// earlier versions.
 func TestRerunLeavesNoStaleLinks(t *testing.T) {
 	out := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(out, wants), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(UnitDir, "app-db.service"), filepath.Join(out, wants, "app-db.service")); err != nil {
+		t.Fatal(err)
+	}
 	for range 2 {
-		if err := Write(out, UnitDir, Graph{Workers: 4, DB: true}); err != nil {
+		if err := Write(out, UnitDir, Graph{Workers: 4}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	fresh := t.TempDir()
-	if err := Write(fresh, UnitDir, Graph{Workers: 4, DB: true}); err != nil {
+	if err := Write(fresh, UnitDir, Graph{Workers: 4}); err != nil {
 		t.Fatal(err)
 	}
 	if a, b := tree(t, out), tree(t, fresh); a != b {
@@ -117,19 +124,19 @@ func TestDecide(t *testing.T) {
 		want Graph
 		warn string // the variable the one warning names; "" for none
 	}{
-		{map[string]string{"CLUSTER_WORKERS": "abc"}, Graph{Workers: 4, DB: true}, "CLUSTER_WORKERS"},
+		{map[string]string{"CLUSTER_WORKERS": "abc"}, Graph{Workers: 4}, "CLUSTER_WORKERS"},
 		// Valid: the budget is raised for that many workers.
-		{map[string]string{"CLUSTER_WORKERS": "1000", "MONGO_MAX_TOTAL_CONNECTIONS": "5000"}, Graph{Workers: 1000, DB: true}, ""},
+		{map[string]string{"CLUSTER_WORKERS": "1000", "MONGO_MAX_TOTAL_CONNECTIONS": "5000"}, Graph{Workers: 1000}, ""},
 		// The budget is too small: the services refuse, the graph follows the file.
-		{map[string]string{"CLUSTER_WORKERS": "900"}, Graph{Workers: 900, DB: true}, "MONGO_MAX_TOTAL_CONNECTIONS"},
+		{map[string]string{"CLUSTER_WORKERS": "900"}, Graph{Workers: 900}, "MONGO_MAX_TOTAL_CONNECTIONS"},
 		{map[string]string{"CLUSTER_WORKERS": "3", "MONGO_URI": "localhost:27017"}, Graph{Workers: 3}, "MONGO_URI"},
 		// Not read at boot (not mounted yet, or a credential): set is enough.
 		{map[string]string{"CLUSTER_WORKERS": "3", "MONGO_URI_FILE": "/nonexistent/secret"}, Graph{Workers: 3}, ""},
 		{map[string]string{"MONGO_URI": "mongodb://db1/", "MONGO_URI_FILE": "/nonexistent/secret"}, Graph{Workers: 4}, "MONGO_URI_FILE"},
-		{map[string]string{"CLUSTER_WORKERS": "2", "APP_ENV": "prod"}, Graph{Workers: 2, DB: true}, "APP_ENV"},
+		{map[string]string{"CLUSTER_WORKERS": "2", "APP_ENV": "prod"}, Graph{Workers: 2}, "APP_ENV"},
 		// Two mistakes: the first, as the services report it.
-		{map[string]string{"CLUSTER_WORKERS": "x", "MONGO_MAX_POOL_SIZE": "0"}, Graph{Workers: 4, DB: true}, "CLUSTER_WORKERS"},
-		{map[string]string{"MONGO_MAX_POOL_SIZE": "0", "LOG_LEVEL": "loud", "CLUSTER_WORKERS": "2"}, Graph{Workers: 2, DB: true}, "MONGO_MAX_POOL_SIZE"},
+		{map[string]string{"CLUSTER_WORKERS": "x", "MONGO_MAX_POOL_SIZE": "0"}, Graph{Workers: 4}, "CLUSTER_WORKERS"},
+		{map[string]string{"MONGO_MAX_POOL_SIZE": "0", "LOG_LEVEL": "loud", "CLUSTER_WORKERS": "2"}, Graph{Workers: 2}, "MONGO_MAX_POOL_SIZE"},
 	} {
 		g, warnings := Decide(tc.env, 4)
 		if g != tc.want {

@@ -219,12 +219,34 @@ func TestInstalledPackage(t *testing.T) {
 	out := c.must(t, 3*time.Minute, "apt-get install -y /mnt/dist/"+filepath.Base(deb)+" 2>&1")
 	t.Logf("installed:\n%s", lastLines(out, 3))
 
-	units := []string{"app.socket", "app-db.service", "app-primary.service"}
+	units := []string{"app.socket", "app-primary.service"}
 	for i := 1; i <= n; i++ {
 		units = append(units, fmt.Sprintf("app-worker@%d.service", i))
 	}
 	c.eventually(t, "every unit active (READY reached)", 60*time.Second, "systemctl is-active "+strings.Join(units, " "), func(s string) bool {
 		return strings.Count(s, "active\n") == len(units) && !strings.Contains(s, "inactive") && !strings.Contains(s, "activating")
+	})
+	// stateOwned lists what in the state directory is not the app user's
+	// (nothing, when all is well: a file root left there would stop the
+	// services from writing the database).
+	stateOwned := func(t *testing.T, after string) {
+		t.Helper()
+		if out := c.must(t, 10*time.Second, "find /var/lib/app ! -user app -printf '%p %u:%g %m\\n'"); strings.TrimSpace(out) != "" {
+			t.Errorf("after %s, the state directory holds files that are not the app user's:\n%s", after, out)
+		}
+	}
+
+	t.Run("the embedded store is one SQLite file in /var/lib/app, the app user's", func(t *testing.T) {
+		out := c.must(t, 10*time.Second, "stat -c '%U:%G %a' /var/lib/app /var/lib/app/app.db; head -c 15 /var/lib/app/app.db; echo; ls /var/lib/app")
+		t.Logf("/var/lib/app:\n%s", out)
+		l := strings.Split(out, "\n")
+		if len(l) < 3 || l[0] != "app:app 750" || !strings.HasPrefix(l[1], "app:app ") || l[2] != "SQLite format 3" {
+			t.Errorf("the state directory and app.db: %q; want both the app user's (the directory 0750) and app.db a SQLite file", out)
+		}
+		if strings.Contains(out, "mongodb.sock") || regexp.MustCompile(`(?m)^db$`).MatchString(out) {
+			t.Errorf("files of the embedded database of earlier versions in a fresh install:\n%s", out)
+		}
+		stateOwned(t, "the install")
 	})
 
 	t.Run("every worker answers through the socket", func(t *testing.T) {
@@ -251,11 +273,12 @@ func TestInstalledPackage(t *testing.T) {
 		// says so in the session state, and keeps retrying.
 		// An administrator's key, made from a root shell as the README says:
 		// app keys finds the services' database through /etc/app/app.env
-		// and /run/app.
+		// and /var/lib/app, and leaves its files the app user's.
 		key := strings.TrimSpace(c.must(t, 30*time.Second, "app keys create --name e2e --scopes session 2>/dev/null"))
 		if !strings.HasPrefix(key, "app_") {
 			t.Fatalf("app keys create printed %q", key)
 		}
+		stateOwned(t, "app keys create as root")
 		if out := c.must(t, 10*time.Second, "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8080/v1/session"); out != "401" {
 			t.Errorf("GET /v1/session without a key: %s, want 401", out)
 		}
@@ -377,8 +400,10 @@ func TestInstalledPackage(t *testing.T) {
 		if code != "0" {
 			t.Errorf("app doctor --json: exit %s, want 0", code)
 		}
-		want := map[string]string{"configuration": "ok", "app.socket": "ok", "app-db.service": "ok", "app-primary.service": "ok",
-			"socket": "ok", "database": "warn", "connections": "ok", "clock": "ok", "lease": "ok", "heartbeats": "ok", "whatsapp": "warn"}
+		// One machine in production on SQLite is fine: no warning; the
+		// connection budget and the clock are MongoDB's questions.
+		want := map[string]string{"configuration": "ok", "app.socket": "ok", "app-primary.service": "ok",
+			"socket": "ok", "database": "ok", "connections": "skip", "clock": "skip", "lease": "ok", "heartbeats": "ok", "whatsapp": "warn"}
 		for i := 1; i <= n; i++ {
 			want[fmt.Sprintf("app-worker@%d.service", i)] = "ok"
 		}
@@ -391,9 +416,14 @@ func TestInstalledPackage(t *testing.T) {
 		if m := checks["socket"].Message; !strings.Contains(m, "systemd (pid 1) holds it") {
 			t.Errorf("socket: %q", m)
 		}
-		if m := checks["database"].Message; !strings.Contains(m, "FerretDB") || !strings.Contains(m, "set MONGO_URI") {
-			t.Errorf("database: %q; want FerretDB in production named as a warning", m)
+		if m := checks["database"].Message; !strings.Contains(m, "SQLite 3.") || !strings.Contains(m, "/var/lib/app/app.db: ") ||
+			!strings.Contains(m, ", WAL ") || !strings.Contains(m, "user app (the owner of /var/lib/app) can write it") {
+			t.Errorf("database: %q; want SQLite's version, the file, its and the WAL's size, and that app can write it", m)
 		}
+		if _, ok := checks["app-db.service"]; ok {
+			t.Errorf("app doctor still checks app-db.service")
+		}
+		stateOwned(t, "app doctor as root")
 		if m := checks["whatsapp"].Message; !strings.Contains(m, "run app pair") {
 			t.Errorf("whatsapp: %q; want the advice to pair", m)
 		}
@@ -608,51 +638,17 @@ func TestInstalledPackage(t *testing.T) {
 	}
 	now := func(t *testing.T) string { return strings.TrimSpace(c.must(t, 5*time.Second, "date +%s.%N")) }
 
-	t.Run("database down at boot: one line, degraded, recovers without a restart", func(t *testing.T) {
-		since := now(t)
-		c.must(t, 90*time.Second, "systemctl stop app-db.service && systemctl restart app-primary.service app-worker@1.service")
-		pid, restarts := show(t, "MainPID", "app-worker@1.service"), show(t, "NRestarts", "app-worker@1.service")
-		if codes := readyz(t); codes["503"] != 20 {
-			t.Errorf("/readyz with the database down: %v, want 20 × 503", codes)
+	t.Run("app backup copies the store while the suite runs", func(t *testing.T) {
+		out := c.must(t, 60*time.Second, "app backup /root/app-backup.db")
+		t.Logf("app backup: %s", strings.TrimSpace(out))
+		if got := c.must(t, 10*time.Second, "stat -c '%a' /root/app-backup.db; head -c 15 /root/app-backup.db"); got != "600\nSQLite format 3" {
+			t.Errorf("the copy: %q; want a SQLite file readable by root only", got)
 		}
-		lines := journalSince(t, "app-worker@1.service", since, "The database does not answer")
-		t.Logf("worker 1: %s", strings.TrimSpace(lines))
-		if n := strings.Count(lines, "\n"); n != 1 {
-			t.Errorf("%d journal lines about the database from worker 1, want 1:\n%s", n, lines)
+		if out, err := c.sh(t, 60*time.Second, "app backup /root/app-backup.db"); err == nil || !strings.Contains(out, "exists") {
+			t.Errorf("a backup over an existing file: %v %q; want a refusal", err, out)
 		}
-		c.must(t, 60*time.Second, "systemctl start app-db.service")
-		allReady(t, "after the database came back", 60*time.Second)
-		if p, r := show(t, "MainPID", "app-worker@1.service"), show(t, "NRestarts", "app-worker@1.service"); p != pid || r != restarts {
-			t.Errorf("worker 1 was restarted (pid %s -> %s, restarts %s -> %s); it should have reconnected", pid, p, restarts, r)
-		}
-	})
-
-	t.Run("unreadable state directory: one line, recovers once readable", func(t *testing.T) {
-		since := now(t)
-		// systemd resets the mode of /var/lib/app itself (StateDirectory=),
-		// not of what is inside.
-		c.must(t, 60*time.Second, "systemctl stop app-db.service && chmod 000 /var/lib/app/db && systemctl start app-db.service")
-		restarts := show(t, "NRestarts", "app-db.service")
-		if st := show(t, "StatusText", "app-db.service"); !strings.Contains(st, "waiting for the state directory") {
-			t.Errorf("app-db status %q, want it to say it waits for the state directory", st)
-		}
-		if codes := readyz(t); codes["503"] != 20 {
-			t.Errorf("/readyz with the state directory unreadable: %v, want 20 × 503", codes)
-		}
-		// Several retries, counted in its status, then still one line.
-		c.eventually(t, "app-db's third attempt", 60*time.Second, "systemctl show -P StatusText app-db.service", func(s string) bool {
-			return strings.Contains(s, "(attempt 3)")
-		})
-		lines := journalSince(t, "app-db.service", since, "state directory")
-		t.Logf("app-db: %s", strings.TrimSpace(lines))
-		if n := strings.Count(lines, "\n"); n != 1 || !strings.Contains(lines, "permission denied") {
-			t.Errorf("%d journal lines about the state directory, want 1 naming the cause:\n%s", n, lines)
-		}
-		c.must(t, 10*time.Second, "chmod 0700 /var/lib/app/db")
-		allReady(t, "after the state directory became readable", 60*time.Second)
-		if r := show(t, "NRestarts", "app-db.service"); r != restarts {
-			t.Errorf("app-db restarted %s -> %s times; it should have waited", restarts, r)
-		}
+		allReady(t, "during and after the backup", 30*time.Second)
+		stateOwned(t, "app backup as root")
 	})
 
 	t.Run("no /etc/app/app.env: the defaults", func(t *testing.T) {
@@ -691,7 +687,7 @@ func TestInstalledPackage(t *testing.T) {
 	})
 
 	t.Run("systemd-analyze security", func(t *testing.T) {
-		for _, u := range []string{"app-worker@1.service", "app-primary.service", "app-db.service", "app-socket-retry.service"} {
+		for _, u := range []string{"app-worker@1.service", "app-primary.service", "app-socket-retry.service"} {
 			out, _ := c.sh(t, 30*time.Second, "systemd-analyze security --no-pager "+u+" | tail -1")
 			t.Logf("%s: %s", u, strings.TrimSpace(out))
 			m := regexp.MustCompile(`exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
@@ -708,6 +704,10 @@ func TestInstalledPackage(t *testing.T) {
 
 	t.Run("upgrade keeps app.env and restarts what runs", func(t *testing.T) {
 		pid := c.activePID(t, "app-primary.service")
+		// What an upgrade from a version with the embedded FerretDB leaves:
+		// its files in /var/lib/app/db, kept, and named once by the primary.
+		c.must(t, 10*time.Second, "install -d -o app -g app -m 0700 /var/lib/app/db && install -o app -g app -m 0600 /dev/null /var/lib/app/db/ferretdb.sqlite")
+		since := now(t)
 		// dpkg runs the same scripts for a reinstall as for an upgrade
 		// (postinst configure with the old version).
 		c.must(t, 3*time.Minute, "echo '# edited by the admin' >> /etc/app/app.env && apt-get install -y --reinstall /mnt/dist/"+filepath.Base(deb)+" 2>&1")
@@ -718,6 +718,14 @@ func TestInstalledPackage(t *testing.T) {
 			t.Errorf("app-primary still runs as pid %s after the upgrade; want it restarted on the new binary", p)
 		}
 		allReady(t, "after the upgrade", 60*time.Second)
+		lines := journalSince(t, "app-primary.service", since, "no longer used")
+		t.Logf("app-primary: %s", strings.TrimSpace(lines))
+		if n := strings.Count(lines, "\n"); n != 1 || !strings.Contains(lines, "/var/lib/app/db") {
+			t.Errorf("%d journal lines about /var/lib/app/db from the restarted primary, want 1 naming it:\n%s", n, lines)
+		}
+		if out := c.must(t, 10*time.Second, "test -e /var/lib/app/db/ferretdb.sqlite && echo kept || true"); strings.TrimSpace(out) != "kept" {
+			t.Errorf("the upgrade removed /var/lib/app/db; it must be left for the administrator")
+		}
 	})
 
 	t.Run("remove keeps the state, purge deletes it", func(t *testing.T) {

@@ -19,6 +19,7 @@ func (s *Store) InsertCommand(ctx context.Context, c *store.Command) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now()
 	}
+	// Index: _id, unique (a taken id is ErrExists).
 	if _, err := s.db.Collection(colCommands).InsertOne(ctx, c); err != nil {
 		if IsDuplicateKey(err) {
 			return fmt.Errorf("store: insert command %s: %w", c.ID, store.ErrExists)
@@ -30,11 +31,13 @@ func (s *Store) InsertCommand(ctx context.Context, c *store.Command) error {
 
 // Command reads one command.
 func (s *Store) Command(ctx context.Context, id string) (store.Command, error) {
+	// Index: _id.
 	return findOne[store.Command](ctx, s.db.Collection(colCommands), "read command", bson.D{{Key: "_id", Value: id}})
 }
 
 // PendingCommands lists commands no primary has run, oldest first.
 func (s *Store) PendingCommands(ctx context.Context) ([]store.Command, error) {
+	// Index: pending (outcome missing, by created_at).
 	return findAll[store.Command](ctx, s.db.Collection(colCommands), "list commands", bson.D{{Key: "outcome", Value: bson.D{{Key: "$exists", Value: false}}}},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}).SetLimit(100))
 }
@@ -42,6 +45,7 @@ func (s *Store) PendingCommands(ctx context.Context) ([]store.Command, error) {
 // DecideCommand records the outcome of c.
 func (s *Store) DecideCommand(ctx context.Context, c store.Command) error {
 	c.DecidedAt = time.Now()
+	// Index: _id.
 	if _, err := s.db.Collection(colCommands).ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, c); err != nil {
 		return fmt.Errorf("store: decide command: %w", err)
 	}
@@ -50,6 +54,7 @@ func (s *Store) DecideCommand(ctx context.Context, c store.Command) error {
 
 // PruneCommands deletes commands decided before t.
 func (s *Store) PruneCommands(ctx context.Context, before time.Time) error {
+	// Index: decided.
 	_, err := s.db.Collection(colCommands).DeleteMany(ctx, bson.D{{Key: "decided_at", Value: bson.D{{Key: "$lt", Value: before}}}})
 	if err != nil {
 		return fmt.Errorf("store: prune commands: %w", err)

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"app/internal/store"
+	"app/internal/store/mongostore"
 	"app/internal/store/storetest"
 	"app/internal/testdb"
 )
@@ -27,5 +28,6 @@ func TestConformance(t *testing.T) {
 			db := testdb.StartMongo(t)
 			return open(t, db), db.Connect(nil)
 		},
+		Media: mongostore.MediaInternals{},
 	})
 }

@@ -21,13 +21,14 @@ func classify(err error) (store.ErrorKind, bool) {
 	if !fromDriver(err) {
 		return store.Refused, false
 	}
-	switch {
-	case outcomeUnknown(err):
-		return store.Unknown, true
-	case isUnavailable(err):
-		return store.Away, true
+	k := store.Refused
+	if isUnavailable(err) {
+		k |= store.Away
 	}
-	return store.Refused, true
+	if outcomeUnknown(err) {
+		k |= store.Unknown
+	}
+	return k, true
 }
 
 // fromDriver reports whether err, or an error it wraps, is the driver's.

@@ -13,6 +13,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
+// The log's queries are on _id, its position (LastEventSeq, FirstEventSeq,
+// Events, PruneEventsBeyond, the appends' unique insert), except those by
+// time, which index "at" serves (PruneEvents, EventSeqAt); the head is one
+// document by _id.
+
 // eventDoc is a store.Event as its document: the data, JSON to the
 // store's callers, is kept as a BSON document, so it reads as one in the
 // database's own tools.
@@ -21,7 +26,9 @@ type eventDoc struct {
 	Type  string    `bson:"type"`
 	At    time.Time `bson:"at"`
 	Epoch int64     `bson:"epoch"`
-	Data  bson.Raw  `bson:"data"`
+	// Account is the WhatsApp account the event is about (DefaultAccount).
+	Account string   `bson:"account,omitempty"`
+	Data    bson.Raw `bson:"data"`
 }
 
 func (d eventDoc) event() (store.Event, error) {
@@ -52,7 +59,7 @@ func (s *Store) AppendEvent(ctx context.Context, seq int64, typ string, epoch in
 	if err := bson.UnmarshalExtJSON(js, false, &raw); err != nil {
 		return fmt.Errorf("store: event %s: %w", typ, err)
 	}
-	_, err = s.db.Collection(colEvents).InsertOne(ctx, eventDoc{Seq: seq, Type: typ, At: time.Now(), Epoch: epoch, Data: raw})
+	_, err = s.db.Collection(colEvents).InsertOne(ctx, eventDoc{Seq: seq, Type: typ, At: time.Now(), Epoch: epoch, Account: store.DefaultAccount, Data: raw})
 	if IsDuplicateKey(err) {
 		return store.ErrExists
 	}

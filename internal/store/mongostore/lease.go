@@ -12,6 +12,7 @@ import (
 
 // CurrentLease returns the highest epoch, or ErrNotFound before the first.
 func (s *Store) CurrentLease(ctx context.Context) (store.Lease, error) {
+	// Index: _id (the highest epoch).
 	return findOne[store.Lease](ctx, s.db.Collection(colLease), "read lease", bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}}))
 }
 
@@ -40,6 +41,7 @@ func (s *Store) RenewLease(ctx context.Context, epoch int64, holder string, expi
 	if res.MatchedCount == 0 {
 		return false, nil
 	}
+	// Index: _id (a range above epoch).
 	n, err := s.db.Collection(colLease).CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: epoch}}}})
 	if err != nil {
 		return false, fmt.Errorf("store: renew lease: %w", err)

@@ -52,7 +52,7 @@ func (s *Store) PutMediaOf(ctx context.Context, name, contentType, keyID string,
 			return "", fmt.Errorf("store: put media: read: %w", rerr)
 		}
 	}
-	meta := bson.D{{Key: "content_type", Value: contentType}}
+	meta := bson.D{{Key: "content_type", Value: contentType}, {Key: "account", Value: store.DefaultAccount}}
 	if keyID != "" {
 		meta = append(meta, bson.E{Key: "key_id", Value: keyID})
 	}

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"app/internal/config"
 	"app/internal/store"
@@ -90,5 +93,43 @@ func TestBadURIOptionsAreAConfigError(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error %q shows the password or spans lines", err)
+	}
+}
+
+// An index an earlier build created, and a wider one replaced, is dropped
+// by EnsureIndexes, and the wider one is there.
+func TestRetiredIndexesAreDropped(t *testing.T) {
+	db := testdb.StartMongo(t)
+	ctx := context.Background()
+	cfg := db.Config(nil)
+	client, err := mongo.Connect(options.Client().ApplyURI(config.SocketURI(db.Socket)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	outbox := client.Database(cfg.MongoDatabase).Collection("outbox")
+	if _, err := outbox.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "queued_ns", Value: 1}},
+		Options: options.Index().SetName("status_queued")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Connect(nil).EnsureIndexes(ctx, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := outbox.Indexes().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &specs); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	if names["status_queued"] || !names["status_queued_id"] || !names["chat_newest_id"] {
+		t.Fatalf("outbox indexes after EnsureIndexes: %v, want status_queued replaced by status_queued_id", names)
 	}
 }

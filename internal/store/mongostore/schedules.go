@@ -20,6 +20,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 		now := time.Now()
 		sc.Version, sc.CreatedAt, sc.UpdatedNS = 1, now, now.UnixNano()
 	}
+	// Index: _id, unique.
 	_, err := s.db.Collection(colSchedules).InsertOne(ctx, sc)
 	if err != nil && !IsDuplicateKey(err) {
 		return fmt.Errorf("store: create schedule: %w", err)
@@ -37,6 +38,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *store.Schedule) error {
 // collection it reads on every pass and empties, so noticing an edit costs
 // no scan of every schedule.
 func (s *Store) noteScheduleChange(ctx context.Context, sc *store.Schedule) error {
+	// Index: _id, unique (a change noted twice is one).
 	_, err := s.db.Collection(colScheduleChanges).InsertOne(ctx, bson.D{
 		{Key: "_id", Value: sc.ID + "#" + strconv.Itoa(sc.Version)}, {Key: "schedule_id", Value: sc.ID}})
 	if err != nil && !IsDuplicateKey(err) {
@@ -46,6 +48,9 @@ func (s *Store) noteScheduleChange(ctx context.Context, sc *store.Schedule) erro
 }
 
 // ScheduleChanges lists noted changes, at most limit.
+//
+// Index: none, read whole: the collection holds only the changes noted
+// since the primary's last pass, which forgets them.
 func (s *Store) ScheduleChanges(ctx context.Context, limit int) ([]store.ScheduleChange, error) {
 	return findAll[store.ScheduleChange](ctx, s.db.Collection(colScheduleChanges), "read schedule changes", bson.D{}, options.Find().SetLimit(int64(limit)))
 }
@@ -55,6 +60,7 @@ func (s *Store) ForgetScheduleChanges(ctx context.Context, keys []string) error 
 	if len(keys) == 0 {
 		return nil
 	}
+	// Index: _id.
 	_, err := s.db.Collection(colScheduleChanges).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
 	if err != nil {
 		return fmt.Errorf("store: forget schedule changes: %w", err)
@@ -63,11 +69,15 @@ func (s *Store) ForgetScheduleChanges(ctx context.Context, keys []string) error 
 }
 
 // ScheduleAny reads a definition, deleted or not.
+//
+// Index: _id.
 func (s *Store) ScheduleAny(ctx context.Context, id string) (store.Schedule, error) {
 	return findOne[store.Schedule](ctx, s.db.Collection(colSchedules), "read schedule", bson.D{{Key: "_id", Value: id}})
 }
 
 // Schedule reads one schedule (deleted ones are not found).
+//
+// Index: _id (deleted is checked on the one document).
 func (s *Store) Schedule(ctx context.Context, id string) (store.Schedule, error) {
 	return findOne[store.Schedule](ctx, s.db.Collection(colSchedules), "read schedule", bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}})
 }
@@ -77,6 +87,8 @@ func (s *Store) Schedule(ctx context.Context, id string) (store.Schedule, error)
 func (s *Store) UpdateSchedule(ctx context.Context, sc *store.Schedule) error {
 	prev := sc.Version
 	sc.Version, sc.UpdatedNS = prev+1, time.Now().UnixNano()
+	// Index: _id (the version is checked on the one document: a
+	// conditional replace, atomic on MongoDB).
 	res, err := s.db.Collection(colSchedules).ReplaceOne(ctx, bson.D{{Key: "_id", Value: sc.ID}, {Key: "version", Value: prev}}, sc)
 	if err != nil {
 		sc.Version = prev
@@ -94,17 +106,23 @@ func (s *Store) UpdateSchedule(ctx context.Context, sc *store.Schedule) error {
 
 // SchedulesChangedSince lists definitions (deleted ones included) edited
 // after ns, oldest edit first.
+//
+// Index: updated.
 func (s *Store) SchedulesChangedSince(ctx context.Context, ns int64, limit int) ([]store.Schedule, error) {
 	return findAll[store.Schedule](ctx, s.db.Collection(colSchedules), "read schedules", bson.D{{Key: "updated_ns", Value: bson.D{{Key: "$gt", Value: ns}}}},
 		options.Find().SetSort(bson.D{{Key: "updated_ns", Value: 1}}).SetLimit(int64(limit)))
 }
 
-// SchedulesPage lists live schedules newest first, before the cursor.
+// SchedulesPage lists live schedules newest first (by creation, then id),
+// strictly before the cursor (zero for the first page).
+//
+// Index: live_newest_id, which also gives the order.
 func (s *Store) SchedulesPage(ctx context.Context, beforeNS int64, beforeID string, limit int) ([]store.Schedule, error) {
 	filter := bson.D{{Key: "deleted", Value: false}}
 	if beforeNS != 0 {
 		t := time.Unix(0, beforeNS)
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+		// The $lte, implied by the $or, bounds the index scan at the cursor.
+		filter = append(filter, bson.E{Key: "created_at", Value: bson.D{{Key: "$lte", Value: t}}}, bson.E{Key: "$or", Value: bson.A{
 			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: t}}}},
 			bson.D{{Key: "created_at", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: beforeID}}}},
 		}})
@@ -114,11 +132,16 @@ func (s *Store) SchedulesPage(ctx context.Context, beforeNS int64, beforeID stri
 }
 
 // ScheduleStates reads the primary's progress of every schedule.
+//
+// Index: none, read whole (one document per schedule, when a primary
+// takes over).
 func (s *Store) ScheduleStates(ctx context.Context) ([]store.ScheduleState, error) {
 	return findAll[store.ScheduleState](ctx, s.db.Collection(colScheduleState), "read schedule states", bson.D{})
 }
 
 // ScheduleState reads one schedule's progress.
+//
+// Index: _id.
 func (s *Store) ScheduleState(ctx context.Context, id string) (store.ScheduleState, error) {
 	return findOne[store.ScheduleState](ctx, s.db.Collection(colScheduleState), "read schedule state", bson.D{{Key: "_id", Value: id}})
 }
@@ -126,6 +149,7 @@ func (s *Store) ScheduleState(ctx context.Context, id string) (store.ScheduleSta
 // SaveScheduleState writes the primary's progress.
 func (s *Store) SaveScheduleState(ctx context.Context, st store.ScheduleState) error {
 	st.UpdatedAt = time.Now()
+	// Index: _id.
 	_, err := s.db.Collection(colScheduleState).ReplaceOne(ctx, bson.D{{Key: "_id", Value: st.ID}}, st, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("store: save schedule state: %w", err)
@@ -135,6 +159,7 @@ func (s *Store) SaveScheduleState(ctx context.Context, st store.ScheduleState) e
 
 // RecordRun stores a run; recording the same run again changes nothing.
 func (s *Store) RecordRun(ctx context.Context, r store.ScheduleRun) error {
+	// Index: _id, unique (the run's key).
 	if _, err := s.db.Collection(colScheduleRuns).InsertOne(ctx, r); err != nil && !IsDuplicateKey(err) {
 		return fmt.Errorf("store: record schedule run: %w", err)
 	}
@@ -142,6 +167,8 @@ func (s *Store) RecordRun(ctx context.Context, r store.ScheduleRun) error {
 }
 
 // ScheduleRuns lists a schedule's runs, newest first, before the cursor.
+//
+// Index: schedule_due, which also gives the order.
 func (s *Store) ScheduleRuns(ctx context.Context, id string, beforeNS int64, limit int) ([]store.ScheduleRun, error) {
 	filter := bson.D{{Key: "schedule_id", Value: id}}
 	if beforeNS != 0 {
@@ -151,7 +178,10 @@ func (s *Store) ScheduleRuns(ctx context.Context, id string, beforeNS int64, lim
 		options.Find().SetSort(bson.D{{Key: "due_at", Value: -1}}).SetLimit(int64(limit)))
 }
 
-// CreateSchedules inserts many schedules at once (benchmarks, imports).
+// CreateSchedules inserts many schedules at once (benchmarks, imports);
+// ErrExists when an id is taken. The insert is ordered: the schedules
+// before the taken id are stored, the rest not (SQLite stores none). No
+// change is noted: a primary reads every definition when it takes over.
 func (s *Store) CreateSchedules(ctx context.Context, scs []store.Schedule) error {
 	now := time.Now()
 	docs := make([]any, len(scs))
@@ -159,7 +189,11 @@ func (s *Store) CreateSchedules(ctx context.Context, scs []store.Schedule) error
 		scs[i].Version, scs[i].CreatedAt, scs[i].UpdatedNS = 1, now, now.UnixNano()+int64(i)
 		docs[i] = scs[i]
 	}
+	// Index: _id, unique.
 	if _, err := s.db.Collection(colSchedules).InsertMany(ctx, docs); err != nil {
+		if IsDuplicateKey(err) {
+			return fmt.Errorf("store: create schedules: %w (%v)", store.ErrExists, err)
+		}
 		return fmt.Errorf("store: create schedules: %w", err)
 	}
 	return nil

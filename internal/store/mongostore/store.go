@@ -67,7 +67,7 @@ func poolMonitor(p *store.PoolStats) *event.PoolMonitor {
 func Connect(cfg config.Config, appName string, log zerolog.Logger) (*Store, error) {
 	pool := cfg.Pool()
 	stats := &store.PoolStats{}
-	opts := options.Client().ApplyURI(cfg.EffectiveMongoURI()).
+	opts := options.Client().ApplyURI(cfg.MongoURI).
 		SetAppName(appName).
 		SetMaxPoolSize(uint64(pool.Max)).
 		SetMinPoolSize(uint64(pool.Min)).
@@ -95,7 +95,9 @@ func (s *Store) Engine() string { return store.MongoDB }
 
 // Atomically runs f: MongoDB's writes are made one by one (see
 // store.Store).
-func (s *Store) Atomically(ctx context.Context, f func(ctx context.Context) error) error { return f(ctx) }
+func (s *Store) Atomically(ctx context.Context, f func(ctx context.Context) error) error {
+	return f(ctx)
+}
 
 // Pool is the pool figure this process uses.
 func (s *Store) Pool() config.Pool { return s.pool }
@@ -166,11 +168,16 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		model mongo.IndexModel
 	}{
 		{colHeartbeats, mongo.IndexModel{Keys: bson.D{{Key: "last_seen", Value: 1}}, Options: options.Index().SetName("last_seen")}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "queued_ns", Value: 1}}, Options: options.Index().SetName("status_queued")}},
+		// The outbox's indexes end in _id where a query sorts by it after
+		// queued_ns: an index that gives only part of the order would leave
+		// a sort of every document the filter matches.
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "status", Value: 1}, {Key: "queued_ns", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("status_queued_id")}},
 		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "wa_id", Value: 1}}, Options: options.Index().SetName("wa_id").SetSparse(true)}},
 		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: 1}}, Options: options.Index().SetName("sent_at").SetSparse(true)}},
 		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "queued_ns", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("newest")}},
-		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "queued_ns", Value: -1}}, Options: options.Index().SetName("chat_newest")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "queued_ns", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("chat_newest_id")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "status", Value: 1}, {Key: "queued_ns", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("chat_status_newest")}},
+		{colCancels, mongo.IndexModel{Keys: bson.D{{Key: "outcome", Value: 1}}, Options: options.Index().SetName("outcome")}},
 		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "sent_at", Value: 1}}, Options: options.Index().SetName("chat_sent")}},
 		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("newest")}},
 		{colEvents, mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at")}},
@@ -179,10 +186,23 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "first_outgoing_at", Value: 1}}, Options: options.Index().SetName("first_outgoing").SetSparse(true)}},
 		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("latest")}},
 		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "updated_ns", Value: 1}}, Options: options.Index().SetName("updated")}},
-		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "deleted", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("live_newest")}},
+		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "deleted", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("live_newest_id")}},
 		{colScheduleRuns, mongo.IndexModel{Keys: bson.D{{Key: "schedule_id", Value: 1}, {Key: "due_at", Value: -1}}, Options: options.Index().SetName("schedule_due")}},
 		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_seq")}},
 		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "last_attempt_at", Value: 1}}, Options: options.Index().SetName("last_attempt")}},
+		// whatsapp and webhooks
+		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "chat", Value: 1}, {Key: "sent_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("chat_newest")}},
+		{colChats, mongo.IndexModel{Keys: bson.D{{Key: "user", Value: 1}, {Key: "last_message_at", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("users_latest")}},
+		{colWebhooks, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("created")}},
+		{colDeliveries, mongo.IndexModel{Keys: bson.D{{Key: "webhook_id", Value: 1}, {Key: "status", Value: 1}, {Key: "seq", Value: -1}}, Options: options.Index().SetName("webhook_status_seq")}},
+		// commands, keys, browser tokens, media retention
+		{colCommands, mongo.IndexModel{Keys: bson.D{{Key: "outcome", Value: 1}, {Key: "created_at", Value: 1}}, Options: options.Index().SetName("pending")}},
+		{colCommands, mongo.IndexModel{Keys: bson.D{{Key: "decided_at", Value: 1}}, Options: options.Index().SetName("decided").SetSparse(true)}},
+		{colKeys, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created")}},
+		{colEventTokens, mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires")}},
+		{"media.files", mongo.IndexModel{Keys: bson.D{{Key: "uploadDate", Value: 1}}, Options: options.Index().SetName("uploaded")}},
+		{colOutbox, mongo.IndexModel{Keys: bson.D{{Key: "media_id", Value: 1}}, Options: options.Index().SetName("media_id").SetSparse(true)}},
+		{colSchedules, mongo.IndexModel{Keys: bson.D{{Key: "media_id", Value: 1}}, Options: options.Index().SetName("media_id").SetSparse(true)}},
 		// GridFS's own indexes, under the names the driver gives them: media
 		// is written chunk by chunk here, not through the driver's bucket
 		// (which creates them on its first write).
@@ -196,7 +216,31 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		}
 		log.Info().Str("collection", sp.coll).Str("index", name).Msg("Index is in place.")
 	}
+	for _, r := range retiredIndexes {
+		err := s.db.Collection(r.coll).Indexes().DropOne(ctx, r.name)
+		if err == nil {
+			log.Info().Str("collection", r.coll).Str("index", r.name).Msg("Index replaced by a wider one is dropped.")
+		} else if !indexNotFound(err) {
+			return fmt.Errorf("store: drop index %s on %s: %w", r.name, r.coll, err)
+		}
+	}
 	return nil
+}
+
+// retiredIndexes are indexes earlier builds created that a wider one
+// replaced (the same keys and _id, so that it gives the whole order):
+// dropped where present, so that they cost no more writes.
+var retiredIndexes = []struct{ coll, name string }{
+	{colOutbox, "status_queued"},
+	{colOutbox, "chat_newest"},
+	{colSchedules, "live_newest"},
+}
+
+// indexNotFound reports a drop of an index (or collection) that is not
+// there.
+func indexNotFound(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && (ce.Code == 27 || ce.Code == 26) // IndexNotFound, NamespaceNotFound
 }
 
 // IsDuplicateKey reports a unique index violation. FerretDB reports some

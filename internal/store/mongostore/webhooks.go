@@ -17,6 +17,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *store.Webhook) error {
 		now := time.Now()
 		w.Version, w.CreatedAt, w.UpdatedAt = 1, now, now
 	}
+	// Index: _id (unique: a taken id is a duplicate key).
 	if _, err := s.db.Collection(colWebhooks).InsertOne(ctx, w); err != nil {
 		if IsDuplicateKey(err) {
 			return store.ErrExists
@@ -28,12 +29,14 @@ func (s *Store) CreateWebhook(ctx context.Context, w *store.Webhook) error {
 
 // Webhook reads one subscription.
 func (s *Store) Webhook(ctx context.Context, id string) (store.Webhook, error) {
+	// Index: _id.
 	return findOne[store.Webhook](ctx, s.db.Collection(colWebhooks), "read webhook", bson.D{{Key: "_id", Value: id}})
 }
 
 // Webhooks lists every subscription, oldest first. There are few: the
 // primary reads them all on each pass.
 func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
+	// Index: created (the sort).
 	return findAll[store.Webhook](ctx, s.db.Collection(colWebhooks), "list webhooks", bson.D{},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
 }
@@ -43,6 +46,7 @@ func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
 func (s *Store) UpdateWebhook(ctx context.Context, w *store.Webhook) error {
 	prev := w.Version
 	w.Version, w.UpdatedAt = prev+1, time.Now()
+	// Index: _id.
 	res, err := s.db.Collection(colWebhooks).ReplaceOne(ctx, bson.D{{Key: "_id", Value: w.ID}, {Key: "version", Value: prev}}, w)
 	if err != nil {
 		w.Version = prev
@@ -58,6 +62,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *store.Webhook) error {
 // DisableWebhook turns a subscription off with a reason, if it is still
 // at version (an edit made meanwhile wins: ErrConflict).
 func (s *Store) DisableWebhook(ctx context.Context, id string, version int, reason string) error {
+	// Index: _id.
 	res, err := s.db.Collection(colWebhooks).UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: version}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "enabled", Value: false}, {Key: "disabled_reason", Value: reason},
 			{Key: "updated_at", Value: time.Now()}}}, {Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}}})
@@ -74,6 +79,7 @@ func (s *Store) DisableWebhook(ctx context.Context, id string, version int, reas
 // The primary stops delivering to it at its next pass and forgets its
 // progress; its delivery records stay until housekeeping prunes them.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	// Index: _id.
 	res, err := s.db.Collection(colWebhooks).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 	if err != nil {
 		return fmt.Errorf("store: delete webhook: %w", err)
@@ -86,12 +92,14 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 
 // WebhookState reads the primary's progress on a subscription.
 func (s *Store) WebhookState(ctx context.Context, id string) (store.WebhookState, error) {
+	// Index: _id.
 	return findOne[store.WebhookState](ctx, s.db.Collection(colWebhookState), "read webhook state", bson.D{{Key: "_id", Value: id}})
 }
 
 // SaveWebhookState writes the primary's progress.
 func (s *Store) SaveWebhookState(ctx context.Context, st store.WebhookState) error {
 	st.Updated = time.Now()
+	// Index: _id.
 	_, err := s.db.Collection(colWebhookState).ReplaceOne(ctx, bson.D{{Key: "_id", Value: st.ID}}, st, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("store: save webhook state: %w", err)
@@ -105,6 +113,8 @@ func (s *Store) ForgetWebhookStates(ctx context.Context, keep []string) error {
 	if keep == nil {
 		keep = []string{}
 	}
+	// Index: _id; one document per subscription, so all but some is
+	// nearly all of a small collection.
 	_, err := s.db.Collection(colWebhookState).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$nin", Value: keep}}}})
 	if err != nil {
 		return fmt.Errorf("store: forget webhook states: %w", err)
@@ -116,6 +126,7 @@ func (s *Store) ForgetWebhookStates(ctx context.Context, keep []string) error {
 // subscription; each attempt replaces it).
 func (s *Store) SaveDelivery(ctx context.Context, d store.WebhookDelivery) error {
 	d.Key = store.DeliveryKey(d.WebhookID, d.Seq)
+	// Index: _id.
 	_, err := s.db.Collection(colDeliveries).ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, d, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("store: save delivery: %w", err)
@@ -126,6 +137,8 @@ func (s *Store) SaveDelivery(ctx context.Context, d store.WebhookDelivery) error
 // Deliveries lists a subscription's deliveries, newest event first,
 // before seq (0: from the newest), of status (all when empty).
 func (s *Store) Deliveries(ctx context.Context, id string, beforeSeq int64, status string, limit int) ([]store.WebhookDelivery, error) {
+	// Index: webhook_seq, or webhook_status_seq with a status: either
+	// gives the sort, so a page reads only its rows.
 	filter := bson.D{{Key: "webhook_id", Value: id}}
 	if beforeSeq > 0 {
 		filter = append(filter, bson.E{Key: "seq", Value: bson.D{{Key: "$lt", Value: beforeSeq}}})
@@ -139,6 +152,8 @@ func (s *Store) Deliveries(ctx context.Context, id string, beforeSeq int64, stat
 
 // PruneDeliveries deletes records of deliveries settled before t.
 func (s *Store) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	// Index: last_attempt, the range before t (the few still retrying in
+	// it are read and kept).
 	res, err := s.db.Collection(colDeliveries).DeleteMany(ctx, bson.D{{Key: "last_attempt_at", Value: bson.D{{Key: "$lt", Value: before}}},
 		{Key: "status", Value: bson.D{{Key: "$ne", Value: store.DeliveryRetrying}}}})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"app/internal/store"
+	"app/internal/store/sqlitestore"
 	"app/internal/store/storetest"
 	"app/internal/testdb"
 )
@@ -16,5 +17,6 @@ func TestConformance(t *testing.T) {
 			db := testdb.Start(t)
 			return db.Connect(nil), db.Connect(nil)
 		},
+		Media: sqlitestore.MediaInternals{},
 	})
 }

@@ -166,5 +166,12 @@ func (s *Store) PruneEventsBeyond(ctx context.Context, keep int64) (int64, error
 // write fewer for each burst of appends.
 func (s *Store) SetEventHead(context.Context, int64) error { return nil }
 
-// EventHead is the log's newest position (LastEventSeq).
-func (s *Store) EventHead(ctx context.Context) (int64, error) { return s.LastEventSeq(ctx) }
+// EventHead is the log's newest position (LastEventSeq); ErrNotFound
+// while the log is empty, as on MongoDB before the first head.
+func (s *Store) EventHead(ctx context.Context) (int64, error) {
+	seq, err := s.LastEventSeq(ctx)
+	if err == nil && seq == 0 {
+		return 0, store.ErrNotFound
+	}
+	return seq, err
+}

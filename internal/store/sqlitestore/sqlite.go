@@ -48,7 +48,7 @@ const Readers = 8
 const busyTimeout = 10 * time.Second
 
 // journalSizeLimit is the size the WAL file is truncated to when it is
-// reset, and past which the primary's checkpoint truncates it.
+// reset.
 const journalSizeLimit = 64 << 20
 
 // maxBatch bounds the writes one commit carries.
@@ -86,24 +86,16 @@ func Open(path string, log zerolog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	dsn := func(write bool) string {
-		q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
-		if !write {
-			q += "&_pragma=query_only(1)"
-		}
-		return q
-	}
 	s := &Store{path: path, log: log, stats: &store.PoolStats{},
 		reqs: make(chan *writeReq, maxBatch), closing: make(chan struct{}), done: make(chan struct{})}
 	var err error
-	if s.wdb, err = sql.Open("sqlite", dsn(true)); err != nil {
+	if s.wdb, err = sql.Open("sqlite", dsn(path, true)); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxIdleTime(0)
 	s.wdb.SetConnMaxLifetime(0)
-	if s.rdb, err = sql.Open("sqlite", dsn(false)); err != nil {
+	if s.rdb, err = sql.Open("sqlite", dsn(path, false)); err != nil {
 		_ = s.wdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -211,6 +203,16 @@ func (s *Store) sameFile() error {
 type away struct{ error }
 
 func (e away) Unwrap() error { return e.error }
+
+// dsn is how a connection to path is opened: a reader's refuses to write.
+func dsn(path string, write bool) string {
+	q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+	if !write {
+		q += "&_pragma=query_only(1)"
+	}
+	return q
+}
 
 // setUp switches the file to WAL mode and creates the schema, in one
 // immediate transaction, so processes starting at once take turns.
@@ -402,39 +404,43 @@ func (s *Store) Connections(context.Context) (store.ServerConnections, error) {
 	return store.ServerConnections{}, nil
 }
 
-// Checkpoint copies the WAL into the database without waiting for
-// anyone (PASSIVE), then, when the WAL file is still over
-// journalSizeLimit, waits for the readers and truncates it (TRUNCATE), so
-// the WAL stays bounded however busy the readers are. The primary calls it
-// now and then; SQLite's own automatic checkpoints (every 1000 pages, by
-// whichever process commits) do the rest.
+// Checkpoint copies the WAL into the database and truncates it
+// (TRUNCATE: it waits, within the busy timeout, for readers on older
+// snapshots, which here are single statements), so the WAL stays bounded
+// however busy the readers are; it returns the WAL's size after. The
+// primary calls it every minute; SQLite's own automatic checkpoints
+// (every 1000 pages, by whichever process commits) and journal_size_limit
+// do the rest.
 func (s *Store) Checkpoint(ctx context.Context) (walBytes int64, err error) {
 	var busyFlag, pages, moved int
-	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busyFlag, &pages, &moved); err != nil {
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busyFlag, &pages, &moved); err != nil {
 		return 0, fmt.Errorf("store: checkpoint: %w", err)
 	}
 	fi, err := os.Stat(s.path + "-wal")
 	if err != nil {
 		return 0, nil
 	}
-	if fi.Size() > journalSizeLimit {
-		if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busyFlag, &pages, &moved); err != nil {
-			return fi.Size(), fmt.Errorf("store: checkpoint: %w", err)
-		}
-		if fi, err = os.Stat(s.path + "-wal"); err != nil {
-			return 0, nil
-		}
+	if busyFlag != 0 {
+		return fi.Size(), fmt.Errorf("store: checkpoint: a reader held the WAL (%d of %d pages moved)", moved, pages)
 	}
 	return fi.Size(), nil
 }
 
-// Backup writes a consistent copy of the database to path (VACUUM INTO),
-// while the suite runs.
+// Backup writes a consistent copy of the database to path (VACUUM INTO:
+// one read transaction), while the suite runs. It has a connection of its
+// own: a reader's refuses to write even the copy (query_only), and the
+// writer's would hold this process's writes for as long as the copy
+// takes.
 func (s *Store) Backup(ctx context.Context, path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("store: backup: %s exists", path)
 	}
-	if _, err := s.rdb.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+	db, err := sql.Open("sqlite", dsn(s.path, true))
+	if err != nil {
+		return fmt.Errorf("store: backup to %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
 		return fmt.Errorf("store: backup to %s: %w", path, err)
 	}
 	return nil
@@ -450,7 +456,7 @@ func classify(err error) (store.ErrorKind, bool) {
 	var commitErr commitFailed
 	if errors.As(err, &commitErr) {
 		if code(commitErr.error)&0xff == sqlite3.SQLITE_IOERR {
-			return store.Unknown, true
+			return store.Away | store.Unknown, true
 		}
 	}
 	if errors.As(err, new(away)) {

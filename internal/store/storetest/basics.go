@@ -13,6 +13,7 @@ import (
 )
 
 var _ = add(
+	"RecordsCarryTheirAccount", testRecordsCarryTheirAccount,
 	"HeartbeatsAreListedAndPruned", testHeartbeatsAreListedAndPruned,
 	"LeaseEpochsAreExclusive", testLeaseEpochsAreExclusive,
 	"PruneMediaKeepsWhatIsNeeded", testPruneMediaKeepsWhatIsNeeded,
@@ -219,5 +220,43 @@ func testIncomingPagesAreStrict(t *testing.T, h Harness) {
 	}
 	if page, err := st.IncomingPage(ctx, "", 0, "", 10); err != nil || len(page) != 8 {
 		t.Fatalf("every chat: %d messages, %v; want 8", len(page), err)
+	}
+}
+
+// Every record that belongs to a WhatsApp account says which: the one
+// account, "default", until an installation holds several.
+func testRecordsCarryTheirAccount(t *testing.T, h Harness) {
+	st := h.Open(t)
+	ctx := context.Background()
+	m := store.OutboxMessage{Chat: "491701234567@s.whatsapp.net", Text: "hi"}
+	if err := st.EnqueueMessage(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	in := store.IncomingMessage{WAID: "3A01", Chat: m.Chat, Sender: m.Chat, Kind: "text", SentAt: time.Now()}
+	if _, err := st.SaveIncoming(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveChat(ctx, store.Chat{JID: m.Chat, LastMessageAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveContactPushName(ctx, m.Chat, "Alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveSession(ctx, store.WASession{State: "connected"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err1 := st.OutboxMessage(ctx, m.ID)
+	inc, err2 := st.IncomingMessage(ctx, m.Chat+"/"+m.Chat+"/3A01")
+	chat, err3 := st.Chat(ctx, m.Chat)
+	contact, err4 := st.Contact(ctx, m.Chat)
+	session, err5 := st.Session(ctx)
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string]string{"outbox message": out.Account, "incoming message": inc.Account,
+		"chat": chat.Account, "contact": contact.Account, "session": session.Account} {
+		if got != store.DefaultAccount {
+			t.Errorf("%s: account %q, want %q", what, got, store.DefaultAccount)
+		}
 	}
 }

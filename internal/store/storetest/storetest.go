@@ -31,6 +31,8 @@ type Harness struct {
 
 // MediaInternals is what the media tests need of an engine's own records.
 type MediaInternals interface {
+	// ChunkSize is the size of the chunks the engine writes files in.
+	ChunkSize() int
 	// Records counts the records of stored media: files and chunks.
 	Records(t testing.TB, st store.Store) (files, chunks int64)
 	// DropChunk deletes chunk n of a stored file.
