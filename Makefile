@@ -79,6 +79,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'SSEClients' -benchtime 1x -count 3 ./internal/cluster/ | tee -a $(RAW)
 	$(GO) test -run '^$$' -bench 'Outbox' -benchtime 1x -count 3 ./internal/primary/ | tee -a $(RAW)
 	$(GO) test -run '^$$' -bench 'Scheduler10k' -benchtime 1x ./internal/primary/ | tee -a $(RAW)
+	$(GO) test -run '^$$' -bench 'History' -benchtime 1x -timeout 40m ./internal/cluster/ | tee -a $(RAW)
 	$(GO) run ./cmd/benchreport -raw $(RAW) -out docs/BENCHMARKS.md
 
 # dist/app_<version>_<arch>.deb and dist/app-<version>-1.<arch>.rpm
