@@ -96,7 +96,15 @@ func kilo(x float64) string {
 	}
 	return fmt.Sprintf("%.0f", x)
 }
-func num(x float64) string   { return fmt.Sprintf("%.3g", x) }
+func num(x float64) string { return fmt.Sprintf("%.3g", x) }
+
+// plain is num without exponents: 3 significant digits, or whole above 1,000.
+func plain(x float64) string {
+	if x >= 1000 {
+		return fmt.Sprintf("%.0f", x)
+	}
+	return num(x)
+}
 func ratio(x float64) string { return fmt.Sprintf("%.2f", x) }
 func pct(a, b float64) string {
 	if b == 0 {
@@ -269,14 +277,17 @@ func history(w func(string, ...any), s series) {
 	w("BenchmarkHistory: `app run` with 2 workers and the sandbox driver (paired, no pacing, no caps, no\n")
 	w("rate limit) on SQLite with 1,000 and with %s messages, running side by side and taking turns\n", commas(large))
 	w("at each figure, then on MongoDB with 1,000 (FerretDB, the tests' stand-in, in the benchmark's\n")
-	w("process), alone: FerretDB takes most of a core even idle, which would weigh on the others. Each history is seeded through the store in transactions of thousands of\n")
-	w("writes: half the messages sent outbox messages, half incoming, over 5,000 chats and one more that\n")
-	w("holds 200 of them at every size (its history page is full at 1,000 too), and 3 events per message,\n")
-	w("all kept (`APP_EVENT_MAX_COUNT=0`). wrk with 16 connections, 5 s a run, for the requests (`GET` by\n")
-	w("id over 1,000 ids spread through the history); the outbox figures go through the API and read\n")
-	w("queued and sent times from the store; `POST` runs last, with the sandbox disconnected so no\n")
-	w("primary sends meanwhile. Idle: the CPU time of `app run` and all its processes over 60 s with no\n")
-	w("traffic, as a share of one core. One run each: these figures have no range.\n\n")
+	w("process), alone: FerretDB takes most of a core even idle, which would weigh on the others.\n")
+	w("Each history is seeded through the store in transactions of thousands of writes (the large size\n")
+	w("is APP_BENCH_HISTORY, default 1,000,000): half the messages sent outbox messages, half incoming,\n")
+	w("over 5,000 chats and one more that holds 200 of them at every size (its history page is full at\n")
+	w("1,000 too), and 3 events per message, all kept (`APP_EVENT_MAX_COUNT=0`). Seeding 1,000,000\n")
+	w("takes most of the benchmark's time (below); a smaller APP_BENCH_HISTORY shortens it. wrk with 16\n")
+	w("connections, 5 s a run, for the requests (`GET` by id over 1,000 ids spread through the history);\n")
+	w("the outbox figures go through the API and read queued and sent times from the store; `POST` runs\n")
+	w("last, with the sandbox disconnected so no primary sends meanwhile. Idle: the CPU time of `app run`\n")
+	w("and all its processes over 60 s with no traffic, as a share of one core. One run each: these\n")
+	w("figures have no range.\n\n")
 	w("| seeding | records | time | records/s | database file |\n|---|---|---|---|---|\n")
 	for _, c := range cols {
 		n := "History/" + c + "/seed"
@@ -286,28 +297,28 @@ func history(w func(string, ...any), s series) {
 		}
 		db := "-"
 		if _, ok := s.get(n, "db_MiB"); ok {
-			db = s.cell(n, "db_MiB", num) + " MiB"
+			db = s.cell(n, "db_MiB", plain) + " MiB"
 		}
 		w("| %s | %s messages, %s events, 5,001 chats | %s s | %s | %s |\n", c, commas(size), commas(3*size),
-			s.cell(n, "seed_s", num), s.cell(n, "records/s", kilo), db)
+			s.cell(n, "seed_s", plain), s.cell(n, "records/s", kilo), db)
 	}
 	atLeast := func(t float64) func(float64) bool { return func(v float64) bool { return v >= t } }
 	under := func(t float64) func(float64) bool { return func(v float64) bool { return v < t } }
 	rows := []historyRow{
 		{"`POST /v1/messages`", "post-message", "req/s", kilo, "≥ 3,000", atLeast(3000), true},
-		{"`POST /v1/messages` p99", "post-message", "p99_ms", num, "", nil, false},
+		{"`POST /v1/messages` p99", "post-message", "p99_ms", plain, "", nil, false},
 		{"`GET /v1/messages/{id}`", "get-message", "req/s", kilo, "≥ 10,000", atLeast(10000), true},
-		{"`GET /v1/messages/{id}` p99", "get-message", "p99_ms", num, "", nil, false},
+		{"`GET /v1/messages/{id}` p99", "get-message", "p99_ms", plain, "", nil, false},
 		{"`GET /v1/messages` (newest 50)", "list-newest", "req/s", kilo, "≥ 2,000", atLeast(2000), true},
-		{"`GET /v1/messages` p99", "list-newest", "p99_ms", num, "< 25 ms", under(25), false},
+		{"`GET /v1/messages` p99", "list-newest", "p99_ms", plain, "< 25 ms", under(25), false},
 		{"a chat's history page (`GET /v1/chats/{jid}/messages`)", "chat-history", "req/s", kilo, "≥ 2,000", atLeast(2000), true},
-		{"a chat's history page p99", "chat-history", "p99_ms", num, "< 25 ms", under(25), false},
-		{"outbox, a burst of 3,000 over 10 chats (messages/s)", "outbox-burst", "msgs/s", num, "≥ 300", atLeast(300), true},
-		{"queued to sent at 20/s, p50 ms", "outbox-latency", "p50_ms", num, "", nil, false},
-		{"queued to sent at 20/s, p99 ms", "outbox-latency", "p99_ms", num, "< 100 ms", under(100), false},
-		{"2,000 SSE clients, append to receipt p50 ms", "sse", "p50_ms", num, "", nil, false},
-		{"2,000 SSE clients, append to receipt p99 ms", "sse", "p99_ms", num, "< 100 ms", under(100), false},
-		{"idle suite, % of one core over 60 s", "idle", "cpu_pct", num, "< 1%", under(1), false},
+		{"a chat's history page p99", "chat-history", "p99_ms", plain, "< 25 ms", under(25), false},
+		{"outbox, a burst of 3,000 over 10 chats (messages/s)", "outbox-burst", "msgs/s", plain, "≥ 300", atLeast(300), true},
+		{"queued to sent at 20/s, p50 ms", "outbox-latency", "p50_ms", plain, "", nil, false},
+		{"queued to sent at 20/s, p99 ms", "outbox-latency", "p99_ms", plain, "< 100 ms", under(100), false},
+		{"2,000 SSE clients, append to receipt p50 ms", "sse", "p50_ms", plain, "", nil, false},
+		{"2,000 SSE clients, append to receipt p99 ms", "sse", "p99_ms", plain, "< 100 ms", under(100), false},
+		{"idle suite, % of one core over 60 s", "idle", "cpu_pct", plain, "< 1%", under(1), false},
 	}
 	w("\n| figure | target | sqlite-1000 | %s | %s / 1,000 (within 25%%) | mongodb-1000 |\n|---|---|---|---|---|---|\n", big, commas(large))
 	for _, r := range rows {
