@@ -99,8 +99,12 @@ func (m *HTTP) Subscribed(transport string) func() {
 }
 
 // Pool registers the process's MongoDB connection figures, read from the
-// driver's pool and command monitors at each scrape.
+// driver's pool and command monitors at each scrape. On SQLite there is no
+// pool to show: each process opens the file, and nothing is registered.
 func Pool(reg prometheus.Registerer, st store.Store) {
+	if st.Engine() != store.MongoDB {
+		return
+	}
 	stats, pool := st.Stats(), st.Pool()
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "app_mongodb_pool_connections",

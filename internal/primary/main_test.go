@@ -103,8 +103,15 @@ func childStore(t *testing.T, db *testdb.DB) store.Store {
 }
 
 // childCommand is a child primary (childPrimary) with env added.
-func childCommand(db *testdb.DB, dir string, env ...string) *exec.Cmd {
+// A test that fails before it kills the child still stops it.
+func childCommand(t *testing.T, db *testdb.DB, dir string, env ...string) *exec.Cmd {
 	child := exec.Command(os.Args[0], "-test.run=^$")
+	t.Cleanup(func() {
+		if child.Process != nil && child.ProcessState == nil {
+			_ = child.Process.Kill()
+			_ = child.Wait()
+		}
+	})
 	child.Env = append(append(append(os.Environ(), childEnv+"=1", "APP_TEST_SANDBOX_DIR="+dir), db.Env()...), env...)
 	child.Stderr = os.Stderr
 	return child
@@ -121,7 +128,7 @@ func TestKilledPrimaryMidStreamOfIncoming(t *testing.T) {
 	const total = 300
 	// A burst, so that messages wait while some are stored, however fast
 	// the database stores them.
-	child := childCommand(db, dir, "APP_TEST_INJECT="+strconv.Itoa(total), "APP_TEST_BURST=1")
+	child := childCommand(t, db, dir, "APP_TEST_INJECT="+strconv.Itoa(total), "APP_TEST_BURST=1")
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +244,7 @@ func TestKilledPrimaryMidStreamOfSends(t *testing.T) {
 			return n
 		}
 		for kill := 1; kill <= 3; kill++ {
-			child := childCommand(db, dir, "APP_TEST_RECEIPTS=1", "APP_TEST_EPOCH="+strconv.Itoa(kill))
+			child := childCommand(t, db, dir, "APP_TEST_RECEIPTS=1", "APP_TEST_EPOCH="+strconv.Itoa(kill))
 			if err := child.Start(); err != nil {
 				t.Fatal(err)
 			}

@@ -94,6 +94,24 @@ type OutboxMessage struct {
 	RequestHash string `bson:"request_hash,omitempty"`
 }
 
+// Queued makes m a newly queued message, as EnqueueMessage stores it: its
+// ID, QueuedNS and times are set when empty (kept when set, so an insert
+// run again writes the same record), its account when empty.
+func (m *OutboxMessage) Queued() {
+	now := time.Now()
+	if m.ID == "" {
+		m.ID = NewMessageID()
+	}
+	if m.QueuedNS == 0 {
+		m.QueuedNS = now.UnixNano()
+	}
+	if m.QueuedAt.IsZero() {
+		m.QueuedAt, m.UpdatedAt = now, now
+	}
+	m.Status = StatusQueued
+	m.Account = AccountOr(m.Account)
+}
+
 // IdempotentMessageID is the outbox id of the message an API key queues
 // with an Idempotency-Key: the same key and Idempotency-Key always give
 // the same id, so concurrent retries meet at one unique insert.

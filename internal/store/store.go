@@ -250,6 +250,24 @@ func registered() []string {
 	return names
 }
 
+// PingUntil pings until the database answers or ctx ends, each ping
+// bounded to 2 s: what both engines' WaitReady do.
+func PingUntil(ctx context.Context, ping func(context.Context) error) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // PoolStats counts the connections of this process; the engine records
 // them (MongoDB: from the driver's pool and command monitors).
 type PoolStats struct {

@@ -42,19 +42,7 @@ func (s *Store) OutboxPage(ctx context.Context, chat, status string, beforeNS in
 // EnqueueMessage inserts m as queued; ID, QueuedNS and the times are set
 // when empty. It is what a worker does to send a message.
 func (s *Store) EnqueueMessage(ctx context.Context, m *store.OutboxMessage) error {
-	now := time.Now()
-	if m.ID == "" {
-		m.ID = store.NewMessageID()
-	}
-	if m.QueuedNS == 0 {
-		m.QueuedNS = now.UnixNano()
-	}
-	if m.QueuedAt.IsZero() {
-		// Kept when set, so an insert run again writes the same document.
-		m.QueuedAt, m.UpdatedAt = now, now
-	}
-	m.Status = store.StatusQueued
-	m.Account = store.AccountOr(m.Account)
+	m.Queued()
 	// Index: _id, unique (a taken id is ErrExists).
 	if _, err := s.db.Collection(colOutbox).InsertOne(ctx, m); err != nil {
 		if IsDuplicateKey(err) {

@@ -117,21 +117,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // WaitReady pings until the server answers or ctx ends.
-func (s *Store) WaitReady(ctx context.Context) error {
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := s.Ping(pctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
+func (s *Store) WaitReady(ctx context.Context) error { return store.PingUntil(ctx, s.Ping) }
 
 // Server asks the server what it is (buildInfo and hello).
 func (s *Store) Server(ctx context.Context) (store.ServerInfo, error) {

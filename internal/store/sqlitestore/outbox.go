@@ -110,19 +110,7 @@ func outboxCols(m *store.OutboxMessage) ([]any, error) {
 // when empty. It is what a worker does to send a message. ErrExists when
 // the id is taken (an Idempotency-Key's retry, or an insert run again).
 func (s *Store) EnqueueMessage(ctx context.Context, m *store.OutboxMessage) error {
-	now := time.Now()
-	if m.ID == "" {
-		m.ID = store.NewMessageID()
-	}
-	if m.QueuedNS == 0 {
-		m.QueuedNS = now.UnixNano()
-	}
-	if m.QueuedAt.IsZero() {
-		// Kept when set, so an insert run again writes the same document.
-		m.QueuedAt, m.UpdatedAt = now, now
-	}
-	m.Status = store.StatusQueued
-	m.Account = store.AccountOr(m.Account)
+	m.Queued()
 	cols, err := outboxCols(m)
 	if err != nil {
 		return err

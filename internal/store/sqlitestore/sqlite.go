@@ -358,19 +358,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // WaitReady pings until the database answers or ctx ends.
-func (s *Store) WaitReady(ctx context.Context) error {
-	for {
-		err := s.Ping(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
+func (s *Store) WaitReady(ctx context.Context) error { return store.PingUntil(ctx, s.Ping) }
 
 // Server is SQLite's version and the file.
 func (s *Store) Server(ctx context.Context) (store.ServerInfo, error) {

@@ -237,9 +237,15 @@ func (s *Store) scanRow(ctx context.Context, st *stmt, args []any, dest ...any) 
 
 // one reads the record st finds, or store.ErrNotFound.
 func one[T any](ctx context.Context, s *Store, what string, st *stmt, args ...any) (T, error) {
-	var v T
 	var doc []byte
 	err := s.scanRow(ctx, st, args, &doc)
+	return decoded[T](what, doc, err)
+}
+
+// decoded is the record doc holds, after the read that filled it ended
+// with err: store.ErrNotFound when it found no row.
+func decoded[T any](what string, doc []byte, err error) (T, error) {
+	var v T
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, store.ErrNotFound
 	}
@@ -288,19 +294,9 @@ func scalar[T any](ctx context.Context, s *Store, what string, st *stmt, args ..
 
 // txOne reads the record st finds inside a write, or store.ErrNotFound.
 func txOne[T any](t *wtx, what string, st *stmt, args ...any) (T, error) {
-	var v T
 	var doc []byte
 	err := t.queryRow(st, args...).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return v, store.ErrNotFound
-	}
-	if err != nil {
-		return v, fmt.Errorf("store: %s: %w", what, err)
-	}
-	if err := json.Unmarshal(doc, &v); err != nil {
-		return v, fmt.Errorf("store: %s: %w", what, err)
-	}
-	return v, nil
+	return decoded[T](what, doc, err)
 }
 
 // doc is v as its JSON document.
