@@ -424,6 +424,11 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 	return nil
 }
 
+// changeWatcher is a store that says when anything was committed.
+type changeWatcher interface {
+	WatchChanges(ctx context.Context) (<-chan struct{}, error)
+}
+
 // send is the outbox loop.
 func (w *WhatsApp) send(ctx context.Context) {
 	inherited := map[string]bool{}
@@ -441,6 +446,14 @@ func (w *WhatsApp) send(ctx context.Context) {
 			Msg("Messages were being sent when the last primary stopped; each waits for a receipt before it is sent again with the same id.")
 	}
 	var next time.Time // the pace: no send before this
+	// Where the store tells of commits (SQLite), a message a worker
+	// queues is seen at once rather than at the next poll.
+	var stored <-chan struct{}
+	if cw, ok := w.Store.(changeWatcher); ok {
+		if ch, err := cw.WatchChanges(ctx); err == nil {
+			stored = ch
+		}
+	}
 	for ctx.Err() == nil {
 		if err := w.applyCancels(ctx); err != nil && ctx.Err() == nil {
 			w.Log.Warn().Err(err).Msg("Cannot apply cancel requests; will retry.")
@@ -459,6 +472,7 @@ func (w *WhatsApp) send(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-w.changed:
+		case <-stored:
 		case <-time.After(w.Poll):
 		}
 	}

@@ -143,3 +143,55 @@ func TestDiskFullIsUnavailableAndLosesNothing(t *testing.T) {
 		t.Fatalf("a write once there is space again: %v", err)
 	}
 }
+
+// A commit by another process (here another store on the file) wakes a
+// watcher at once: the loops that wait for work read when it changed.
+func TestWatchChangesSeesAnotherProcesssCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db")
+	watcher, err := sqlitestore.Open(path, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close(context.Background())
+	writer, err := sqlitestore.Open(path, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := watcher.WatchChanges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		// Drain what opening wrote, then one commit, one wake.
+		for drained := false; !drained; {
+			select {
+			case <-ch:
+			default:
+				drained = true
+			}
+		}
+		if err := writer.CreateAPIKey(context.Background(), store.APIKey{ID: fmt.Sprint("k", i), CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("commit %d: no wake within 5 s", i)
+		}
+	}
+	cancel()
+	testutil.Eventually(t, 5*time.Second, "the channel closes when ctx ends", func() (bool, string) {
+		for {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					return true, ""
+				}
+			default:
+				return false, "open"
+			}
+		}
+	})
+}

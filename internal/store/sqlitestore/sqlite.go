@@ -23,8 +23,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -313,6 +315,102 @@ func owned(path string, log zerolog.Logger) {
 		}
 	}
 }
+
+// WatchChanges returns a channel that receives soon after any process
+// commits a write, until ctx ends: loops that wait for work read the
+// database when it changed instead of polling their tables. Every commit
+// writes the WAL file, and the kernel tells of those writes (inotify on
+// the state directory, so a WAL file made anew is still seen); nothing
+// wakes while nothing is written. Where inotify is not to be had, the WAL
+// file is looked at every watchInterval instead. A change may be
+// signalled when nothing of interest was written (a heartbeat): callers
+// read, find nothing, and wait again.
+func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
+	ch := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	if f, err := inotifyWAL(filepath.Dir(s.path)); err == nil {
+		go func() {
+			<-ctx.Done()
+			_ = f.Close() // ends the read below
+		}()
+		go func() {
+			defer close(ch)
+			name := filepath.Base(s.path) + "-wal"
+			buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+			for {
+				n, err := f.Read(buf)
+				if err != nil {
+					return
+				}
+				for off := 0; off+unix.SizeofInotifyEvent <= n; {
+					ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+					end := off + unix.SizeofInotifyEvent + int(ev.Len)
+					if end > n {
+						break
+					}
+					if strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:end]), "\x00") == name {
+						signal()
+					}
+					off = end
+				}
+			}
+		}()
+		return ch, nil
+	}
+	wal := s.path + "-wal"
+	look := func() (int64, time.Time) {
+		fi, err := os.Stat(wal)
+		if err != nil {
+			return -1, time.Time{}
+		}
+		return fi.Size(), fi.ModTime()
+	}
+	size, mod := look()
+	go func() {
+		defer close(ch)
+		t := time.NewTicker(watchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if sz, m := look(); sz != size || !m.Equal(mod) {
+				size, mod = sz, m
+				signal()
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// watchInterval is how often the WAL file is looked at where inotify
+// cannot tell of its writes.
+const watchInterval = 20 * time.Millisecond
+
+// inotifyWAL is a non-blocking inotify descriptor watching dir for files
+// written, as an *os.File, so its reads wait in Go's poller.
+func inotifyWAL(dir string) (*os.File, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MODIFY|unix.IN_CREATE); err != nil {
+		_ = unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "inotify"), nil
+}
+
+// WatchEvents is WatchChanges: the realtime hub reads the log when the
+// database changed.
+func (s *Store) WatchEvents(ctx context.Context) (<-chan struct{}, error) { return s.WatchChanges(ctx) }
 
 // Engine is "sqlite".
 func (s *Store) Engine() string { return store.SQLite }
