@@ -53,6 +53,9 @@ const busyTimeout = 10 * time.Second
 // reset.
 const journalSizeLimit = 64 << 20
 
+// mmapSize is how much of the database file each connection maps.
+const mmapSize = 1 << 30
+
 // maxBatch bounds the writes one commit carries.
 const maxBatch = 256
 
@@ -207,9 +210,13 @@ type away struct{ error }
 func (e away) Unwrap() error { return e.error }
 
 // dsn is how a connection to path is opened: a reader's refuses to write.
+// Every connection maps the file (mmap_size): a page read is then a
+// memory access into the kernel's page cache, shared by the connections
+// and processes, instead of a read into each connection's own cache,
+// which matters when a page of history is spread over a large file.
 func dsn(path string, write bool) string {
 	q := "file:" + path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
-		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=mmap_size(" + fmt.Sprint(mmapSize) + ")&_txlock=immediate"
 	if !write {
 		q += "&_pragma=query_only(1)"
 	}
