@@ -79,7 +79,7 @@ func TestMetricsOfTheMachine(t *testing.T) {
 	var out string
 	want := []string{
 		`go_goroutines{worker="1"}`, `go_goroutines{worker="2"}`, "\ngo_goroutines ",
-		`app_mongodb_pool_max_connections{worker="1"}`, "\napp_mongodb_pool_max_connections ",
+		`process_resident_memory_bytes{worker="1"}`, "\nprocess_resident_memory_bytes ",
 		"\napp_primary_lease_holder 1\n", `app_whatsapp_state{state="pairing"} 1`, // the sandbox shows a QR code
 		"\napp_outbox_queued_messages 0\n", "\napp_database_up 1\n",
 		`app_cluster_processes{role="worker",state="alive"} 2`, `app_cluster_processes{role="primary",state="alive"} 1`,

@@ -44,8 +44,12 @@ type WhatsApp struct {
 	// nil makes the task keep (and start) its own.
 	Events *EventLog
 
-	mu       sync.Mutex // one outbox writer at a time (the sender or the receipts); guards unsaved
-	stateMu  sync.Mutex
+	mu      sync.Mutex // one outbox writer at a time (the sender or the receipts); guards unsaved
+	stateMu sync.Mutex
+	// chatMu makes each chat update a read, a merge and a write that no
+	// other update interleaves: the sender and the incoming handler both
+	// touch a chat, and a merge from a stale read would lose the other's.
+	chatMu   sync.Mutex
 	session  whatsapp.Session
 	paused   time.Time // sending paused until (rate limited)
 	changed  chan struct{}
@@ -331,6 +335,8 @@ func isUserChat(jid string) bool {
 // touchChat records activity in a chat, and its name (a group's subject,
 // an address-book name) and the contact's push name where given.
 func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outgoing bool, name, pushName string) error {
+	w.chatMu.Lock()
+	defer w.chatMu.Unlock()
 	c, err := w.Store.Chat(ctx, jid)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
