@@ -272,14 +272,7 @@ func TestKilledPrimaryMidStreamOfSends(t *testing.T) {
 		})
 		want := "sent delivered read"
 		waitFor(t, "the log tells each message's story", 10*time.Second, func() (bool, string) {
-			story := map[string][]string{}
-			for _, e := range events(t, st) {
-				if e.Type == "message.status" {
-					var d struct{ ID, Status string }
-					_ = e.DecodeData(&d)
-					story[d.ID] = append(story[d.ID], d.Status)
-				}
-			}
+			story := statusStories(t, st)
 			for _, id := range ids {
 				if got := strings.Join(story[id], " "); got != want {
 					return false, fmt.Sprintf("message %s: %s, want %s", id, got, want)

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -242,7 +241,7 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 	// A push name is the sender's: it names a one-to-one chat only when the
 	// contact wrote it (not a group member, not we from the phone).
 	pushName := ""
-	if !m.FromMe && m.Sender == m.Chat && isUserChat(m.Chat) {
+	if !m.FromMe && m.Sender == m.Chat && store.IsUserChat(m.Chat) {
 		pushName = m.PushName
 	}
 	if err := w.touchChat(ctx, m.Chat, m.Timestamp, false, m.ChatName, pushName); err != nil {
@@ -324,12 +323,6 @@ func (w *WhatsApp) fetchMedia(ctx context.Context, m *whatsapp.Incoming, doc sto
 	}
 	ref.FileID, ref.Size = id, counted.n
 	return ref
-}
-
-// isUserChat tells a one-to-one chat (a phone number's or a LID's) from a
-// group, a broadcast list, the status broadcast or a channel.
-func isUserChat(jid string) bool {
-	return strings.HasSuffix(jid, "@s.whatsapp.net") || strings.HasSuffix(jid, "@lid")
 }
 
 // touchChat records activity in a chat, and its name (a group's subject,
@@ -1017,12 +1010,18 @@ func (l *EventLog) atomic(ctx context.Context, mark func(ctx context.Context, se
 		return false
 	}
 	if !announced {
-		l.seq = seq
-		close(l.wake)
-		l.wake = make(chan struct{})
-		l.markDirty()
+		l.reached(seq)
 	}
 	return true
+}
+
+// reached moves the log to seq, just appended: readers in this process
+// wake, and the head is to be published. The caller holds mu.
+func (l *EventLog) reached(seq int64) {
+	l.seq = seq
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.markDirty()
 }
 
 // Append writes one event.
@@ -1058,10 +1057,7 @@ func (l *EventLog) appendLocked(ctx context.Context, typ string, data any) error
 			return ctx.Err()
 		}
 		if !stale {
-			l.seq = seq
-			close(l.wake)
-			l.wake = make(chan struct{})
-			l.markDirty()
+			l.reached(seq)
 			return nil
 		}
 		l.log.Error().Int64("seq", seq).Msg("The event log has an entry this primary did not write; continuing after it.")

@@ -30,6 +30,21 @@ func waCfg() config.WhatsApp {
 
 func waStore(t *testing.T) store.Store { return waStoreTB(t) }
 
+// statusStories are the statuses the log announced for each message, in
+// order, by message id.
+func statusStories(t *testing.T, st store.Store) map[string][]string {
+	t.Helper()
+	stories := map[string][]string{}
+	for _, e := range events(t, st) {
+		if e.Type == "message.status" {
+			var d struct{ ID, Status string }
+			_ = e.DecodeData(&d)
+			stories[d.ID] = append(stories[d.ID], d.Status)
+		}
+	}
+	return stories
+}
+
 // waStoreOn is a store on db, for the tests that run on both engines.
 func waStoreOn(t testing.TB, db *testdb.DB) store.Store {
 	t.Helper()
@@ -596,14 +611,7 @@ func TestReceiptsFasterThanTheSend(t *testing.T) {
 		for _, id := range ids {
 			waitFor(t, "read", 10*time.Second, statusIs(t, st, id, store.StatusRead))
 		}
-		stories := map[string][]string{}
-		for _, e := range events(t, st) {
-			if e.Type == "message.status" {
-				var d struct{ ID, Status string }
-				_ = e.DecodeData(&d)
-				stories[d.ID] = append(stories[d.ID], d.Status)
-			}
-		}
+		stories := statusStories(t, st)
 		for _, id := range ids {
 			if got := strings.Join(stories[id], " "); got != "sent delivered read" {
 				t.Errorf("%s: events %q, want \"sent delivered read\"", id, got)

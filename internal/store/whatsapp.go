@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"time"
 )
 
@@ -89,6 +90,12 @@ type Chat struct {
 	LastMessageAt  time.Time `bson:"last_message_at"`
 	FirstOutgoing  time.Time `bson:"first_outgoing_at,omitempty"`
 	LastIncomingAt time.Time `bson:"last_incoming_at,omitempty"`
+}
+
+// IsUserChat tells a one-to-one chat (a phone number's or a LID's) from a
+// group, a broadcast list, the status broadcast or a channel.
+func IsUserChat(jid string) bool {
+	return strings.HasSuffix(jid, "@s.whatsapp.net") || strings.HasSuffix(jid, "@lid")
 }
 
 // Contact is what a sender told us about themselves.

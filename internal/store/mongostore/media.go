@@ -2,7 +2,6 @@ package mongostore
 
 import (
 	"app/internal/store"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,17 +108,7 @@ func (s *Store) abortMedia(ctx context.Context, id bson.ObjectID) bool {
 
 // Media reads a stored file whole; OpenMedia streams it.
 func (s *Store) Media(ctx context.Context, id string) ([]byte, error) {
-	info, rd, err := s.OpenMedia(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	data := make([]byte, 0, info.Size)
-	buf := bytes.NewBuffer(data)
-	if _, err := io.Copy(buf, rd); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return store.ReadMedia(ctx, id, s.OpenMedia)
 }
 
 // OpenMedia describes a stored file and opens it for reading, a few chunks

@@ -4,7 +4,6 @@ import (
 	"app/internal/store"
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -112,7 +111,7 @@ func (s *Store) SaveChat(ctx context.Context, c store.Chat) error {
 	doc := struct {
 		store.Chat `bson:",inline"`
 		User       bool `bson:"user"`
-	}{c, userChat(c.JID)}
+	}{c, store.IsUserChat(c.JID)}
 	// Index: _id.
 	_, err := s.db.Collection(colChats).ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.JID}}, doc, options.Replace().SetUpsert(true))
 	if err != nil {
@@ -198,10 +197,4 @@ func (s *Store) SaveContactPushName(ctx context.Context, jid, name string) error
 func (s *Store) Contact(ctx context.Context, jid string) (store.Contact, error) {
 	// Index: _id.
 	return findOne[store.Contact](ctx, s.db.Collection(colContacts), "read contact", bson.D{{Key: "_id", Value: jid}})
-}
-
-// userChat tells a one-to-one chat (a phone number's or a LID's) from a
-// group, a broadcast list, the status broadcast or a channel.
-func userChat(jid string) bool {
-	return strings.HasSuffix(jid, "@s.whatsapp.net") || strings.HasSuffix(jid, "@lid")
 }

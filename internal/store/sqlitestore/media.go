@@ -1,7 +1,6 @@
 package sqlitestore
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -213,16 +212,7 @@ func (s *Store) abortMedia(ctx context.Context, id string) bool {
 
 // Media reads a stored file whole; OpenMedia streams it.
 func (s *Store) Media(ctx context.Context, id string) ([]byte, error) {
-	info, rd, err := s.OpenMedia(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, info.Size))
-	if _, err := io.Copy(buf, rd); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return store.ReadMedia(ctx, id, s.OpenMedia)
 }
 
 // OpenMedia describes a stored file and opens it for reading, one chunk

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"app/internal/store"
@@ -61,9 +60,6 @@ var _ = schema(
 	) STRICT`,
 )
 
-// defaultAccount is the one WhatsApp account there is for now.
-const defaultAccount = "default"
-
 // findLimit is limit as MongoDB's find takes it, in SQL: 0 is no limit,
 // a negative limit is its absolute value.
 func findLimit(limit int) int {
@@ -116,7 +112,7 @@ func (s *Store) SaveSession(ctx context.Context, ws store.WASession) error {
 		return err
 	}
 	if err := s.write(ctx, func(t *wtx) error {
-		_, err := t.exec(sqlSaveSession, defaultAccount, d)
+		_, err := t.exec(sqlSaveSession, store.DefaultAccount, d)
 		return err
 	}); err != nil {
 		return fmt.Errorf("store: save session: %w", err)
@@ -126,7 +122,7 @@ func (s *Store) SaveSession(ctx context.Context, ws store.WASession) error {
 
 // Session reads the session record; ErrNotFound before a primary ran.
 func (s *Store) Session(ctx context.Context) (store.WASession, error) {
-	return one[store.WASession](ctx, s, "read session", sqlSession, defaultAccount)
+	return one[store.WASession](ctx, s, "read session", sqlSession, store.DefaultAccount)
 }
 
 var (
@@ -264,12 +260,6 @@ func (s *Store) Chat(ctx context.Context, jid string) (store.Chat, error) {
 	return one[store.Chat](ctx, s, "read chat", sqlChat, jid)
 }
 
-// userChat tells a one-to-one chat (a phone number's or a LID's) from a
-// group, a broadcast list, the status broadcast or a channel.
-func userChat(jid string) bool {
-	return strings.HasSuffix(jid, "@s.whatsapp.net") || strings.HasSuffix(jid, "@lid")
-}
-
 // SaveChat writes the primary's view of a chat, replacing what was stored
 // (the primary is its one writer and merges before it saves).
 func (s *Store) SaveChat(ctx context.Context, c store.Chat) error {
@@ -279,7 +269,7 @@ func (s *Store) SaveChat(ctx context.Context, c store.Chat) error {
 		return err
 	}
 	user := 0
-	if userChat(c.JID) {
+	if store.IsUserChat(c.JID) {
 		user = 1
 	}
 	if err := s.write(ctx, func(t *wtx) error {
