@@ -441,8 +441,8 @@ func (t *histTarget) seed(ctx context.Context) error {
 					return fmt.Errorf("save %s: %v %w", m.ID, ok, err)
 				}
 				in := store.IncomingMessage{WAID: fmt.Sprintf("3A%018X", p), Chat: chat, Sender: chat, PushName: "Contact",
-					Kind: "text", Text: fmt.Sprintf("history reply %d", p), SentAt: tIn, ReceivedAt: tIn, EventSeq: seq + 5}
-				in.Key = in.Chat + "/" + in.Sender + "/" + in.WAID
+					Text: fmt.Sprintf("history reply %d", p), SentAt: tIn, ReceivedAt: tIn, EventSeq: seq + 5}
+				in.Kind, in.Key = "text", in.Chat+"/"+in.Sender+"/"+in.WAID
 				if _, err := t.st.SaveIncoming(ctx, in); err != nil {
 					return err
 				}

@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/rs/zerolog"
 
+	"app/internal/msg"
 	"app/internal/store"
 	"app/internal/testutil"
 	"app/internal/whatsapp"
@@ -268,7 +269,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		t.Errorf("GET /v1/cluster before any primary: %d %v, want lease null", r.status, r.body)
 	}
 
-	e.sb.Inject(whatsapp.Incoming{Chat: "491701234567@s.whatsapp.net", PushName: "Alice", Kind: "image",
+	e.sb.Inject(whatsapp.Incoming{Chat: "491701234567@s.whatsapp.net", PushName: "Alice", Body: msg.Body{Kind: "image"},
 		Media: &whatsapp.Media{MimeType: "image/jpeg", Size: 4, Caption: "look", SHA256: []byte{0xab, 0xcd}, Handle: []byte("jpeg")}})
 	var media map[string]any
 	testutil.Eventually(t, 10*time.Second, "the received attachment in the history", func() (bool, string) {

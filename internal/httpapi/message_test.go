@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
+	"app/internal/msg"
 	"app/internal/primary"
 	"app/internal/store"
 	"app/internal/testdb"
@@ -749,7 +750,7 @@ func TestIncomingOnlyHistoryPagesThroughEqualTimes(t *testing.T) {
 	at := time.Now().Truncate(time.Millisecond)
 	for i := range 5 {
 		m := store.IncomingMessage{WAID: fmt.Sprintf("3AEQ%d", i), Chat: "491709999999@s.whatsapp.net", Sender: "491709999999@s.whatsapp.net",
-			Kind: "text", Text: fmt.Sprint(i), SentAt: at, ReceivedAt: at}
+			Body: msg.Body{Kind: "text"}, Text: fmt.Sprint(i), SentAt: at, ReceivedAt: at}
 		if _, err := e.st.SaveIncoming(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}

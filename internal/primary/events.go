@@ -3,6 +3,7 @@ package primary
 import (
 	"time"
 
+	"app/internal/msg"
 	"app/internal/store"
 )
 
@@ -48,22 +49,28 @@ func statusEvent(m store.OutboxMessage) messageStatus {
 
 // messageIncoming is "message.incoming".
 type messageIncoming struct {
-	Key        string          `bson:"key" json:"key"`
-	WAID       string          `bson:"wa_id" json:"wa_id"`
-	Chat       string          `bson:"chat" json:"chat"`
-	Sender     string          `bson:"sender" json:"sender"`
-	FromMe     bool            `bson:"from_me" json:"from_me"`
-	PushName   string          `bson:"push_name,omitempty" json:"push_name,omitempty"`
-	Kind       string          `bson:"kind" json:"kind"`
+	Key        string `bson:"key" json:"key"`
+	WAID       string `bson:"wa_id" json:"wa_id"`
+	Chat       string `bson:"chat" json:"chat"`
+	Sender     string `bson:"sender" json:"sender"`
+	FromMe     bool   `bson:"from_me" json:"from_me"`
+	PushName   string `bson:"push_name,omitempty" json:"push_name,omitempty"`
+	msg.Body   `bson:",inline"`
+	msg.Addr   `bson:",inline"`
 	Text       string          `bson:"text,omitempty" json:"text,omitempty"`
 	ReplyTo    string          `bson:"reply_to,omitempty" json:"reply_to,omitempty"`
-	Reaction   string          `bson:"reaction,omitempty" json:"reaction,omitempty"`
 	ReactionTo string          `bson:"reaction_to,omitempty" json:"reaction_to,omitempty"`
 	Media      *store.MediaRef `bson:"media,omitempty" json:"media,omitempty"`
 	SentAt     time.Time       `bson:"sent_at" json:"sent_at"`
 }
 
 func incomingEvent(m store.IncomingMessage) messageIncoming {
+	media := m.Media
+	if media != nil && media.Retry != nil {
+		c := *media
+		c.Retry = nil // the driver's, not the clients'
+		media = &c
+	}
 	return messageIncoming{Key: m.Key, WAID: m.WAID, Chat: m.Chat, Sender: m.Sender, FromMe: m.FromMe, PushName: m.PushName,
-		Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, ReactionTo: m.ReactionTo, Media: m.Media, SentAt: m.SentAt}
+		Body: m.Body, Addr: m.Addr, Text: m.Text, ReplyTo: m.ReplyTo, ReactionTo: m.ReactionTo, Media: media, SentAt: m.SentAt}
 }

@@ -230,7 +230,7 @@ func driverName(d whatsapp.Driver) string {
 
 func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 	doc := store.IncomingMessage{WAID: m.ID, Chat: m.Chat, Sender: m.Sender, FromMe: m.FromMe, PushName: m.PushName,
-		Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, ReactionTo: m.ReactionTo,
+		Body: m.Body, Addr: m.Addr, Text: m.Text, ReplyTo: m.ReplyTo, ReactionTo: m.ReactionTo,
 		SentAt: m.Timestamp, ReceivedAt: time.Now()}
 	if m.Media != nil {
 		doc.Media = &store.MediaRef{MimeType: m.Media.MimeType, Size: m.Media.Size, FileName: m.Media.FileName,

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
+	"app/internal/msg"
 	"app/internal/primary"
 	"app/internal/proc"
 	"app/internal/store"
@@ -428,9 +429,9 @@ func TestIncomingStoredWithMedia(t *testing.T) {
 	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop()}
 	runWA(t, w, 1)
 	photo := bytes.Repeat([]byte("jpeg"), 1000)
-	in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Kind: "image", Text: "look",
+	in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Body: msg.Body{Kind: "image"}, Text: "look",
 		Media: &whatsapp.Media{MimeType: "image/jpeg", Size: int64(len(photo)), Caption: "look", Handle: photo}})
-	sb.Inject(whatsapp.Incoming{Chat: alice, Kind: "reaction", Reaction: "👍", ReactionTo: in.ID})
+	sb.Inject(whatsapp.Incoming{Chat: alice, Body: msg.Body{Kind: "reaction", Reaction: "👍"}, ReactionTo: in.ID})
 	var got []store.IncomingMessage
 	waitFor(t, "both stored", 10*time.Second, func() (bool, string) {
 		got, _ = st.IncomingMessages(context.Background(), alice, 10)

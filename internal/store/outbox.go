@@ -1,6 +1,8 @@
 package store
 
 import (
+	"app/internal/msg"
+
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -54,8 +56,21 @@ type OutboxMessage struct {
 	// DefaultAccount until an installation holds several.
 	Account string `bson:"account" json:"account,omitempty"`
 	Chat    string `bson:"chat"`
-	Text    string `bson:"text"`
-	ReplyTo string `bson:"reply_to,omitempty"`
+	// Body is the kind and what it has beyond text (empty Kind: a text,
+	// or media by its type, as queued before the kinds); Addr the
+	// recipient by number and by LID; Changes the edits and the revoke
+	// sent for it since.
+	msg.Body    `bson:",inline"`
+	msg.Addr    `bson:",inline"`
+	msg.Changes `bson:",inline"`
+	Text        string `bson:"text"`
+	ReplyTo     string `bson:"reply_to,omitempty"`
+	// ReplyToSender and ReplyToFromMe name the quoted message's sender
+	// (WhatsApp needs it in groups).
+	ReplyToSender string `bson:"reply_to_sender,omitempty"`
+	ReplyToFromMe bool   `bson:"reply_to_from_me,omitempty"`
+	// ForwardOf is the id of the stored message this one forwards.
+	ForwardOf string `bson:"forward_of,omitempty"`
 	// Media, when set, is sent with Text as its caption.
 	MediaID   string `bson:"media_id,omitempty"`
 	MediaType string `bson:"media_type,omitempty"`

@@ -159,6 +159,8 @@ type Store interface {
 	SaveIncoming(ctx context.Context, m IncomingMessage) (bool, error)
 	SetIncomingMedia(ctx context.Context, key string, ref MediaRef, eventSeq int64) error
 	IncomingMessage(ctx context.Context, key string) (IncomingMessage, error)
+	IncomingByWAID(ctx context.Context, chat, waID string) (IncomingMessage, error)
+	UpdateIncoming(ctx context.Context, m IncomingMessage) error
 	IncomingUnannounced(ctx context.Context, seq int64) ([]IncomingMessage, error)
 	IncomingMessages(ctx context.Context, chat string, limit int) ([]IncomingMessage, error)
 	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]IncomingMessage, error)

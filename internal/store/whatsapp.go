@@ -1,6 +1,8 @@
 package store
 
 import (
+	"app/internal/msg"
+
 	"strings"
 	"time"
 )
@@ -31,16 +33,21 @@ type IncomingMessage struct {
 	Account string `bson:"account" json:"account,omitempty"`
 	// Key is chat, sender and WhatsApp id: a message WhatsApp delivers
 	// again is the same document.
-	Key        string    `bson:"_id"`
-	WAID       string    `bson:"wa_id"`
-	Chat       string    `bson:"chat"`
-	Sender     string    `bson:"sender"`
-	FromMe     bool      `bson:"from_me"`
-	PushName   string    `bson:"push_name,omitempty"`
-	Kind       string    `bson:"kind"`
-	Text       string    `bson:"text,omitempty"`
-	ReplyTo    string    `bson:"reply_to,omitempty"`
-	Reaction   string    `bson:"reaction,omitempty"`
+	Key      string `bson:"_id"`
+	WAID     string `bson:"wa_id"`
+	Chat     string `bson:"chat"`
+	Sender   string `bson:"sender"`
+	FromMe   bool   `bson:"from_me"`
+	PushName string `bson:"push_name,omitempty"`
+	// Body is the kind and what it has beyond text; Addr the chat and
+	// sender by number and by LID; Changes its edits and revoke.
+	msg.Body    `bson:",inline"`
+	msg.Addr    `bson:",inline"`
+	msg.Changes `bson:",inline"`
+	Text        string `bson:"text,omitempty"`
+	ReplyTo     string `bson:"reply_to,omitempty"`
+	// ReactionTo is a reaction's Target.WAID (what the API showed before
+	// Target).
 	ReactionTo string    `bson:"reaction_to,omitempty"`
 	Media      *MediaRef `bson:"media,omitempty"`
 	SentAt     time.Time `bson:"sent_at"`
@@ -62,6 +69,11 @@ type MediaRef struct {
 	// Skipped says why they were not (over the size cap, a failed download).
 	FileID  string `bson:"file_id,omitempty" json:"file_id,omitempty"`
 	Skipped string `bson:"skipped,omitempty" json:"skipped,omitempty"`
+	// Pending is set while the file, gone from WhatsApp's servers, was
+	// asked of the sender's phone again; Retry is what the driver needs
+	// to ask (whatsapp.Media.Retry).
+	Pending bool   `bson:"pending,omitempty" json:"pending,omitempty"`
+	Retry   []byte `bson:"retry,omitempty" json:"retry,omitempty"`
 }
 
 // ReceiptRecord is one receipt as WhatsApp sent it.
@@ -85,8 +97,12 @@ type Chat struct {
 	// Name is the chat's own: a group's subject, a contact's name in the
 	// address book. PushName, in a one-to-one chat, is the name the contact
 	// gave themselves (never a group member's, never ours).
-	Name           string    `bson:"name,omitempty"`
-	PushName       string    `bson:"push_name,omitempty"`
+	Name     string `bson:"name,omitempty"`
+	PushName string `bson:"push_name,omitempty"`
+	// PN and LID are a one-to-one chat's person by phone number and by
+	// LID, where known (JID is one of them: the number where known).
+	PN             string    `bson:"pn,omitempty"`
+	LID            string    `bson:"lid,omitempty"`
 	LastMessageAt  time.Time `bson:"last_message_at"`
 	FirstOutgoing  time.Time `bson:"first_outgoing_at,omitempty"`
 	LastIncomingAt time.Time `bson:"last_incoming_at,omitempty"`
@@ -105,5 +121,7 @@ type Contact struct {
 	Account   string    `bson:"account" json:"account,omitempty"`
 	JID       string    `bson:"_id"`
 	PushName  string    `bson:"push_name,omitempty"`
+	PN        string    `bson:"pn,omitempty"`  // the phone-number JID, where known
+	LID       string    `bson:"lid,omitempty"` // the LID, where known
 	UpdatedAt time.Time `bson:"updated_at"`
 }

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"app/internal/msg"
 )
 
 // State is the connection state of the one WhatsApp account.
@@ -44,14 +46,16 @@ type Session struct {
 	QRExpires time.Time `json:"qr_expires,omitzero"`
 }
 
-// Event is something a driver reports: *SessionChanged, *Incoming or
-// *Receipt.
+// Event is something a driver reports: *SessionChanged, *Incoming,
+// *Receipt, *Call or *MediaRetried.
 type Event interface{ isEvent() }
 
 // SessionChanged reports a new session state (a new QR code included).
 type SessionChanged struct{ Session Session }
 
 // Incoming is a message someone sent us (or we sent from another device).
+// Chat and Sender are phone-number JIDs where the driver knows the number
+// (a LID otherwise); Addr has both forms where known.
 type Incoming struct {
 	ID        string    `json:"id"`        // WhatsApp message id
 	Chat      string    `json:"chat"`      // chat JID: the user, or the group
@@ -59,13 +63,20 @@ type Incoming struct {
 	FromMe    bool      `json:"from_me"`   // sent by our account from another device
 	Timestamp time.Time `json:"timestamp"` // as WhatsApp stamped it
 	PushName  string    `json:"push_name,omitempty"`
-	Kind      string    `json:"kind"` // text, image, video, audio, document, sticker, reaction, other
-	Text      string    `json:"text,omitempty"`
-	ReplyTo   string    `json:"reply_to,omitempty"` // id of the quoted message
-	// Reaction: the emoji (empty removes it) and the message it is on.
-	Reaction   string `json:"reaction,omitempty"`
+	// Body.Kind is one of msg's kinds (msg.KindOther for what we do not
+	// read); the rest of Body as the kind has it.
+	msg.Body
+	msg.Addr
+	Text    string `json:"text,omitempty"`     // the text, a caption, an edit's new text, a poll's question
+	ReplyTo string `json:"reply_to,omitempty"` // id of the quoted message
+	// ReactionTo is a reaction's Target.WAID, kept for the clients that
+	// read it before Target existed.
 	ReactionTo string `json:"reaction_to,omitempty"`
 	Media      *Media `json:"media,omitempty"`
+	// VoteHashes are a poll vote's chosen options as WhatsApp sends them
+	// (SHA-256 of each option's name); the primary names them from the
+	// poll it stored.
+	VoteHashes [][]byte `json:"vote_hashes,omitempty"`
 
 	// ChatName is the chat's own name where the driver knows it: a group's
 	// subject, a contact's name from the phone's address book.
@@ -81,6 +92,10 @@ type Media struct {
 	SHA256   []byte `json:"sha256,omitempty"`
 	// Handle is what the driver needs to download it (opaque to the caller).
 	Handle any `json:"-"`
+	// Retry is what the driver needs to ask the sender's phone for the
+	// file again once WhatsApp's servers dropped it (RetryMedia), as
+	// bytes the primary stores with the message, so a restart can still ask.
+	Retry []byte `json:"retry,omitempty"`
 }
 
 // ReceiptType is how far a message we sent has got.
@@ -102,9 +117,31 @@ type Receipt struct {
 	Timestamp time.Time   `json:"timestamp"`
 }
 
+// Call is a call someone offers us (the suite cannot answer calls; it can
+// reject them).
+type Call struct {
+	ID        string    `json:"id"`
+	From      string    `json:"from"`            // the caller's JID
+	Chat      string    `json:"chat,omitempty"`  // the group, for a group call
+	Video     bool      `json:"video,omitempty"` // a video call
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// MediaRetried answers RetryMedia: the sender's phone uploaded the file of
+// an incoming message again (Media is downloadable), or could not (Error).
+type MediaRetried struct {
+	ID     string `json:"id"` // the message's WhatsApp id
+	Chat   string `json:"chat"`
+	Sender string `json:"sender"`
+	Media  *Media `json:"media,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
 func (*SessionChanged) isEvent() {}
 func (*Incoming) isEvent()       {}
 func (*Receipt) isEvent()        {}
+func (*Call) isEvent()           {}
+func (*MediaRetried) isEvent()   {}
 
 // Handler receives a driver's events in order. For *Incoming and *Receipt
 // a nil return acknowledges the event to WhatsApp.
@@ -113,12 +150,21 @@ type Handler func(ctx context.Context, ev Event) error
 // Outgoing is a message to send. ID is chosen before the first attempt
 // (Driver.NewMessageID) and reused on every retry, so WhatsApp and the
 // recipient see one message however often it is attempted.
+//
+// Body.Kind says what to send (the primary always sets it); Text is the
+// text, a caption, an edit's new text or a poll's question; Media is the
+// file of the media kinds.
 type Outgoing struct {
-	ID      string
-	Chat    string // recipient JID (user or group)
-	Text    string // the text, or the caption of Media
+	ID   string
+	Chat string // recipient JID (user or group)
+	msg.Body
+	Text    string
 	ReplyTo string // id of the message to quote, optional
-	Media   *OutgoingMedia
+	// ReplyToSender is the quoted message's sender (WhatsApp names the
+	// quoted message by it in groups); ReplyToFromMe when it was ours.
+	ReplyToSender string
+	ReplyToFromMe bool
+	Media         *OutgoingMedia
 }
 
 // OutgoingMedia is an attachment to send: an image, video or audio by its
@@ -155,6 +201,30 @@ var ErrNotPaired = errors.New("whatsapp: no paired device")
 // ErrAlreadyPaired is returned by PairPhone when a device is paired.
 var ErrAlreadyPaired = errors.New("whatsapp: already paired")
 
+// ErrMediaGone is returned by Download when WhatsApp's servers no longer
+// have the file (403, 404 or 410): RetryMedia asks the sender's phone for it.
+var ErrMediaGone = errors.New("whatsapp: the media is no longer on WhatsApp's servers")
+
+// ChatPresence is what we show in a chat.
+type ChatPresence string
+
+// Chat presences.
+const (
+	ChatComposing ChatPresence = "composing" // typing
+	ChatRecording ChatPresence = "recording" // recording a voice note
+	ChatPaused    ChatPresence = "paused"    // stopped typing or recording
+)
+
+// ReadMark marks messages of a chat read: receipts to their sender.
+type ReadMark struct {
+	Chat   string
+	Sender string // the messages' sender (a member, in groups)
+	IDs    []string
+	At     time.Time
+	// Played marks voice notes played rather than read.
+	Played bool
+}
+
 // Driver is one WhatsApp account. Run must be running for the other
 // methods to work; all methods are safe for concurrent use.
 type Driver interface {
@@ -178,4 +248,24 @@ type Driver interface {
 	// Logout unlinks the device; the session becomes logged_out, then
 	// unpaired with a fresh QR code.
 	Logout(ctx context.Context) error
+
+	// MarkRead sends read (or played) receipts for messages of a chat.
+	MarkRead(ctx context.Context, r ReadMark) error
+	// SendChatPresence shows us typing, recording or neither in a chat.
+	SendChatPresence(ctx context.Context, chat string, p ChatPresence) error
+	// SendPresence shows the account online (available) or offline.
+	SendPresence(ctx context.Context, online bool) error
+	// RejectCall rejects a call offered to us.
+	RejectCall(ctx context.Context, from, callID string) error
+	// RetryMedia asks the sender's phone to upload an incoming message's
+	// file again (after Download said ErrMediaGone); the answer comes as a
+	// *MediaRetried event.
+	RetryMedia(ctx context.Context, m *Incoming) error
+	// Ping asks WhatsApp for an answer and returns when it came, or with
+	// an error (ctx's deadline): the watchdog's check of a session that
+	// says connected while nothing arrives.
+	Ping(ctx context.Context) error
+	// Reconnect drops the connection and dials again, reporting
+	// disconnected with reason, then connecting and connected.
+	Reconnect(ctx context.Context, reason string) error
 }

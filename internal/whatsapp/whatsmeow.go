@@ -31,7 +31,10 @@ import (
 	"sync"
 	"time"
 
+	"app/internal/msg"
+
 	"github.com/rs/zerolog"
+
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/socket"
@@ -778,7 +781,7 @@ func mapMessage(e *events.Message) *Incoming {
 		FromMe:    e.Info.IsFromMe,
 		Timestamp: e.Info.Timestamp,
 		PushName:  e.Info.PushName,
-		Kind:      "other",
+		Body:      msg.Body{Kind: msg.KindOther},
 	}
 	m := e.Message
 	media := func(kind string, handle whatsmeow.DownloadableMessage, mime string, size uint64, name, caption string, sha []byte, ci *waE2E.ContextInfo) {
@@ -792,6 +795,7 @@ func mapMessage(e *events.Message) *Incoming {
 		in.Kind = "reaction"
 		in.Reaction = m.ReactionMessage.GetText()
 		in.ReactionTo = m.ReactionMessage.GetKey().GetID()
+		in.Target = &msg.Target{WAID: in.ReactionTo, Chat: in.Chat, FromMe: m.ReactionMessage.GetKey().GetFromMe()}
 	case m.Conversation != nil:
 		in.Kind = "text"
 		in.Text = m.GetConversation()

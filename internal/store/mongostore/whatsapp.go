@@ -68,6 +68,29 @@ func (s *Store) IncomingMessage(ctx context.Context, key string) (store.Incoming
 	return findOne[store.IncomingMessage](ctx, s.db.Collection(colMessages), "read incoming message", bson.D{{Key: "_id", Value: key}})
 }
 
+// IncomingByWAID reads the incoming message of chat with WhatsApp id waID
+// (the one stored first, should two senders have used the same id).
+func (s *Store) IncomingByWAID(ctx context.Context, chat, waID string) (store.IncomingMessage, error) {
+	// Index: chat_wa_id.
+	return findOne[store.IncomingMessage](ctx, s.db.Collection(colMessages), "read incoming message",
+		bson.D{{Key: "chat", Value: chat}, {Key: "wa_id", Value: waID}}, options.FindOne().SetSort(bson.D{{Key: "received_at", Value: 1}}))
+}
+
+// UpdateIncoming replaces a stored incoming message (its edits, revoke,
+// media); ErrNotFound when it is not stored.
+func (s *Store) UpdateIncoming(ctx context.Context, m store.IncomingMessage) error {
+	m.Account = store.AccountOr(m.Account)
+	// Index: _id.
+	res, err := s.db.Collection(colMessages).ReplaceOne(ctx, bson.D{{Key: "_id", Value: m.Key}}, m)
+	if err != nil {
+		return fmt.Errorf("store: update incoming message %s: %w", m.Key, err)
+	}
+	if res.MatchedCount == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
 // IncomingUnannounced lists incoming messages stored for an event log
 // position after seq (the log's end): their events are missing.
 func (s *Store) IncomingUnannounced(ctx context.Context, seq int64) ([]store.IncomingMessage, error) {

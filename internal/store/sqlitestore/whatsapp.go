@@ -30,11 +30,15 @@ var _ = schema(
 		id TEXT PRIMARY KEY,
 		account TEXT NOT NULL DEFAULT 'default',
 		chat TEXT NOT NULL,
+		wa_id TEXT NOT NULL,
 		sent_ns INTEGER NOT NULL,
 		event_seq INTEGER,
 		doc BLOB NOT NULL
 	) STRICT`,
 	`CREATE INDEX incoming_chat_sent ON incoming(chat, sent_ns, id)`,
+	// Reactions, edits, revokes and votes name their message by chat and
+	// WhatsApp id.
+	`CREATE INDEX incoming_chat_wa_id ON incoming(chat, wa_id)`,
 	`CREATE INDEX incoming_sent ON incoming(sent_ns, id)`,
 	`CREATE INDEX incoming_event_seq ON incoming(event_seq) WHERE event_seq IS NOT NULL`,
 	`CREATE TABLE receipts (
@@ -126,11 +130,12 @@ func (s *Store) Session(ctx context.Context) (store.WASession, error) {
 }
 
 var (
-	sqlSaveIncoming = exec(`INSERT INTO incoming(id, chat, sent_ns, event_seq, doc) VALUES(?, ?, ?, ?, ?)
+	sqlSaveIncoming = exec(`INSERT INTO incoming(id, chat, wa_id, sent_ns, event_seq, doc) VALUES(?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO NOTHING`)
-	sqlIncomingW   = exec(`SELECT doc FROM incoming WHERE id = ?`)
-	sqlSetIncoming = exec(`UPDATE incoming SET event_seq = ?, doc = ? WHERE id = ?`)
-	sqlIncoming    = query(`SELECT doc FROM incoming WHERE id = ?`)
+	sqlIncomingByWAID = query(`SELECT doc FROM incoming WHERE chat = ? AND wa_id = ? ORDER BY rowid LIMIT 1`)
+	sqlIncomingW      = exec(`SELECT doc FROM incoming WHERE id = ?`)
+	sqlSetIncoming    = exec(`UPDATE incoming SET event_seq = ?, doc = ? WHERE id = ?`)
+	sqlIncoming       = query(`SELECT doc FROM incoming WHERE id = ?`)
 	// Unannounced messages are the few at the log's end: a range of
 	// incoming_event_seq.
 	sqlIncomingUnannounced = query(`SELECT doc FROM incoming WHERE event_seq > ? ORDER BY event_seq`)
@@ -156,7 +161,7 @@ func (s *Store) SaveIncoming(ctx context.Context, m store.IncomingMessage) (bool
 	}
 	var added bool
 	if err := s.write(ctx, func(t *wtx) error {
-		res, err := t.exec(sqlSaveIncoming, m.Key, m.Chat, ns(m.SentAt), nullIfZero(m.EventSeq), d)
+		res, err := t.exec(sqlSaveIncoming, m.Key, m.Chat, m.WAID, ns(m.SentAt), nullIfZero(m.EventSeq), d)
 		if err == nil {
 			added = affected(res) == 1
 		}
@@ -196,6 +201,34 @@ func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref store.Medi
 // IncomingMessage reads one stored incoming message by its key.
 func (s *Store) IncomingMessage(ctx context.Context, key string) (store.IncomingMessage, error) {
 	return one[store.IncomingMessage](ctx, s, "read incoming message", sqlIncoming, key)
+}
+
+// IncomingByWAID reads the incoming message of chat with WhatsApp id waID
+// (the one stored first, should two senders have used the same id).
+func (s *Store) IncomingByWAID(ctx context.Context, chat, waID string) (store.IncomingMessage, error) {
+	return one[store.IncomingMessage](ctx, s, "read incoming message", sqlIncomingByWAID, chat, waID)
+}
+
+// UpdateIncoming replaces a stored incoming message (its edits, revoke,
+// media); ErrNotFound when it is not stored. Its chat, WhatsApp id and
+// time are the key's and do not change.
+func (s *Store) UpdateIncoming(ctx context.Context, m store.IncomingMessage) error {
+	m.Account = store.AccountOr(m.Account)
+	d, err := doc(m)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(sqlSetIncoming, nullIfZero(m.EventSeq), d, m.Key)
+		if err == nil && affected(res) == 0 {
+			return store.ErrNotFound
+		}
+		return err
+	})
+	if err != nil && err != store.ErrNotFound {
+		return fmt.Errorf("store: update incoming message %s: %w", m.Key, err)
+	}
+	return err
 }
 
 // IncomingUnannounced lists incoming messages stored for an event log

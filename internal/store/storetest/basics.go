@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"app/internal/msg"
 	"app/internal/store"
 )
 
@@ -170,7 +171,7 @@ func testIncomingPagesAreStrict(t *testing.T, h Harness) {
 	want := map[string]bool{}
 	for i := range 7 {
 		m := store.IncomingMessage{WAID: fmt.Sprintf("3A%02d", i), Chat: "491701234567@s.whatsapp.net", Sender: "491701234567@s.whatsapp.net",
-			Kind: "text", Text: fmt.Sprint(i), SentAt: at, ReceivedAt: at}
+			Body: msg.Body{Kind: "text"}, Text: fmt.Sprint(i), SentAt: at, ReceivedAt: at}
 		if i >= 5 { // two earlier ones, in another millisecond
 			m.SentAt = at.Add(-time.Second)
 		}
@@ -179,7 +180,7 @@ func testIncomingPagesAreStrict(t *testing.T, h Harness) {
 		}
 		want[m.WAID] = true
 	}
-	other := store.IncomingMessage{WAID: "3AFF", Chat: "120363025246125486@g.us", Sender: "4915112345678@s.whatsapp.net", Kind: "text", SentAt: at}
+	other := store.IncomingMessage{WAID: "3AFF", Chat: "120363025246125486@g.us", Sender: "4915112345678@s.whatsapp.net", Body: msg.Body{Kind: "text"}, SentAt: at}
 	if _, err := st.SaveIncoming(ctx, other); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func testRecordsCarryTheirAccount(t *testing.T, h Harness) {
 	if err := st.EnqueueMessage(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
-	in := store.IncomingMessage{WAID: "3A01", Chat: m.Chat, Sender: m.Chat, Kind: "text", SentAt: time.Now()}
+	in := store.IncomingMessage{WAID: "3A01", Chat: m.Chat, Sender: m.Chat, Body: msg.Body{Kind: "text"}, SentAt: time.Now()}
 	if _, err := st.SaveIncoming(ctx, in); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"app/internal/msg"
 	"app/internal/store"
 )
 
@@ -72,7 +73,7 @@ func testIncomingRedeliveredIsOneRecord(t *testing.T, h Harness) {
 	st := h.Open(t)
 	ctx := context.Background()
 	at := ms(1_750_000_000_000)
-	m := store.IncomingMessage{WAID: "3A01", Chat: alice, Sender: alice, PushName: "Alice", Kind: "text", Text: "hello",
+	m := store.IncomingMessage{WAID: "3A01", Chat: alice, Sender: alice, PushName: "Alice", Body: msg.Body{Kind: "text"}, Text: "hello",
 		ReplyTo: "3A00", SentAt: at, ReceivedAt: at.Add(time.Second), EventSeq: 7}
 	if added, err := st.SaveIncoming(ctx, m); err != nil || !added {
 		t.Fatalf("first delivery: added %t, %v; want true", added, err)
@@ -95,12 +96,12 @@ func testIncomingRedeliveredIsOneRecord(t *testing.T, h Harness) {
 		t.Fatalf("chat holds %d messages, %v; want 1", len(list), err)
 	}
 	// The same WhatsApp id from another sender (in a group) is another message.
-	inGroup := store.IncomingMessage{WAID: "3A01", Chat: family, Sender: alice, Kind: "text", SentAt: at}
+	inGroup := store.IncomingMessage{WAID: "3A01", Chat: family, Sender: alice, Body: msg.Body{Kind: "text"}, SentAt: at}
 	if added, err := st.SaveIncoming(ctx, inGroup); err != nil || !added {
 		t.Fatalf("same id in another chat: added %t, %v; want true", added, err)
 	}
 	// A key given is kept.
-	own := store.IncomingMessage{Key: "k1", WAID: "3A02", Chat: bob, Sender: bob, Kind: "text", SentAt: at}
+	own := store.IncomingMessage{Key: "k1", WAID: "3A02", Chat: bob, Sender: bob, Body: msg.Body{Kind: "text"}, SentAt: at}
 	if added, err := st.SaveIncoming(ctx, own); err != nil || !added {
 		t.Fatalf("message with its own key: added %t, %v", added, err)
 	}
@@ -117,7 +118,7 @@ func testIncomingRedeliveredIsOneRecord(t *testing.T, h Harness) {
 func testIncomingMediaIsRecorded(t *testing.T, h Harness) {
 	st := h.Open(t)
 	ctx := context.Background()
-	m := store.IncomingMessage{WAID: "3A10", Chat: alice, Sender: alice, Kind: "image", SentAt: ms(1_750_000_000_000),
+	m := store.IncomingMessage{WAID: "3A10", Chat: alice, Sender: alice, Body: msg.Body{Kind: "image"}, SentAt: ms(1_750_000_000_000),
 		Media: &store.MediaRef{MimeType: "image/jpeg", Size: 12345, Caption: "look"}}
 	if _, err := st.SaveIncoming(ctx, m); err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func testIncomingUnannouncedAreAfterThePosition(t *testing.T, h Harness) {
 	st := h.Open(t)
 	ctx := context.Background()
 	for i, seq := range []int64{7, 3, 0, 5} {
-		m := store.IncomingMessage{WAID: fmt.Sprintf("3A2%d", i), Chat: bob, Sender: bob, Kind: "text", SentAt: ms(1_750_000_000_000 + int64(i)), EventSeq: seq}
+		m := store.IncomingMessage{WAID: fmt.Sprintf("3A2%d", i), Chat: bob, Sender: bob, Body: msg.Body{Kind: "text"}, SentAt: ms(1_750_000_000_000 + int64(i)), EventSeq: seq}
 		if _, err := st.SaveIncoming(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +189,7 @@ func testIncomingMessagesOfAChatOldestFirst(t *testing.T, h Harness) {
 	base := int64(1_750_000_000_000)
 	for i, off := range []int64{3000, 1000, 4000, 2000} {
 		for _, chat := range []string{alice, bob} {
-			m := store.IncomingMessage{WAID: fmt.Sprintf("3A3%d", i), Chat: chat, Sender: chat, Kind: "text", Text: fmt.Sprint(off), SentAt: ms(base + off)}
+			m := store.IncomingMessage{WAID: fmt.Sprintf("3A3%d", i), Chat: chat, Sender: chat, Body: msg.Body{Kind: "text"}, Text: fmt.Sprint(off), SentAt: ms(base + off)}
 			if _, err := st.SaveIncoming(ctx, m); err != nil {
 				t.Fatal(err)
 			}
