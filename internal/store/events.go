@@ -60,5 +60,5 @@ func EventData(typ string, data any) (json.RawMessage, error) {
 }
 
 // EventTypes are the types the log holds (docs/EVENTS.md).
-var EventTypes = []string{"session.state", "session.qr", "message.status", "message.incoming", "sending.paused",
-	"schedule.run", "webhook.disabled"}
+var EventTypes = []string{"session.state", "session.qr", "message.status", "message.incoming", "message.updated",
+	"call.offered", "sending.paused", "schedule.run", "webhook.disabled"}
