@@ -199,6 +199,14 @@ func report(s series) string {
 	w("| throughput, a burst of 500 over 10 chats | %s messages/s |\n", s.cell("OutboxThroughput", "msgs/s", num))
 	w("| queued to sent at 20 messages/s, p50 | %s ms |\n", s.cell("OutboxLatency", "p50_ms", num))
 	w("| queued to sent at 20 messages/s, p99 | %s ms |\n", s.cell("OutboxLatency", "p99_ms", num))
+	w("| a mixed burst of 1,000 of every kind over 20 chats, each chat in order, each sent once | %s messages/s |\n",
+		s.cell("OutboxMixedBurst", "msgs/s", num))
+	w("\nEach kind at 20 messages/s over 5 chats (60 of each), queued to sent (target: p99 under 150 ms):\n\n")
+	w("| kind | p99 ms | max ms |\n|---|---|---|\n")
+	for _, kind := range []string{"text", "image", "video", "audio", "voice", "document", "sticker", "location", "contacts", "poll",
+		"reaction", "edit", "revoke"} {
+		w("| %s | %s | %s |\n", kind, s.cell("OutboxKinds", kind+"_p99_ms", num), s.cell("OutboxKinds", kind+"_max_ms", num))
+	}
 
 	w("\n## Realtime fan-out: 2,000 SSE clients over 2 workers\n\n")
 	w("200 incoming messages at 20/s through the sandbox driver; latency from the event's append to its\n")
