@@ -292,27 +292,41 @@ const wmRetryMemory = 24 * time.Hour
 // relays it to the sender's), encrypted with the file's media key; the
 // answer comes as events.MediaRetry (mediaRetried).
 func (d *Whatsmeow) RetryMedia(ctx context.Context, m *Incoming) error {
-	if m == nil || m.Media == nil || len(m.Media.Retry) == 0 {
-		return errors.New("whatsapp: retry media: the message keeps no retry data")
-	}
-	r, err := decodeMediaRetry(m.Media.Retry)
-	if err != nil {
-		return fmt.Errorf("whatsapp: retry media: %w", err)
-	}
-	info, err := r.info()
-	if err != nil {
-		return fmt.Errorf("whatsapp: retry media: %w", err)
-	}
-	key := r.handle.GetMediaKey()
-	if len(key) == 0 {
-		return errors.New("whatsapp: retry media: the media has no key")
-	}
 	cli, err := d.loggedIn()
 	if err != nil {
 		return err
 	}
-	id := types.MessageID(r.ID)
+	info, key, err := d.expectRetry(m)
+	if err != nil {
+		return fmt.Errorf("whatsapp: retry media: %w", err)
+	}
+	if err := cli.SendMediaRetryReceipt(ctx, &info, key); err != nil {
+		d.forgetRetry(types.MessageID(info.ID))
+		return actionError("retry media", err)
+	}
+	return nil
+}
+
+// expectRetry reads what m.Media.Retry keeps and remembers that an answer
+// is due: the message info and the media key the retry receipt needs.
+func (d *Whatsmeow) expectRetry(m *Incoming) (types.MessageInfo, []byte, error) {
+	if m == nil || m.Media == nil || len(m.Media.Retry) == 0 {
+		return types.MessageInfo{}, nil, errors.New("the message keeps no retry data")
+	}
+	r, err := decodeMediaRetry(m.Media.Retry)
+	if err != nil {
+		return types.MessageInfo{}, nil, err
+	}
+	info, err := r.info()
+	if err != nil {
+		return types.MessageInfo{}, nil, err
+	}
+	key := r.handle.GetMediaKey()
+	if len(key) == 0 {
+		return types.MessageInfo{}, nil, errors.New("the media has no key")
+	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.retries == nil {
 		d.retries = map[types.MessageID]pendingRetry{}
 	}
@@ -322,13 +336,8 @@ func (d *Whatsmeow) RetryMedia(ctx context.Context, m *Incoming) error {
 			delete(d.retries, k)
 		}
 	}
-	d.retries[id] = pendingRetry{chat: m.Chat, sender: m.Sender, retry: r, at: now}
-	d.mu.Unlock()
-	if err := cli.SendMediaRetryReceipt(ctx, &info, key); err != nil {
-		d.forgetRetry(id)
-		return actionError("retry media", err)
-	}
-	return nil
+	d.retries[types.MessageID(info.ID)] = pendingRetry{chat: m.Chat, sender: m.Sender, retry: r, at: now}
+	return info, key, nil
 }
 
 // mediaRetried is the answer to a media retry we asked for; false when we
