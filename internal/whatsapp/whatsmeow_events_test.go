@@ -8,8 +8,8 @@ import (
 
 	"github.com/rs/zerolog"
 	waBinary "go.mau.fi/whatsmeow/binary"
-	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
@@ -191,5 +191,103 @@ func TestWhatsmeowEventsLearnGroupAddressing(t *testing.T) {
 	cli.Store.LIDMigrationTimestamp = 1
 	if m, _ := d.addressOutgoing(ctx, cli, anna, dm); m.Target.Chat != annaLID.String() {
 		t.Errorf("after the migration: %q, want Anna's LID", m.Target.Chat)
+	}
+}
+
+// Reconnect and a pairing reach the supervisor as signals it applies in
+// order: the session reported, the attempt ended the way asked.
+func TestWhatsmeowSupervisorAppliesSignals(t *testing.T) {
+	ctx := context.Background()
+	cli := ourClient(t)
+	d := driverWith(cli)
+	d.paired, d.self, d.gen = true, ourPN.String(), 3
+	var sessions []Session
+	h := func(_ context.Context, ev Event) error {
+		if sc, ok := ev.(*SessionChanged); ok {
+			sessions = append(sessions, sc.Session)
+		}
+		return nil
+	}
+	if err := d.Reconnect(ctx, "silent for 5m0s"); err != nil {
+		t.Fatal(err)
+	}
+	s := <-d.sig
+	if s.gen != 3 {
+		t.Errorf("signal of client %d, want the current 3", s.gen)
+	}
+	conn := connection{started: time.Now(), connectedAt: time.Now().Add(-2 * time.Minute)}
+	res := d.apply(ctx, h, cli, s, &conn)
+	if res == nil || res.kind != attemptRetry || res.reason != "silent for 5m0s" || !res.stable {
+		t.Errorf("attempt ends %+v, want a retry after a stable connection", res)
+	}
+	want := Session{State: StateDisconnected, Reason: "silent for 5m0s", JID: ourPN.String()}
+	if len(sessions) != 1 || !sameSession(sessions[0], want) {
+		t.Errorf("sessions %+v, want %+v", sessions, want)
+	}
+
+	// A pairing: paired before "connecting" is reported, the attempt goes on.
+	d.paired, d.self, sessions = false, "", nil
+	handle := d.handler(ctx, h, nil, 3)
+	handle(&events.PairSuccess{ID: types.JID{User: "15550002222", Device: 4, Server: types.DefaultUserServer}})
+	if res := d.apply(ctx, h, cli, <-d.sig, &conn); res != nil {
+		t.Errorf("a pairing ended the attempt: %+v", res)
+	}
+	if !d.isPaired() || len(sessions) != 1 || sessions[0].State != StateConnecting || sessions[0].JID != "15550002222@s.whatsapp.net" {
+		t.Errorf("after pairing: paired %v, sessions %+v", d.isPaired(), sessions)
+	}
+	handle(&events.Connected{})
+	fresh := connection{}
+	d.apply(ctx, h, cli, <-d.sig, &fresh)
+	if fresh.connectedAt.IsZero() || sessions[len(sessions)-1].State != StateConnected {
+		t.Errorf("Connected: %+v, sessions %+v", fresh, sessions)
+	}
+
+	// Logged out remotely: unpaired, the attempt over.
+	handle(&events.LoggedOut{Reason: events.ConnectFailureLoggedOut})
+	res = d.apply(ctx, h, cli, <-d.sig, &fresh)
+	if res == nil || res.kind != attemptLoggedOut || d.isPaired() {
+		t.Errorf("logged out: %+v, paired %v", res, d.isPaired())
+	}
+
+	d.paired = false
+	if err := d.Reconnect(ctx, "x"); !errors.Is(err, ErrNotPaired) {
+		t.Errorf("Reconnect unpaired: %v, want ErrNotPaired", err)
+	}
+}
+
+// Without a connection every action says so (the API answers 503).
+func TestWhatsmeowActionsOffline(t *testing.T) {
+	ctx := context.Background()
+	for name, d := range map[string]*Whatsmeow{
+		"not running":   NewWhatsmeow(WhatsmeowConfig{StoreDir: t.TempDir(), Log: zerolog.Nop()}),
+		"not connected": driverWith(ourClient(t)),
+	} {
+		chat := anna.String()
+		for action, err := range map[string]error{
+			"mark read":     d.MarkRead(ctx, ReadMark{Chat: chat, IDs: []string{"3EB0A"}}),
+			"chat presence": d.SendChatPresence(ctx, chat, ChatRecording),
+			"presence":      d.SendPresence(ctx, true),
+			"reject call":   d.RejectCall(ctx, chat, "CALL1"),
+			"retry media":   d.RetryMedia(ctx, &Incoming{Media: &Media{Retry: []byte(`{"v":1}`)}}),
+			"ping":          d.Ping(ctx),
+		} {
+			if !errors.Is(err, ErrNotConnected) {
+				t.Errorf("%s: %s: %v, want ErrNotConnected", name, action, err)
+			}
+		}
+		if err := NewWhatsmeow(WhatsmeowConfig{}).Reconnect(ctx, "x"); !errors.Is(err, ErrNotConnected) {
+			t.Errorf("Reconnect without a client: %v", err)
+		}
+		// Bad input is refused as such, before the connection matters.
+		for action, err := range map[string]error{
+			"mark read without ids":  d.MarkRead(ctx, ReadMark{Chat: chat}),
+			"mark read, bad chat":    d.MarkRead(ctx, ReadMark{Chat: "nobody@example.com", IDs: []string{"3EB0A"}}),
+			"unknown chat presence":  d.SendChatPresence(ctx, chat, "dancing"),
+			"reject call without id": d.RejectCall(ctx, chat, ""),
+		} {
+			if err == nil || errors.Is(err, ErrNotConnected) {
+				t.Errorf("%s: %s: %v, want it refused", name, action, err)
+			}
+		}
 	}
 }

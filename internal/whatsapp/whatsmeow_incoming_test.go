@@ -243,7 +243,7 @@ func TestWhatsmeowMapMessages(t *testing.T) {
 				in.Poll = &msg.Poll{Question: "Toppings?", Options: []string{"cheese", "olives"}}
 			})},
 		{name: "reaction to our message", evt: delivered(fromAnna, &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
-			Key: &waCommon.MessageKey{ID: proto.String("3EB0OURS"), FromMe: proto.Bool(false), RemoteJID: proto.String(ourPN.String())},
+			Key:  &waCommon.MessageKey{ID: proto.String("3EB0OURS"), FromMe: proto.Bool(false), RemoteJID: proto.String(ourPN.String())},
 			Text: proto.String("👍")}}),
 			want: fromAnnaWant(func(in *Incoming) {
 				in.Kind, in.Reaction, in.ReactionTo = msg.KindReaction, "👍", "3EB0OURS"
@@ -433,7 +433,7 @@ func TestWhatsmeowMapReceipts(t *testing.T) {
 
 func TestWhatsmeowMapVCardPhones(t *testing.T) {
 	for vcard, want := range map[string][]string{
-		"BEGIN:VCARD\nTEL;type=CELL;type=VOICE;waid=4915112345678:+49 151 12345678\nEND:VCARD": {"+49 151 12345678"},
+		"BEGIN:VCARD\nTEL;type=CELL;type=VOICE;waid=4915112345678:+49 151 12345678\nEND:VCARD":              {"+49 151 12345678"},
 		"BEGIN:VCARD\r\nitem1.TEL:+1 555\r\nitem2.tel;TYPE=home:tel:+1 666\r\nNOTE:TEL:+1 777\r\nEND:VCARD": {"+1 555", "+1 666"},
 		"BEGIN:VCARD\nFN:nobody\nEND:VCARD": nil,
 	} {

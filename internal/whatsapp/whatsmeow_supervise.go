@@ -169,8 +169,7 @@ func (d *Whatsmeow) attempt(ctx context.Context, h Handler, cli *whatsmeow.Clien
 		return attemptResult{kind: attemptRetry, reason: err.Error()}
 	}
 
-	var connectedAt time.Time
-	stable := func() bool { return !connectedAt.IsZero() && time.Since(connectedAt) >= wmStableConnection }
+	conn := connection{started: started}
 	progress := false
 	missing := 0
 	tick := time.NewTicker(wmWatchdogInterval)
@@ -219,31 +218,12 @@ func (d *Whatsmeow) attempt(ctx context.Context, h Handler, cli *whatsmeow.Clien
 			if s.gen != gen {
 				continue
 			}
-			if s.paired != nil {
-				// Paired before reporting it, so "connecting" stays that.
-				d.mu.Lock()
-				d.paired = true
-				d.self = s.paired.ToNonAD().String()
-				d.mu.Unlock()
-				started = time.Now()
-			}
-			if s.session != nil {
-				d.report(ctx, h, *s.session)
-			}
-			if s.connected && connectedAt.IsZero() {
-				connectedAt = time.Now()
-			}
-			if s.forget != forgetNone {
-				d.forgetDevice(ctx, cli, s.forget == forgetLocal)
-			}
-			if s.end != nil {
-				res := *s.end
-				res.stable = stable()
-				return res
+			if res := d.apply(ctx, h, cli, s, &conn); res != nil {
+				return *res
 			}
 
 		case <-tick.C:
-			if connectedAt.IsZero() && d.isPaired() && time.Since(started) > wmLoginTimeout {
+			if conn.connectedAt.IsZero() && d.isPaired() && time.Since(conn.started) > wmLoginTimeout {
 				d.report(ctx, h, Session{State: StateDisconnected, Reason: "timed out waiting for login"})
 				return attemptResult{kind: attemptRetry, reason: "timed out waiting for login"}
 			}
@@ -255,10 +235,50 @@ func (d *Whatsmeow) attempt(ctx context.Context, h Handler, cli *whatsmeow.Clien
 			// reconnects by itself right after pairing.
 			if missing++; missing >= 2 {
 				d.report(ctx, h, Session{State: StateDisconnected, Reason: "connection lost"})
-				return attemptResult{kind: attemptRetry, reason: "connection lost", stable: stable()}
+				return attemptResult{kind: attemptRetry, reason: "connection lost", stable: conn.stable()}
 			}
 		}
 	}
+}
+
+// connection is the supervisor's view of one connection attempt.
+type connection struct {
+	started     time.Time // dialled (or paired)
+	connectedAt time.Time // first Connected; zero before
+}
+
+// stable says whether the connection lasted long enough to reset the
+// back-off when it drops.
+func (c *connection) stable() bool {
+	return !c.connectedAt.IsZero() && time.Since(c.connectedAt) >= wmStableConnection
+}
+
+// apply does what a signal says, in order: a new pairing first (so the
+// session reported with it is "connecting"), the session, the connection
+// being up, the device gone; non-nil when the attempt is over.
+func (d *Whatsmeow) apply(ctx context.Context, h Handler, cli *whatsmeow.Client, s connSignal, conn *connection) *attemptResult {
+	if s.paired != nil {
+		d.mu.Lock()
+		d.paired = true
+		d.self = s.paired.ToNonAD().String()
+		d.mu.Unlock()
+		conn.started = time.Now()
+	}
+	if s.session != nil {
+		d.report(ctx, h, *s.session)
+	}
+	if s.connected && conn.connectedAt.IsZero() {
+		conn.connectedAt = time.Now()
+	}
+	if s.forget != forgetNone {
+		d.forgetDevice(ctx, cli, s.forget == forgetLocal)
+	}
+	if s.end == nil {
+		return nil
+	}
+	res := *s.end
+	res.stable = conn.stable()
+	return &res
 }
 
 // forgetDevice marks the device unpaired. After our own Logout it also
