@@ -134,7 +134,6 @@ func (d *Whatsmeow) mapMessage(ctx context.Context, cli *whatsmeow.Client, e *ev
 		for _, c := range x.GetContacts() {
 			in.Contacts = append(in.Contacts, contactCard(c))
 		}
-		in.Text = x.GetDisplayName()
 		r.context(in, x.GetContextInfo())
 	case pollCreation(m) != nil:
 		x := pollCreation(m)
