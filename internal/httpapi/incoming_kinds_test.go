@@ -199,6 +199,8 @@ func TestEveryIncomingKindInTheHistoryAndTheLog(t *testing.T) {
 	} {
 		t.Run(c.kind, func(t *testing.T) {
 			id := e.inject(t, c.body)
+			// Announced once stored whole (a file included).
+			ev := e.incomingEvent(t, id)
 			m := e.item(t, chat, id, nil)
 			if m["kind"] != c.kind || m["direction"] != "in" {
 				t.Errorf("%s: kind %v direction %v", c.kind, m["kind"], m["direction"])
@@ -206,7 +208,6 @@ func TestEveryIncomingKindInTheHistoryAndTheLog(t *testing.T) {
 			if why := c.check(m); why != "" {
 				t.Errorf("%s in the history: %v, want %s", c.kind, m, why)
 			}
-			ev := e.incomingEvent(t, id)
 			if ev["kind"] != c.kind {
 				t.Errorf("%s: message.incoming %v has kind %v", c.kind, ev, ev["kind"])
 			}
@@ -474,7 +475,10 @@ func TestRevokesRemoveTheContent(t *testing.T) {
 			e := incomingServer(t, config.WhatsApp{KeepRevoked: keep})
 			const chat = "491701234567@s.whatsapp.net"
 			photo := e.inject(t, `{"chat":"+491701234567","kind":"image","caption":"my address is 1 Main St"}`)
-			before := e.item(t, chat, photo, func(m map[string]any) bool { return m["media"] != nil })
+			before := e.item(t, chat, photo, func(m map[string]any) bool {
+				media, _ := m["media"].(map[string]any)
+				return media["file_id"] != nil
+			})
 			fileID := before["media"].(map[string]any)["file_id"]
 			e.inject(t, `{"chat":"+491701234567","kind":"revoke","target_wa_id":"`+photo+`"}`)
 			m := e.item(t, chat, photo, func(m map[string]any) bool { return m["revoked_at"] != nil })
