@@ -79,6 +79,13 @@ type WhatsApp struct {
 	MaxAttempts       int           // transient failures before a message fails
 	MediaMaxBytes     int64         // largest incoming media downloaded
 	RateLimitPause    time.Duration // sends pause this long when WhatsApp says we send too fast
+	// KeepRevoked keeps the content of a message its sender deleted for
+	// everyone; by default it is removed, as the sender asked.
+	KeepRevoked bool
+	// RejectCalls rejects every call offered; RejectCallsMessage, when
+	// set, is sent to the caller then.
+	RejectCalls        bool
+	RejectCallsMessage string
 }
 
 // Webhooks is how the primary delivers webhooks.

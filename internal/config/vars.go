@@ -206,6 +206,21 @@ var vars = []variable{
 			c.WhatsApp.MediaMaxBytes = n
 			return nil
 		}},
+	{name: "WHATSAPP_KEEP_REVOKED", doc: "true: a message its sender deleted for everyone keeps its text and media (marked revoked); false: its content is removed, as the sender asked",
+		def: fixed("false"), parse: oneOf(func(c *Config, v string) { c.WhatsApp.KeepRevoked = v == "true" }, "true", "false")},
+	{name: "WHATSAPP_REJECT_CALLS", doc: "true: every call offered is rejected at once (it is announced either way, call.offered)",
+		def: fixed("false"), parse: oneOf(func(c *Config, v string) { c.WhatsApp.RejectCalls = v == "true" }, "true", "false")},
+	{name: "WHATSAPP_REJECT_CALLS_MESSAGE", doc: "with WHATSAPP_REJECT_CALLS, a text sent to the caller through the outbox after each rejected call (once per call); empty: none",
+		emptyOK: true, def: fixed(""), parse: func(c *Config, v string) error {
+			if v != "" && !c.WhatsApp.RejectCalls {
+				return errors.New("empty unless WHATSAPP_REJECT_CALLS=true (no call is rejected to send it after)")
+			}
+			if len(v) > 65536 {
+				return errors.New("a text of at most 65536 bytes")
+			}
+			c.WhatsApp.RejectCallsMessage = v
+			return nil
+		}},
 	{name: "APP_WORKER_ID", doc: "worker number, set by systemd (%i) or `app run`",
 		def: fixed("1"), parse: func(c *Config, v string) error {
 			if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1024 {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
@@ -140,7 +141,8 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 // their kind (docs/SANDBOX.md).
 var sandboxActions = map[string]map[string]sandboxField{
 	"scan":       nil,
-	"incoming":   {"chat": textField, "text": textField, "sender": textField, "push_name": textField, "reply_to": textField, "chat_name": textField},
+	"incoming":   incomingFields,
+	"call":       {"from": textField, "video": flagField, "group": textField},
 	"fail_next":  {"reason": textField, "retryable": flagField, "rate_limited": flagField},
 	"disconnect": {"reason": textField, "seconds": secondsField},
 	"logout":     {"reason": textField},
@@ -154,6 +156,8 @@ const (
 	textField    sandboxField = iota // a string
 	flagField                        // true or false
 	secondsField                     // a whole number of seconds, 0 to a day
+	numberField                      // a number (each action checks its range)
+	listField                        // a JSON array, passed on as its JSON
 )
 
 func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
@@ -190,21 +194,27 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 				out[k] = strconv.FormatInt(int64(v), 10)
 				continue
 			}
+			if kind == numberField {
+				out[k] = strconv.FormatFloat(v, 'f', -1, 64)
+				continue
+			}
+		case []any:
+			if kind == listField {
+				b, _ := json.Marshal(v)
+				out[k] = string(b)
+				continue
+			}
 		}
 		msg := map[sandboxField]string{textField: " must be a string", flagField: " must be true or false",
-			secondsField: " must be a whole number of seconds from 0 to 86400"}[kind]
+			secondsField: " must be a whole number of seconds from 0 to 86400", numberField: " must be a number",
+			listField: " must be an array"}[kind]
 		writeError(w, r, http.StatusBadRequest, "invalid", k+msg, k)
 		return
 	}
-	if action == "incoming" && (out["chat"] == "" || out["text"] == "") {
-		field := "chat"
-		if out["chat"] != "" {
-			field = "text"
-		}
-		writeError(w, r, http.StatusBadRequest, "invalid", field+" is required", field)
+	if action == "incoming" && !checkIncoming(w, r, out) {
 		return
 	}
-	if action == "incoming" && !normalizeIncoming(w, r, out) {
+	if action == "call" && !checkCall(w, r, out) {
 		return
 	}
 	s.command(w, r, "sandbox."+action, out)

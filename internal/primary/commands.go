@@ -2,11 +2,8 @@ package primary
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"app/internal/store"
@@ -86,14 +83,21 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		// The message id comes from the command's: a primary that stops
 		// before recording the outcome runs the command again on the next
 		// lease, and the same message arriving twice is stored once.
-		sum := sha256.Sum256([]byte(c.ID))
-		m, err := sb.Receive(whatsapp.Incoming{ID: "3A" + strings.ToUpper(hex.EncodeToString(sum[:9])), Chat: c.Args["chat"],
-			Sender: c.Args["sender"], PushName: c.Args["push_name"], Text: c.Args["text"], ReplyTo: c.Args["reply_to"],
-			ChatName: c.Args["chat_name"]})
+		in, err := sandboxIncoming("3A"+sandboxMessageID(c.ID), c.Args)
+		if err != nil {
+			return nil, err
+		}
+		m, err := sb.Receive(in)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]string{"wa_id": m.ID}, nil
+	case "sandbox.call":
+		call, err := sb.OfferCall(sandboxCall(c.ID, c.Args))
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"call_id": call.ID}, nil
 	case "sandbox.fail_next":
 		sb.FailNext(whatsapp.SendError{Reason: c.Args["reason"], Retryable: c.Args["retryable"] == "true",
 			RateLimited: c.Args["rate_limited"] == "true"})

@@ -187,6 +187,8 @@ func (w *WhatsApp) handle(ctx context.Context, ev whatsapp.Event) error {
 		return w.onIncoming(ctx, e)
 	case *whatsapp.Receipt:
 		return w.onReceipt(ctx, e)
+	case *whatsapp.Call:
+		return w.onCall(ctx, e)
 	}
 	return nil
 }
@@ -255,6 +257,9 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 			clear(w.pushNames) // a cache of writes saved, not a record
 		}
 		w.pushNames[m.Sender] = m.PushName
+	}
+	if handled, err := w.onKinds(ctx, m, &doc); handled || err != nil {
+		return err
 	}
 	if doc.Media == nil {
 		// Stored with its event's position and announced in one step.
@@ -921,7 +926,11 @@ func (l *EventLog) reconcile(ctx context.Context) error {
 		changes = append(changes, c)
 	}
 	for _, m := range in {
-		changes = append(changes, change{seq: m.EventSeq, id: m.Key, evs: []Entry{{"message.incoming", incomingEvent(m)}}})
+		evs, err := incomingEntries(ctx, l.store, m)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, change{seq: m.EventSeq, id: m.Key, evs: evs})
 	}
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.seq, b.seq) })
 	for _, c := range changes {

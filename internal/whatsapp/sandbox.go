@@ -62,6 +62,7 @@ type Sandbox struct {
 	failures []SendError
 	sent     []Outgoing
 	seen     map[string]int // message id -> sends
+	rejected []RejectedCall // calls rejected through RejectCall, in order
 	gen      int            // counts Runs; a timer of an earlier Run does nothing
 }
 
@@ -110,7 +111,7 @@ func (s *Sandbox) save() {
 	_ = os.WriteFile(filepath.Join(s.cfg.Dir, "sandbox.json"), b, 0o600)
 }
 
-// held is an incoming message or receipt WhatsApp holds for us, to be
+// held is an incoming message, receipt or call WhatsApp holds for us, to be
 // delivered from At on; one line of sandbox-queue.jsonl (Ack lines mark
 // the acknowledged).
 type held struct {
@@ -119,12 +120,16 @@ type held struct {
 	In      *Incoming `json:"incoming,omitempty"`
 	Media   []byte    `json:"media,omitempty"` // In.Media.Handle, the sandbox's media bytes
 	Receipt *Receipt  `json:"receipt,omitempty"`
+	Call    *Call     `json:"call,omitempty"`
 	Ack     int64     `json:"ack,omitempty"`
 }
 
 func (h *held) event() Event {
 	if h.In != nil {
 		return h.In
+	}
+	if h.Call != nil {
+		return h.Call
 	}
 	return h.Receipt
 }
@@ -240,7 +245,7 @@ func (s *Sandbox) loadLocked(reload bool) error {
 			acked[h.Ack] = true
 			continue
 		}
-		if h.In == nil && h.Receipt == nil {
+		if h.In == nil && h.Receipt == nil && h.Call == nil {
 			continue
 		}
 		if h.In != nil && h.In.Media != nil {
@@ -618,6 +623,9 @@ func (s *Sandbox) Receive(m Incoming) (Incoming, error) {
 	}
 	if m.Sender == "" {
 		m.Sender = m.Chat
+		if m.FromMe && s.jid != "" {
+			m.Sender = s.jid // written on our phone
+		}
 	}
 	if m.Timestamp.IsZero() {
 		m.Timestamp = time.Now()
