@@ -13,6 +13,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"app/internal/msg"
 	"app/internal/store"
 	"app/internal/whatsapp"
 )
@@ -35,13 +36,15 @@ type chatView struct {
 	Kind           string    `json:"kind"` // user, group, broadcast or newsletter
 	Phone          string    `json:"phone,omitempty"`
 	Name           string    `json:"name,omitempty"`
+	PN             string    `json:"pn,omitempty"`  // a one-to-one chat's person by number, where known
+	LID            string    `json:"lid,omitempty"` // and by LID, where known
 	LastMessageAt  time.Time `json:"last_message_at"`
 	LastIncomingAt time.Time `json:"last_incoming_at,omitzero"`
 	FirstOutgoing  time.Time `json:"first_outgoing_at,omitzero"`
 }
 
 func chatOf(c store.Chat) chatView {
-	v := chatView{JID: c.JID, Name: cmp.Or(c.Name, c.PushName), LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
+	v := chatView{JID: c.JID, Name: cmp.Or(c.Name, c.PushName), PN: c.PN, LID: c.LID, LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
 	switch _, server, _ := strings.Cut(c.JID, "@"); server {
 	case "s.whatsapp.net":
 		v.Kind, v.Phone = "user", "+"+strings.TrimSuffix(c.JID, "@s.whatsapp.net")
@@ -140,6 +143,9 @@ type chatItem struct {
 	Status    string          `json:"status,omitempty"`
 	At        time.Time       `json:"at"`
 	ns        int64
+
+	// Addr is the chat and sender by number and LID, where known.
+	msg.Addr
 }
 
 // attachmentView is a received attachment as the API shows it, in the names
@@ -152,6 +158,9 @@ type attachmentView struct {
 	SHA256   string `json:"sha256,omitempty"`
 	FileID   string `json:"file_id,omitempty"`
 	Skipped  string `json:"skipped,omitempty"`
+	// Pending: the file was gone from WhatsApp's servers and is asked of
+	// the sender's phone (message.updated tells when it came).
+	Pending bool `json:"pending,omitempty"`
 }
 
 func attachmentOf(m *store.MediaRef) *attachmentView {
@@ -159,7 +168,7 @@ func attachmentOf(m *store.MediaRef) *attachmentView {
 		return nil
 	}
 	return &attachmentView{MimeType: m.MimeType, Size: m.Size, FileName: m.FileName, Caption: m.Caption,
-		SHA256: hex.EncodeToString(m.SHA256), FileID: m.FileID, Skipped: m.Skipped}
+		SHA256: hex.EncodeToString(m.SHA256), FileID: m.FileID, Skipped: m.Skipped, Pending: m.Pending}
 }
 
 // chatMessages is a chat's history, both directions, newest first: the
@@ -191,11 +200,11 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	var items []chatItem
 	for _, m := range in {
 		items = append(items, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName, Kind: m.Kind,
-			Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano()})
+			Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano(), Addr: m.Addr})
 	}
 	for _, m := range out {
 		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: "text", Text: m.Text, ReplyTo: m.ReplyTo,
-			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
+			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS, Addr: m.Addr})
 	}
 	// Newest first, in the order both store cursors use.
 	slices.SortFunc(items, func(a, b chatItem) int {

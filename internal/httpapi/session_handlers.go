@@ -140,7 +140,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 // their kind (docs/SANDBOX.md).
 var sandboxActions = map[string]map[string]sandboxField{
 	"scan":       nil,
-	"incoming":   {"chat": textField, "text": textField, "sender": textField, "push_name": textField, "reply_to": textField, "chat_name": textField},
+	"incoming":   {"chat": textField, "text": textField, "sender": textField, "push_name": textField, "reply_to": textField, "chat_name": textField, "chat_lid": textField, "sender_lid": textField, "pn_known": flagField, "media_expired": flagField, "media_retry_fails": flagField},
 	"fail_next":  {"reason": textField, "retryable": flagField, "rate_limited": flagField},
 	"disconnect": {"reason": textField, "seconds": secondsField},
 	"logout":     {"reason": textField},
@@ -232,7 +232,7 @@ func normalizeIncoming(w http.ResponseWriter, r *http.Request, args map[string]s
 		}
 		args["sender"] = jid
 	}
-	return true
+	return normalizeLIDs(w, r, args)
 }
 
 // command leaves a command for the primary and answers with its outcome.

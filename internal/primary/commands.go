@@ -87,9 +87,11 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		// before recording the outcome runs the command again on the next
 		// lease, and the same message arriving twice is stored once.
 		sum := sha256.Sum256([]byte(c.ID))
-		m, err := sb.Receive(whatsapp.Incoming{ID: "3A" + strings.ToUpper(hex.EncodeToString(sum[:9])), Chat: c.Args["chat"],
+		in := whatsapp.Incoming{ID: "3A" + strings.ToUpper(hex.EncodeToString(sum[:9])), Chat: c.Args["chat"],
 			Sender: c.Args["sender"], PushName: c.Args["push_name"], Text: c.Args["text"], ReplyTo: c.Args["reply_to"],
-			ChatName: c.Args["chat_name"]})
+			ChatName: c.Args["chat_name"]}
+		sandboxAddress(c.Args, &in)
+		m, err := sb.Receive(in)
 		if err != nil {
 			return nil, err
 		}
