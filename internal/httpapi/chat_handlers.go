@@ -50,6 +50,9 @@ func chatOf(c store.Chat) chatView {
 		v.Kind, v.Phone = "user", "+"+strings.TrimSuffix(c.JID, "@s.whatsapp.net")
 	case "lid": // a user known by their LID, whose number WhatsApp hides
 		v.Kind = "user"
+		if c.PN != "" { // learned since
+			v.Phone = "+" + strings.TrimSuffix(c.PN, "@s.whatsapp.net")
+		}
 	case "g.us":
 		v.Kind = "group"
 	case "newsletter":

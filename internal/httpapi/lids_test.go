@@ -230,6 +230,9 @@ func TestALIDWithoutNumberIsAChatUntilTheNumberIsLearned(t *testing.T) {
 		t.Fatalf("chats %v, want the LID's, a user", chats)
 	}
 	wantAddr(t, "LID chat", chats[bobLID], map[string]string{"pn": "", "lid": bobLID})
+	if chats[bobLID]["phone"] != nil {
+		t.Errorf("the LID's chat shows phone %v before the number is known", chats[bobLID]["phone"])
+	}
 	wantAddr(t, "message.incoming", e.eventsOf(t, "message.incoming")[0], map[string]string{"chat_pn": "", "chat_lid": bobLID})
 
 	// Answered by the LID, which the driver sends to as it is.
@@ -254,6 +257,9 @@ func TestALIDWithoutNumberIsAChatUntilTheNumberIsLearned(t *testing.T) {
 	}
 	chats = e.chats(t, "/v1/chats")
 	wantAddr(t, "LID chat", chats[bobLID], map[string]string{"pn": bobPN, "lid": bobLID})
+	if chats[bobLID]["phone"] != "+4915112345678" {
+		t.Errorf("the LID's chat shows phone %v, want the number learned", chats[bobLID]["phone"])
+	}
 	wantAddr(t, "number's chat", chats[bobPN], map[string]string{"pn": bobPN, "lid": bobLID})
 	contacts := e.chats(t, "/v1/contacts")
 	wantAddr(t, "LID contact", contacts[bobLID], map[string]string{"pn": bobPN, "lid": bobLID})

@@ -150,8 +150,9 @@ func (w *WhatsApp) pairChat(ctx context.Context, jid, pn, lid string) error {
 
 // addressIncoming learns the pairs m carries, fills its Addr from the map
 // where m leaves a form out, and names its chat and sender by the number
-// where known (a one-to-one chat only: a group is its own JID). It also
-// keeps the sender's contact's forms. An error leaves m unacknowledged.
+// where known (a one-to-one chat only: a group is its own JID), and the
+// message a Target names likewise. It also keeps the sender's contact's
+// forms. An error leaves m unacknowledged.
 func (w *WhatsApp) addressIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 	a := &m.Addr
 	user := store.IsUserChat(m.Chat)
@@ -179,6 +180,22 @@ func (w *WhatsApp) addressIncoming(ctx context.Context, m *whatsapp.Incoming) er
 	}
 	if store.IsLID(m.Sender) && a.SenderPN != "" {
 		m.Sender = a.SenderPN
+	}
+	// A reaction, edit, revoke or vote names its message as WhatsApp
+	// does, perhaps by LID: by the number where known, as it was stored.
+	if t := m.Target; t != nil {
+		for _, jid := range []*string{&t.Chat, &t.Sender} {
+			if !store.IsLID(*jid) {
+				continue
+			}
+			pn, err := w.partnerOf(ctx, *jid)
+			if err != nil {
+				return err
+			}
+			if pn != "" {
+				*jid = pn
+			}
+		}
 	}
 	if m.FromMe || !store.IsUserChat(m.Sender) {
 		return nil

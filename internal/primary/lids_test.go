@@ -208,4 +208,19 @@ func TestNewestLIDMappingWins(t *testing.T) {
 	if m.ChatPN != "" || m.ChatLID != oldLID {
 		t.Errorf("the old LID's message %+v, want it by the LID alone", m.Addr)
 	}
+	// A reaction naming alice's message by her LID names it by the number,
+	// as the message was stored.
+	two, err := st.IncomingMessages(ctx, alice, 10)
+	if err != nil || len(two) != 2 {
+		t.Fatalf("alice's chat holds %d messages, %v", len(two), err)
+	}
+	r := send(whatsapp.Incoming{Chat: newLID, Body: msg.Body{Kind: msg.KindReaction, Reaction: "👍",
+		Target: &msg.Target{WAID: two[1].WAID, Chat: newLID, Sender: newLID}}})
+	waitFor(t, "the reaction stored", 10*time.Second, func() (bool, string) {
+		_, err := st.IncomingMessage(ctx, alice+"/"+alice+"/"+r)
+		return err == nil, fmt.Sprint(err)
+	})
+	if got := incomingMsg(t, st, alice+"/"+alice+"/"+r).Target; got == nil || got.Chat != alice || got.Sender != alice {
+		t.Errorf("the reaction's target %+v, want alice's message by her number", got)
+	}
 }
