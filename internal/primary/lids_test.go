@@ -64,7 +64,7 @@ func TestPendingMediaIsAskedForAgainAfterARestart(t *testing.T) {
 	})
 	stopA()
 	old := store.IncomingMessage{WAID: "3AOLD", Chat: alice, Sender: alice, Body: msg.Body{Kind: msg.KindImage},
-		Media: &store.MediaRef{MimeType: "image/jpeg", Size: 3, Pending: true, Retry: in.Media.Retry},
+		Media:  &store.MediaRef{MimeType: "image/jpeg", Size: 3, Pending: true, Retry: in.Media.Retry},
 		SentAt: time.Now().Add(-49 * time.Hour), ReceivedAt: time.Now().Add(-48 * time.Hour)}
 	if _, err := st.SaveIncoming(ctx, old); err != nil {
 		t.Fatal(err)
