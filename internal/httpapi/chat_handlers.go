@@ -36,18 +36,23 @@ type chatView struct {
 	Kind           string    `json:"kind"` // user, group, broadcast or newsletter
 	Phone          string    `json:"phone,omitempty"`
 	Name           string    `json:"name,omitempty"`
+	PN             string    `json:"pn,omitempty"`  // a one-to-one chat's person by number, where known
+	LID            string    `json:"lid,omitempty"` // and by LID, where known
 	LastMessageAt  time.Time `json:"last_message_at"`
 	LastIncomingAt time.Time `json:"last_incoming_at,omitzero"`
 	FirstOutgoing  time.Time `json:"first_outgoing_at,omitzero"`
 }
 
 func chatOf(c store.Chat) chatView {
-	v := chatView{JID: c.JID, Name: cmp.Or(c.Name, c.PushName), LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
+	v := chatView{JID: c.JID, Name: cmp.Or(c.Name, c.PushName), PN: c.PN, LID: c.LID, LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
 	switch _, server, _ := strings.Cut(c.JID, "@"); server {
 	case "s.whatsapp.net":
 		v.Kind, v.Phone = "user", "+"+strings.TrimSuffix(c.JID, "@s.whatsapp.net")
 	case "lid": // a user known by their LID, whose number WhatsApp hides
 		v.Kind = "user"
+		if c.PN != "" { // learned since
+			v.Phone = "+" + strings.TrimSuffix(c.PN, "@s.whatsapp.net")
+		}
 	case "g.us":
 		v.Kind = "group"
 	case "newsletter":
@@ -159,6 +164,9 @@ type attachmentView struct {
 	SHA256   string `json:"sha256,omitempty"`
 	FileID   string `json:"file_id,omitempty"`
 	Skipped  string `json:"skipped,omitempty"`
+	// Pending: the file was gone from WhatsApp's servers and is asked of
+	// the sender's phone (message.updated tells when it came).
+	Pending bool `json:"pending,omitempty"`
 }
 
 func attachmentOf(m *store.MediaRef) *attachmentView {
@@ -166,7 +174,7 @@ func attachmentOf(m *store.MediaRef) *attachmentView {
 		return nil
 	}
 	return &attachmentView{MimeType: m.MimeType, Size: m.Size, FileName: m.FileName, Caption: m.Caption,
-		SHA256: hex.EncodeToString(m.SHA256), FileID: m.FileID, Skipped: m.Skipped}
+		SHA256: hex.EncodeToString(m.SHA256), FileID: m.FileID, Skipped: m.Skipped, Pending: m.Pending}
 }
 
 // chatMessages is a chat's history, both directions, newest first: the
@@ -201,7 +209,7 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	for _, m := range out {
 		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: "text", Text: m.Text, ReplyTo: m.ReplyTo,
-			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
+			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS, Addr: m.Addr})
 	}
 	// Newest first, in the order both store cursors use.
 	slices.SortFunc(items, func(a, b chatItem) int {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"app/internal/msg"
 	"app/internal/store"
 	"app/internal/whatsapp"
 )
@@ -63,12 +64,15 @@ type messageView struct {
 	DeliveredAt time.Time      `json:"delivered_at,omitzero"`
 	ReadAt      time.Time      `json:"read_at,omitzero"`
 	FinishedAt  time.Time      `json:"finished_at,omitzero"`
+
+	// Addr is the recipient by number and LID, where known (from its send).
+	msg.Addr
 }
 
 func viewOf(m store.OutboxMessage) messageView {
 	return messageView{ID: m.ID, To: m.Chat, Text: m.Text, ReplyTo: m.ReplyTo, MediaID: m.MediaID, MediaType: m.MediaType, Status: m.Status, WAID: m.WAID,
 		Attempts: m.Attempts, Waiting: m.Waiting, Error: m.Error, QueuedAt: m.QueuedAt, SentAt: m.SentAt,
-		DeliveredAt: m.DeliveredAt, ReadAt: m.ReadAt, FinishedAt: m.FinishedAt}
+		DeliveredAt: m.DeliveredAt, ReadAt: m.ReadAt, FinishedAt: m.FinishedAt, Addr: m.Addr}
 }
 
 // MessageRequest is the body of POST /v1/messages.

@@ -58,6 +58,8 @@ var (
 		"contacts": listField, "question": textField, "options": listField, "selectable": numberField,
 		"vote": listField, "emoji": textField,
 		"target_wa_id": textField, "target_sender": textField, "target_from_me": flagField,
+		"chat_lid": textField, "sender_lid": textField, "pn_known": flagField,
+		"media_expired": flagField, "media_retry_fails": flagField,
 	}
 )
 

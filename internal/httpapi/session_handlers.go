@@ -242,7 +242,7 @@ func normalizeIncoming(w http.ResponseWriter, r *http.Request, args map[string]s
 		}
 		args["sender"] = jid
 	}
-	return true
+	return normalizeLIDs(w, r, args)
 }
 
 // command leaves a command for the primary and answers with its outcome.

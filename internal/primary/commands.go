@@ -87,6 +87,7 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		if err != nil {
 			return nil, err
 		}
+		sandboxAddress(c.Args, &in)
 		m, err := sb.Receive(in)
 		if err != nil {
 			return nil, err

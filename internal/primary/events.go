@@ -40,10 +40,13 @@ type messageStatus struct {
 	Error    *store.Failure `bson:"error,omitempty" json:"error,omitempty"`
 	Waiting  string         `bson:"waiting,omitempty" json:"waiting,omitempty"`
 	At       time.Time      `bson:"at" json:"at"`
+
+	// Addr is the recipient by number and LID, where known (lids.go).
+	msg.Addr `bson:",inline"`
 }
 
 func statusEvent(m store.OutboxMessage) messageStatus {
-	return messageStatus{ID: m.ID, Chat: m.Chat, WAID: m.WAID, Status: m.Status, Attempts: m.Attempts,
+	return messageStatus{ID: m.ID, Chat: m.Chat, WAID: m.WAID, Addr: m.Addr, Status: m.Status, Attempts: m.Attempts,
 		Error: m.Error, Waiting: m.Waiting, At: time.Now()}
 }
 

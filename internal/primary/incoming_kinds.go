@@ -166,7 +166,7 @@ func (w *WhatsApp) onChange(ctx context.Context, doc store.IncomingMessage) erro
 // or a revoke that changed its target, that change (as onChange appended
 // them), so a stopped primary's last step is announced whole.
 func incomingEntries(ctx context.Context, st store.Store, m store.IncomingMessage) ([]Entry, error) {
-	evs := []Entry{{"message.incoming", incomingEvent(m)}}
+	evs := []Entry{incomingEntry(m)}
 	if changeOf[m.Kind] == "" || m.Target == nil || m.Target.WAID == "" {
 		return evs, nil
 	}

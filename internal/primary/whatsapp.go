@@ -62,6 +62,10 @@ type WhatsApp struct {
 	// pushNames are the push names saved per sender by this task (the
 	// handler's goroutine only), so an unchanged one is not written again.
 	pushNames map[string]string
+	// lids are the number-LID pairs (lids.go); mediaAsks the asks for
+	// expired files (media_retry.go).
+	lids      *lidCache
+	mediaAsks mediaAsks
 
 	// Test hooks around a send, to stop the task as a crash would.
 	beforeSend, afterSend func(id string)
@@ -89,6 +93,7 @@ func (w *WhatsApp) Run(ctx context.Context, epoch int64) error {
 	w.unsaved = map[string]time.Time{}
 	w.mu.Unlock()
 	w.pushNames = map[string]string{}
+	w.lids, w.mediaAsks = newLIDCache(), mediaAsks{}
 	w.stateMu.Lock()
 	w.session = whatsapp.Session{State: whatsapp.StateConnecting}
 	w.stateMu.Unlock()
@@ -182,13 +187,19 @@ func (w *WhatsApp) signal() {
 func (w *WhatsApp) handle(ctx context.Context, ev whatsapp.Event) error {
 	switch e := ev.(type) {
 	case *whatsapp.SessionChanged:
-		return w.onSession(ctx, e.Session)
+		if err := w.onSession(ctx, e.Session); err != nil {
+			return err
+		}
+		w.askPendingMedia(ctx, e.Session)
+		return nil
 	case *whatsapp.Incoming:
 		return w.onIncoming(ctx, e)
 	case *whatsapp.Receipt:
 		return w.onReceipt(ctx, e)
 	case *whatsapp.Call:
 		return w.onCall(ctx, e)
+	case *whatsapp.MediaRetried:
+		return w.onMediaRetried(ctx, e)
 	}
 	return nil
 }
@@ -231,6 +242,9 @@ func driverName(d whatsapp.Driver) string {
 }
 
 func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
+	if err := w.addressIncoming(ctx, m); err != nil {
+		return err
+	}
 	doc := store.IncomingMessage{WAID: m.ID, Chat: m.Chat, Sender: m.Sender, FromMe: m.FromMe, PushName: m.PushName,
 		Body: m.Body, Addr: m.Addr, Text: m.Text, ReplyTo: m.ReplyTo, ReactionTo: m.ReactionTo,
 		SentAt: m.Timestamp, ReceivedAt: time.Now()}
@@ -296,9 +310,13 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 	}
 	ref := w.fetchMedia(ctx, m, doc)
 	doc.Media = &ref
-	return w.Events.AppendWith(ctx, func(ctx context.Context, seq int64) error {
+	if err := w.Events.AppendWith(ctx, func(ctx context.Context, seq int64) error {
 		return w.Store.SetIncomingMedia(ctx, doc.Key, ref, seq)
-	}, Entry{"message.incoming", incomingEvent(doc)})
+	}, Entry{"message.incoming", incomingEvent(doc)}); err != nil {
+		return err
+	}
+	w.askMedia(ctx, doc)
+	return nil
 }
 
 // fetchMedia downloads an incoming attachment into GridFS, up to the cap.
@@ -313,6 +331,9 @@ func (w *WhatsApp) fetchMedia(ctx context.Context, m *whatsapp.Incoming, doc sto
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	file, err := w.Driver.Download(dctx, m.Media, w.Cfg.MediaMaxBytes)
+	if errors.Is(err, whatsapp.ErrMediaGone) {
+		return w.mediaGone(m, ref, err)
+	}
 	if err != nil {
 		w.Log.Warn().Err(err).Str("chat", m.Chat).Str("wa_id", m.ID).Msg("Cannot download the media of an incoming message; kept without it.")
 		ref.Skipped = "download failed: " + err.Error()
@@ -352,6 +373,7 @@ func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outg
 	if outgoing && c.FirstOutgoing.IsZero() {
 		c.FirstOutgoing = at
 	}
+	w.addressChat(ctx, &c)
 	if !outgoing && at.After(c.LastIncomingAt) {
 		c.LastIncomingAt = at
 	}
@@ -583,6 +605,7 @@ func (w *WhatsApp) sendOne(ctx context.Context, m store.OutboxMessage, inherited
 	}
 	cur.Status, cur.AttemptAt, cur.Epoch, cur.Waiting = store.StatusSending, time.Now(), w.epoch, ""
 	cur.Attempts++
+	w.addressOutgoing(ctx, &cur)
 	if _, err := w.Store.SaveOutbox(ctx, &cur); err != nil {
 		w.mu.Unlock()
 		return false, err // not sent: nothing is lost by trying later

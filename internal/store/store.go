@@ -171,6 +171,23 @@ type Store interface {
 	CountNewContactsSince(ctx context.Context, t time.Time) (int64, error)
 	SaveContactPushName(ctx context.Context, jid, name string) error
 	Contact(ctx context.Context, jid string) (Contact, error)
+
+	// Phone numbers and LIDs (lids.go): the pairs WhatsApp told us, a
+	// contact's two forms, and the messages whose file was asked of the
+	// sender's phone again.
+	//
+	// SaveLIDPair records that pn and lid are one person; it replaces any
+	// pair that had either (the newest mapping wins).
+	SaveLIDPair(ctx context.Context, pn, lid string) error
+	// LIDPair is the pair that has jid, given as either form; ErrNotFound
+	// when none has.
+	LIDPair(ctx context.Context, jid string) (LIDPair, error)
+	// SaveContactAddr records a contact's phone-number JID and LID (an
+	// empty one is left as stored), keeping its push name.
+	SaveContactAddr(ctx context.Context, jid, pn, lid string) error
+	// IncomingMediaPending lists incoming messages whose media is pending
+	// (MediaRef.Pending) received since since, oldest first.
+	IncomingMediaPending(ctx context.Context, since time.Time, limit int) ([]IncomingMessage, error)
 }
 
 // Engine opens one kind of database.

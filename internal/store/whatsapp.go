@@ -56,6 +56,10 @@ type IncomingMessage struct {
 	// stored before the event is appended (as OutboxMessage.EventSeq); 0
 	// while its media is being fetched.
 	EventSeq int64 `bson:"event_seq,omitempty"`
+	// EventChange says the event at EventSeq is a message.updated, of
+	// this change ("media": its pending file came, or will not); empty,
+	// its message.incoming.
+	EventChange string `bson:"event_change,omitempty"`
 }
 
 // MediaRef describes an incoming attachment and where its bytes are.

@@ -12,12 +12,14 @@ var (
 	e164      = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 	userPart  = regexp.MustCompile(`^[1-9][0-9]{6,14}$`)
 	groupPart = regexp.MustCompile(`^[0-9]{5,20}(-[0-9]{5,20})?$`)
+	lidPart   = regexp.MustCompile(`^[1-9][0-9]{4,19}$`)
 )
 
 // NormalizeRecipient turns what a client gives as a recipient into the
 // chat JID the outbox and WhatsApp use: an E.164 number (+491701234567;
 // spaces, dashes and brackets are ignored), a user JID
-// (491701234567@s.whatsapp.net) or a group JID (120363...@g.us). The
+// (491701234567@s.whatsapp.net), a LID (a user WhatsApp names without
+// their number: 201001234567@lid) or a group JID (120363...@g.us). The
 // error says what is accepted.
 func NormalizeRecipient(s string) (string, error) {
 	s = strings.TrimSpace(s)
@@ -41,8 +43,12 @@ func NormalizeRecipient(s string) (string, error) {
 		if !groupPart.MatchString(jid.User) {
 			return "", errors.New("a group JID is digits (or digits-digits), then @g.us")
 		}
+	case types.HiddenUserServer:
+		if !lidPart.MatchString(jid.User) {
+			return "", errors.New("a LID is digits, then @lid")
+		}
 	default:
-		return "", errors.New("a user (@s.whatsapp.net) or group (@g.us) JID")
+		return "", errors.New("a user (@s.whatsapp.net or @lid) or group (@g.us) JID")
 	}
 	return jid.ToNonAD().String(), nil
 }

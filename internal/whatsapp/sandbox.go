@@ -27,6 +27,9 @@ type SandboxConfig struct {
 	ReadDelay      time.Duration // after the send; default 1s
 	ConnectDelay   time.Duration // from Run (or a reconnect) to connected; default 50ms
 	QRRotate       time.Duration // a new QR code this often while pairing; default 20s
+	// MediaRetryDelay is how long the phone takes to send a file again
+	// (RetryMedia); default 100ms.
+	MediaRetryDelay time.Duration
 	// Paired starts it paired as this JID when Dir holds no pairing
 	// (tests); empty starts unpaired with a QR code.
 	Paired string
@@ -115,23 +118,39 @@ func (s *Sandbox) save() {
 // delivered from At on; one line of sandbox-queue.jsonl (Ack lines mark
 // the acknowledged).
 type held struct {
-	N       int64     `json:"n"`
-	At      time.Time `json:"at,omitzero"`
-	In      *Incoming `json:"incoming,omitempty"`
-	Media   []byte    `json:"media,omitempty"` // In.Media.Handle, the sandbox's media bytes
-	Receipt *Receipt  `json:"receipt,omitempty"`
-	Call    *Call     `json:"call,omitempty"`
-	Ack     int64     `json:"ack,omitempty"`
+	N       int64         `json:"n"`
+	At      time.Time     `json:"at,omitzero"`
+	In      *Incoming     `json:"incoming,omitempty"`
+	Media   []byte        `json:"media,omitempty"` // In.Media.Handle, the sandbox's media bytes
+	Receipt *Receipt      `json:"receipt,omitempty"`
+	Retried *MediaRetried `json:"media_retried,omitempty"`
+	Call    *Call         `json:"call,omitempty"`
+	Ack     int64         `json:"ack,omitempty"`
 }
 
 func (h *held) event() Event {
-	if h.In != nil {
+	switch {
+	case h.In != nil:
 		return h.In
-	}
-	if h.Call != nil {
+	case h.Retried != nil:
+		return h.Retried
+	case h.Receipt != nil:
+		return h.Receipt
+	case h.Call != nil:
 		return h.Call
 	}
-	return h.Receipt
+	return nil
+}
+
+// media is the held event's file, whose bytes are kept in Media.
+func (h *held) media() *Media {
+	switch {
+	case h.In != nil:
+		return h.In.Media
+	case h.Retried != nil:
+		return h.Retried.Media
+	}
+	return nil
 }
 
 const queueFile = "sandbox-queue.jsonl"
@@ -166,8 +185,8 @@ func (s *Sandbox) holdLocked(hs ...*held) error {
 		if h.At.IsZero() {
 			h.At = time.Now()
 		}
-		if h.In != nil && h.In.Media != nil {
-			h.Media, _ = h.In.Media.Handle.([]byte)
+		if md := h.media(); md != nil {
+			h.Media, _ = md.Handle.([]byte)
 		}
 		if s.qfile != nil {
 			if err := s.writeLocked(h); err != nil {
@@ -245,11 +264,11 @@ func (s *Sandbox) loadLocked(reload bool) error {
 			acked[h.Ack] = true
 			continue
 		}
-		if h.In == nil && h.Receipt == nil && h.Call == nil {
+		if h.event() == nil {
 			continue
 		}
-		if h.In != nil && h.In.Media != nil {
-			h.In.Media.Handle = h.Media
+		if md := h.media(); md != nil {
+			md.Handle = h.Media
 		}
 		maxN = max(maxN, h.N)
 		kept = append(kept, &h)
@@ -534,6 +553,9 @@ func (s *Sandbox) Download(ctx context.Context, m *Media, maxBytes int64) (io.Re
 	}
 	if m.Size > maxBytes {
 		return nil, fmt.Errorf("whatsapp: media of %d bytes is over the limit of %d", m.Size, maxBytes)
+	}
+	if err := goneMedia(m); err != nil {
+		return nil, err
 	}
 	b, _ := m.Handle.([]byte)
 	return io.NopCloser(bytes.NewReader(b)), nil

@@ -16,6 +16,5 @@ func (s *Sandbox) SendChatPresence(ctx context.Context, chat string, p ChatPrese
 	return errTODO
 }
 func (s *Sandbox) SendPresence(ctx context.Context, online bool) error { return errTODO }
-func (s *Sandbox) RetryMedia(ctx context.Context, m *Incoming) error   { return errTODO }
 func (s *Sandbox) Ping(ctx context.Context) error                      { return errTODO }
 func (s *Sandbox) Reconnect(ctx context.Context, reason string) error  { return errTODO }

@@ -33,6 +33,7 @@ var _ = schema(
 		wa_id TEXT NOT NULL,
 		sent_ns INTEGER NOT NULL,
 		event_seq INTEGER,
+		media_pending_ns INTEGER,
 		doc BLOB NOT NULL
 	) STRICT`,
 	`CREATE INDEX incoming_chat_sent ON incoming(chat, sent_ns, id)`,
@@ -41,6 +42,8 @@ var _ = schema(
 	`CREATE INDEX incoming_chat_wa_id ON incoming(chat, wa_id)`,
 	`CREATE INDEX incoming_sent ON incoming(sent_ns, id)`,
 	`CREATE INDEX incoming_event_seq ON incoming(event_seq) WHERE event_seq IS NOT NULL`,
+	// The few whose file was asked of the sender's phone again (lids.go).
+	`CREATE INDEX incoming_media_pending ON incoming(media_pending_ns) WHERE media_pending_ns IS NOT NULL`,
 	`CREATE TABLE receipts (
 		id TEXT PRIMARY KEY,
 		account TEXT NOT NULL DEFAULT 'default',
@@ -130,11 +133,11 @@ func (s *Store) Session(ctx context.Context) (store.WASession, error) {
 }
 
 var (
-	sqlSaveIncoming = exec(`INSERT INTO incoming(id, chat, wa_id, sent_ns, event_seq, doc) VALUES(?, ?, ?, ?, ?, ?)
+	sqlSaveIncoming = exec(`INSERT INTO incoming(id, chat, wa_id, sent_ns, event_seq, media_pending_ns, doc) VALUES(?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO NOTHING`)
 	sqlIncomingByWAID = query(`SELECT doc FROM incoming WHERE chat = ? AND wa_id = ? ORDER BY rowid LIMIT 1`)
 	sqlIncomingW      = exec(`SELECT doc FROM incoming WHERE id = ?`)
-	sqlSetIncoming    = exec(`UPDATE incoming SET event_seq = ?, doc = ? WHERE id = ?`)
+	sqlSetIncoming    = exec(`UPDATE incoming SET event_seq = ?, media_pending_ns = ?, doc = ? WHERE id = ?`)
 	sqlIncoming       = query(`SELECT doc FROM incoming WHERE id = ?`)
 	// Unannounced messages are the few at the log's end: a range of
 	// incoming_event_seq.
@@ -161,7 +164,7 @@ func (s *Store) SaveIncoming(ctx context.Context, m store.IncomingMessage) (bool
 	}
 	var added bool
 	if err := s.write(ctx, func(t *wtx) error {
-		res, err := t.exec(sqlSaveIncoming, m.Key, m.Chat, m.WAID, ns(m.SentAt), nullIfZero(m.EventSeq), d)
+		res, err := t.exec(sqlSaveIncoming, m.Key, m.Chat, m.WAID, ns(m.SentAt), nullIfZero(m.EventSeq), mediaPendingNS(m), d)
 		if err == nil {
 			added = affected(res) == 1
 		}
@@ -189,7 +192,7 @@ func (s *Store) SetIncomingMedia(ctx context.Context, key string, ref store.Medi
 		if err != nil {
 			return err
 		}
-		_, err = t.exec(sqlSetIncoming, nullIfZero(eventSeq), d, key)
+		_, err = t.exec(sqlSetIncoming, nullIfZero(eventSeq), mediaPendingNS(m), d, key)
 		return err
 	})
 	if err != nil {
@@ -219,7 +222,7 @@ func (s *Store) UpdateIncoming(ctx context.Context, m store.IncomingMessage) err
 		return err
 	}
 	err = s.write(ctx, func(t *wtx) error {
-		res, err := t.exec(sqlSetIncoming, nullIfZero(m.EventSeq), d, m.Key)
+		res, err := t.exec(sqlSetIncoming, nullIfZero(m.EventSeq), mediaPendingNS(m), d, m.Key)
 		if err == nil && affected(res) == 0 {
 			return store.ErrNotFound
 		}
@@ -343,19 +346,9 @@ var (
 )
 
 // SaveContactPushName records the push name jid sent a message with (the
-// primary is the one writer).
+// primary is the one writer), keeping the rest of the contact.
 func (s *Store) SaveContactPushName(ctx context.Context, jid, name string) error {
-	d, err := doc(store.Contact{JID: jid, Account: store.DefaultAccount, PushName: name, UpdatedAt: time.Now()})
-	if err != nil {
-		return err
-	}
-	if err := s.write(ctx, func(t *wtx) error {
-		_, err := t.exec(sqlSaveContact, jid, d)
-		return err
-	}); err != nil {
-		return fmt.Errorf("store: save push name of %s: %w", jid, err)
-	}
-	return nil
+	return s.editContact(ctx, jid, "save push name", func(c *store.Contact) { c.PushName = name })
 }
 
 // Contact reads what jid told us about themselves.
