@@ -26,7 +26,8 @@ import (
 // incomingCommon are the fields every kind of injected message takes;
 // incomingKindFields the fields of each kind beyond them.
 var (
-	incomingCommon     = []string{"kind", "chat", "sender", "push_name", "chat_name", "reply_to", "from_me"}
+	incomingCommon = []string{"kind", "chat", "sender", "push_name", "chat_name", "reply_to", "from_me",
+		"chat_lid", "sender_lid", "pn_known", "media_expired", "media_retry_fails"}
 	incomingTarget     = []string{"target_wa_id", "target_sender", "target_from_me"}
 	incomingMedia      = []string{"mime_type", "size"}
 	incomingKindFields = map[string][]string{

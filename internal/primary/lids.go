@@ -294,7 +294,7 @@ func (w *WhatsApp) addressOutgoing(ctx context.Context, m *store.OutboxMessage) 
 func sandboxAddress(args map[string]string, m *whatsapp.Incoming) {
 	known := args["pn_known"] == "true"
 	chatLID, senderLID := args["chat_lid"], args["sender_lid"]
-	if store.IsUserChat(m.Chat) && (m.Sender == "" || m.Sender == m.Chat) {
+	if store.IsUserChat(m.Chat) && !m.FromMe && (m.Sender == "" || m.Sender == m.Chat) {
 		m.Sender = m.Chat
 		if senderLID == "" {
 			senderLID = chatLID
