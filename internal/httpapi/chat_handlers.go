@@ -13,6 +13,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"app/internal/msg"
 	"app/internal/store"
 	"app/internal/whatsapp"
 )
@@ -135,11 +136,16 @@ type chatItem struct {
 	Kind      string          `json:"kind"`
 	Text      string          `json:"text,omitempty"`
 	ReplyTo   string          `json:"reply_to,omitempty"`
-	Reaction  string          `json:"reaction,omitempty"`
 	Media     *attachmentView `json:"media,omitempty"`
 	Status    string          `json:"status,omitempty"`
 	At        time.Time       `json:"at"`
 	ns        int64
+
+	// The kind's parts (Body's Kind is Kind above), the edits and revoke
+	// since, and for an outgoing file its media id.
+	msg.Body
+	msg.Changes
+	MediaID string `json:"media_id,omitempty"`
 }
 
 // attachmentView is a received attachment as the API shows it, in the names
@@ -191,11 +197,11 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	var items []chatItem
 	for _, m := range in {
 		items = append(items, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName, Kind: m.Kind,
-			Text: m.Text, ReplyTo: m.ReplyTo, Reaction: m.Reaction, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano()})
+			Text: m.Text, ReplyTo: m.ReplyTo, Body: m.Body, Changes: m.Changes, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano()})
 	}
 	for _, m := range out {
-		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: "text", Text: m.Text, ReplyTo: m.ReplyTo,
-			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
+		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: m.MessageKind(), Text: m.Text, ReplyTo: m.ReplyTo,
+			Body: m.Body, Changes: m.Changes, MediaID: m.MediaID, Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
 	}
 	// Newest first, in the order both store cursors use.
 	slices.SortFunc(items, func(a, b chatItem) int {

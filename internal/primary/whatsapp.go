@@ -416,7 +416,8 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 	if len(steps) > 0 {
 		steps = append(steps, status)
 	}
-	if err := w.Events.AppendWith(ctx, w.announced(&m, steps), evs...); err != nil {
+	mark, evs := w.withTargetChange(&m, prev < store.StatusRank(store.StatusSent), w.announced(&m, steps), evs)
+	if err := w.Events.AppendWith(ctx, mark, evs...); err != nil {
 		return err
 	}
 	delete(w.unsaved, m.ID)
@@ -586,18 +587,12 @@ func (w *WhatsApp) sendOne(ctx context.Context, m store.OutboxMessage, inherited
 	delete(inherited, m.ID)
 	*next = time.Now().Add(w.interval())
 
-	out := whatsapp.Outgoing{ID: cur.WAID, Chat: cur.Chat, Text: cur.Text, ReplyTo: cur.ReplyTo}
-	if cur.MediaID != "" {
-		// Streamed from the store as the driver reads it.
-		_, file, err := w.Store.OpenMedia(ctx, cur.MediaID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "media " + cur.MediaID + " no longer exists"})
-		case err != nil:
-			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "cannot read media: " + err.Error(), Retryable: true})
-		}
+	out, file, fail := w.outgoing(ctx, cur)
+	if fail != nil {
+		return w.failed(ctx, cur.ID, fail)
+	}
+	if file != nil {
 		defer file.Close()
-		out.Media = &whatsapp.OutgoingMedia{MimeType: cur.MediaType, FileName: cur.MediaName, Body: file}
 	}
 	if w.beforeSend != nil {
 		w.beforeSend(cur.ID)
@@ -642,8 +637,11 @@ func (w *WhatsApp) finishSent(ctx context.Context, id string, ts time.Time) (boo
 		if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
 			return false, err
 		}
-	} else if err := w.Events.AppendWith(ctx, w.announced(&m, nil), Entry{"message.status", statusEvent(m)}); err != nil {
-		return false, err
+	} else {
+		mark, evs := w.withTargetChange(&m, true, w.announced(&m, nil), []Entry{{"message.status", statusEvent(m)}})
+		if err := w.Events.AppendWith(ctx, mark, evs...); err != nil {
+			return false, err
+		}
 	}
 	delete(w.unsaved, id)
 	return true, nil
@@ -918,6 +916,7 @@ func (l *EventLog) reconcile(ctx context.Context) error {
 			e.Status, e.At = st, m.UpdatedAt
 			c.evs = append(c.evs, Entry{"message.status", e})
 		}
+		c.evs = append(c.evs, targetUpdates(m, steps)...)
 		changes = append(changes, c)
 	}
 	for _, m := range in {
