@@ -128,24 +128,25 @@ func (s *Server) listChats(usersOnly bool) httprouter.Handle {
 
 // chatItem is one message of a chat's history, either direction.
 type chatItem struct {
-	Direction string          `json:"direction"` // in or out
-	ID        string          `json:"id"`        // outbox id (out) or chat/sender/wa_id (in)
-	WAID      string          `json:"wa_id,omitempty"`
-	Sender    string          `json:"sender,omitempty"`
-	PushName  string          `json:"push_name,omitempty"`
-	Kind      string          `json:"kind"`
-	Text      string          `json:"text,omitempty"`
-	ReplyTo   string          `json:"reply_to,omitempty"`
-	Media     *attachmentView `json:"media,omitempty"`
-	Status    string          `json:"status,omitempty"`
-	At        time.Time       `json:"at"`
-	ns        int64
-
-	// The kind's parts (Body's Kind is Kind above), the edits and revoke
-	// since, and for an outgoing file its media id.
+	Direction string `json:"direction"` // in or out
+	ID        string `json:"id"`        // outbox id (out) or chat/sender/wa_id (in)
+	WAID      string `json:"wa_id,omitempty"`
+	Sender    string `json:"sender,omitempty"`
+	FromMe    bool   `json:"from_me,omitempty"` // in: written by our account on another device
+	PushName  string `json:"push_name,omitempty"`
+	Kind      string `json:"kind"` // always, where Body's is left out when empty
+	Text      string `json:"text,omitempty"`
+	ReplyTo   string `json:"reply_to,omitempty"`
+	// Body is the kind's parts (location, contacts, poll, vote, reaction,
+	// target, mentions); Addr the chat and sender by number and LID;
+	// Changes the edits and the revoke.
 	msg.Body
+	msg.Addr
 	msg.Changes
-	MediaID string `json:"media_id,omitempty"`
+	Media  *attachmentView `json:"media,omitempty"`
+	Status string          `json:"status,omitempty"`
+	At     time.Time       `json:"at"`
+	ns     int64
 }
 
 // attachmentView is a received attachment as the API shows it, in the names
@@ -196,12 +197,11 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 	}
 	var items []chatItem
 	for _, m := range in {
-		items = append(items, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName, Kind: m.Kind,
-			Text: m.Text, ReplyTo: m.ReplyTo, Body: m.Body, Changes: m.Changes, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano()})
+		items = append(items, incomingItem(m))
 	}
 	for _, m := range out {
 		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: m.MessageKind(), Text: m.Text, ReplyTo: m.ReplyTo,
-			Body: m.Body, Changes: m.Changes, MediaID: m.MediaID, Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
+			Body: m.Body, Changes: m.Changes, Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
 	}
 	// Newest first, in the order both store cursors use.
 	slices.SortFunc(items, func(a, b chatItem) int {

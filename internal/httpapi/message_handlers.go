@@ -493,8 +493,7 @@ func (s *Server) listIncoming(ctx context.Context, w http.ResponseWriter, r *htt
 			page.Next = encodeCursor(last.ns, last.ID)
 			break
 		}
-		page.Messages = append(page.Messages, chatItem{Direction: "in", ID: m.Key, WAID: m.WAID, Sender: m.Sender, PushName: m.PushName,
-			Kind: m.Kind, Text: m.Text, ReplyTo: m.ReplyTo, Body: m.Body, Changes: m.Changes, Media: attachmentOf(m.Media), At: m.SentAt, ns: m.SentAt.UnixNano()})
+		page.Messages = append(page.Messages, incomingItem(m))
 	}
 	writeJSON(w, http.StatusOK, page)
 }

@@ -82,7 +82,7 @@ func (s *Server) resolveMedia(ctx context.Context, d *sendDraft) (*refusal, erro
 	}
 	d.MediaType, d.MediaName = info.MimeType, info.FileName
 	if d.Kind == "" {
-		d.Kind = msg.MediaKind(info.MimeType)
+		d.Kind = msg.KindOf("", info.MimeType)
 		return nil, nil
 	}
 	if ok, want := mediaFits(d.Kind, info.MimeType); !ok {
@@ -174,13 +174,11 @@ func fromOutbox(m store.OutboxMessage) stored {
 }
 
 func fromIncoming(m store.IncomingMessage) stored {
-	kind := m.Kind
-	if kind == "" && m.Media != nil {
-		kind = msg.MediaKind(m.Media.MimeType)
-	} else if kind == "" {
-		kind = msg.KindText
+	mt := ""
+	if m.Media != nil {
+		mt = m.Media.MimeType
 	}
-	return stored{in: &m, kind: kind, fromMe: m.FromMe, sentAt: m.SentAt, revoked: !m.RevokedAt.IsZero()}
+	return stored{in: &m, kind: msg.KindOf(m.Kind, mt), fromMe: m.FromMe, sentAt: m.SentAt, revoked: !m.RevokedAt.IsZero()}
 }
 
 // findByWAID finds the message of chat with WhatsApp id waID: one we sent

@@ -74,19 +74,3 @@ func incomingEvent(m store.IncomingMessage) messageIncoming {
 	return messageIncoming{Key: m.Key, WAID: m.WAID, Chat: m.Chat, Sender: m.Sender, FromMe: m.FromMe, PushName: m.PushName,
 		Body: m.Body, Addr: m.Addr, Text: m.Text, ReplyTo: m.ReplyTo, ReactionTo: m.ReactionTo, Media: media, SentAt: m.SentAt}
 }
-
-// messageUpdated is "message.updated": a stored message changed after it
-// was sent or received. ID names a message the API sent, Key one received
-// (or sent from the phone); Change says what: "edited" (Text is the new
-// text; the history keeps the old one), "revoked" (deleted for everyone).
-// By is the outbox id of the edit or revoke the API sent, when it was that.
-type messageUpdated struct {
-	ID     string    `bson:"id,omitempty" json:"id,omitempty"`
-	Key    string    `bson:"key,omitempty" json:"key,omitempty"`
-	WAID   string    `bson:"wa_id" json:"wa_id"`
-	Chat   string    `bson:"chat" json:"chat"`
-	Change string    `bson:"change" json:"change"`
-	Text   string    `bson:"text,omitempty" json:"text,omitempty"`
-	By     string    `bson:"by,omitempty" json:"by,omitempty"`
-	At     time.Time `bson:"at" json:"at"`
-}

@@ -63,20 +63,14 @@ func (w *WhatsApp) editWindow(ctx context.Context, cur store.OutboxMessage) *wha
 		return &whatsapp.SendError{Reason: "an edit without the message it edits"}
 	}
 	var sentAt time.Time
-	if cur.Target.ID != "" {
-		t, err := w.Store.OutboxMessage(ctx, cur.Target.ID)
-		if err == nil {
-			sentAt = t.SentAt
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return &whatsapp.SendError{Reason: "cannot read the message to edit: " + err.Error(), Retryable: true}
-		}
-	} else {
-		t, err := w.incomingTarget(ctx, *cur.Target)
-		if err == nil {
-			sentAt = t.SentAt
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return &whatsapp.SendError{Reason: "cannot read the message to edit: " + err.Error(), Retryable: true}
-		}
+	t, err := loadSentTarget(ctx, w.Store, cur)
+	switch {
+	case err != nil:
+		return &whatsapp.SendError{Reason: "cannot read the message to edit: " + err.Error(), Retryable: true}
+	case t != nil && t.out != nil:
+		sentAt = t.out.SentAt
+	case t != nil:
+		sentAt = t.in.SentAt
 	}
 	if sentAt.IsZero() {
 		return &whatsapp.SendError{Reason: "the message to edit is not stored, or was never sent"}
@@ -88,114 +82,137 @@ func (w *WhatsApp) editWindow(ctx context.Context, cur store.OutboxMessage) *wha
 	return nil
 }
 
-// incomingTarget reads the stored incoming message t names.
-func (w *WhatsApp) incomingTarget(ctx context.Context, t msg.Target) (store.IncomingMessage, error) {
-	if t.Sender != "" {
-		return w.Store.IncomingMessage(ctx, t.Chat+"/"+t.Sender+"/"+t.WAID)
-	}
-	return w.Store.IncomingByWAID(ctx, t.Chat, t.WAID)
-}
-
 // changesTarget says whether m, once sent, changes the message it is
 // about: an edit or a revoke.
 func changesTarget(m store.OutboxMessage) bool {
 	return m.Target != nil && (m.Kind == msg.KindEdit || m.Kind == msg.KindRevoke)
 }
 
-// updatedEvent is the message.updated event of the change m made to its
-// target, from m alone, so that the event log's reconciliation makes the
-// same one.
-func updatedEvent(m store.OutboxMessage) messageUpdated {
-	t := m.Target
-	e := messageUpdated{ID: t.ID, WAID: t.WAID, Chat: t.Chat, By: m.ID, At: m.SentAt}
-	if t.ID == "" {
-		e.Key = t.Chat + "/" + t.Sender + "/" + t.WAID
+// sentTarget is the stored message a sent edit or revoke changes: one of
+// the outbox, or one received (ours, sent from the phone).
+type sentTarget struct {
+	out *store.OutboxMessage
+	in  *store.IncomingMessage
+}
+
+// loadSentTarget reads the message m is about; nil when it is not stored.
+func loadSentTarget(ctx context.Context, st store.Store, m store.OutboxMessage) (*sentTarget, error) {
+	t := *m.Target
+	if t.ID != "" {
+		q, err := st.OutboxMessage(ctx, t.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		return &sentTarget{out: &q}, err
 	}
-	switch m.Kind {
-	case msg.KindEdit:
-		e.Change, e.Text = "edited", m.Text
-	case msg.KindRevoke:
-		e.Change = "revoked"
+	var in store.IncomingMessage
+	var err error
+	if t.Sender != "" {
+		in, err = st.IncomingMessage(ctx, t.Chat+"/"+t.Sender+"/"+t.WAID)
+	} else {
+		in, err = st.IncomingByWAID(ctx, t.Chat, t.WAID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return &sentTarget{in: &in}, err
+}
+
+func (t *sentTarget) parts() (*string, *msg.Changes) {
+	if t.out != nil {
+		return &t.out.Text, &t.out.Changes
+	}
+	return &t.in.Text, &t.in.Changes
+}
+
+// apply makes the change of the sent edit or revoke m, at m.SentAt: an
+// edit's new text, the old one kept in Edits (a caption too); a revoke's
+// time, the content kept (it is ours). It reports false when the change
+// is there already: an earlier try stored it and stopped before the
+// edit's own record (MongoDB's writes are separate), then the edit was
+// sent again.
+func (t *sentTarget) apply(m store.OutboxMessage) bool {
+	text, c := t.parts()
+	if m.Kind == msg.KindRevoke {
+		if !c.RevokedAt.IsZero() {
+			return false
+		}
+		c.RevokedAt = m.SentAt
+		return true
+	}
+	if *text == m.Text && !c.EditedAt.IsZero() {
+		return false
+	}
+	c.Edits = append(c.Edits, msg.Edit{Text: *text, At: m.SentAt})
+	*text, c.EditedAt = m.Text, m.SentAt
+	if t.in != nil && t.in.Media != nil {
+		t.in.Media.Caption = m.Text
+	}
+	return true
+}
+
+func (t *sentTarget) save(ctx context.Context, st store.Store) error {
+	if t.out != nil {
+		_, err := st.SaveOutbox(ctx, t.out)
+		return err
+	}
+	return st.UpdateIncoming(ctx, *t.in)
+}
+
+// updated is the target's message.updated event after m's change.
+func (t *sentTarget) updated(m store.OutboxMessage) messageUpdated {
+	text, c := t.parts()
+	e := messageUpdated{Change: map[string]string{msg.KindEdit: "edited", msg.KindRevoke: "revoked"}[m.Kind], Text: *text,
+		Edits: c.Edits, EditedAt: c.EditedAt, RevokedAt: c.RevokedAt}
+	if t.out != nil {
+		e.ID, e.WAID, e.Chat, e.FromMe = t.out.ID, t.out.WAID, t.out.Chat, true
+	} else {
+		e.Key, e.WAID, e.Chat, e.Sender, e.FromMe = t.in.Key, t.in.WAID, t.in.Chat, t.in.Sender, t.in.FromMe
 	}
 	return e
 }
 
 // withTargetChange adds to a status change of m what a sent edit or
-// revoke does, when m has just reached "sent" (reached): mark also
-// stores the change in the target's record, and the target's
-// message.updated event follows evs. Anything else passes as it is.
-// The caller holds w.mu (the target may be in the outbox).
-func (w *WhatsApp) withTargetChange(m *store.OutboxMessage, reached bool, mark func(context.Context, int64) error, evs []Entry) (func(context.Context, int64) error, []Entry) {
+// revoke does, when m has just reached "sent" (reached): the target's
+// record changed within mark, before m's own, and its message.updated
+// event after evs, in the same step. A target not stored is left alone
+// (logged). Anything else passes as it is. The caller holds w.mu (the
+// target may be in the outbox, which the sender writes too).
+func (w *WhatsApp) withTargetChange(ctx context.Context, m *store.OutboxMessage, reached bool, mark func(context.Context, int64) error,
+	evs []Entry) (func(context.Context, int64) error, []Entry, error) {
 	if !reached || !changesTarget(*m) {
-		return mark, evs
+		return mark, evs, nil
 	}
-	evs = append(evs, Entry{"message.updated", updatedEvent(*m)})
+	t, err := loadSentTarget(ctx, w.Store, *m)
+	if err != nil || t == nil {
+		if t == nil && err == nil {
+			w.Log.Warn().Str("id", m.ID).Str("target", m.Target.WAID).Msg("The message an edit or revoke was about is not stored; its change is not recorded.")
+		}
+		return mark, evs, err
+	}
+	changed := t.apply(*m)
+	evs = append(evs, Entry{"message.updated", t.updated(*m)})
 	return func(ctx context.Context, seq int64) error {
-		if err := w.changeTarget(ctx, *m); err != nil {
-			return err
+		if changed {
+			if err := t.save(ctx, w.Store); err != nil {
+				return err
+			}
 		}
 		return mark(ctx, seq)
-	}, evs
+	}, evs, nil
 }
 
-// targetUpdates are the message.updated events that follow m's status
-// events when the log is reconciled (steps: the statuses they announce):
-// those of withTargetChange, when they announced "sent".
-func targetUpdates(m store.OutboxMessage, steps []string) []Entry {
+// targetUpdates are the events that follow m's status events when the
+// log is reconciled (steps: the statuses they announce): the target's
+// message.updated, as withTargetChange appended it, when they announced
+// "sent" and the target is stored (its change stored before m's record).
+func targetUpdates(ctx context.Context, st store.Store, m store.OutboxMessage, steps []string) ([]Entry, error) {
 	if !changesTarget(m) || !slices.Contains(steps, store.StatusSent) {
-		return nil
+		return nil, nil
 	}
-	return []Entry{{"message.updated", updatedEvent(m)}}
-}
-
-// changeTarget stores what the sent edit or revoke m did to its target:
-// an edit's new text, the old one kept in Edits; a revoke's time (the
-// content is kept). Done again (a mark retried), it changes nothing.
-func (w *WhatsApp) changeTarget(ctx context.Context, m store.OutboxMessage) error {
-	at := m.SentAt
-	apply := func(text *string, caption *string, c *msg.Changes) bool {
-		switch m.Kind {
-		case msg.KindEdit:
-			if *text == m.Text && !c.EditedAt.IsZero() {
-				return false // done before
-			}
-			c.Edits = append(c.Edits, msg.Edit{Text: *text, At: at})
-			*text, c.EditedAt = m.Text, at
-			if caption != nil {
-				*caption = m.Text
-			}
-		case msg.KindRevoke:
-			if !c.RevokedAt.IsZero() {
-				return false
-			}
-			c.RevokedAt = at
-		}
-		return true
+	t, err := loadSentTarget(ctx, st, m)
+	if err != nil || t == nil {
+		return nil, err
 	}
-	t := *m.Target
-	if t.ID != "" {
-		q, err := w.Store.OutboxMessage(ctx, t.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			w.Log.Warn().Str("id", m.ID).Str("target", t.ID).Msg("The message an edit or revoke was about is no longer stored; its change is not recorded.")
-			return nil
-		}
-		if err != nil || !apply(&q.Text, nil, &q.Changes) {
-			return err
-		}
-		_, err = w.Store.SaveOutbox(ctx, &q)
-		return err
-	}
-	in, err := w.incomingTarget(ctx, t)
-	if errors.Is(err, store.ErrNotFound) {
-		w.Log.Warn().Str("id", m.ID).Str("target", t.WAID).Msg("The message an edit or revoke was about is no longer stored; its change is not recorded.")
-		return nil
-	}
-	var caption *string
-	if in.Media != nil {
-		caption = &in.Media.Caption
-	}
-	if err != nil || !apply(&in.Text, caption, &in.Changes) {
-		return err
-	}
-	return w.Store.UpdateIncoming(ctx, in)
+	return []Entry{{"message.updated", t.updated(m)}}, nil
 }

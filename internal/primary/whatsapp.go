@@ -416,7 +416,10 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 	if len(steps) > 0 {
 		steps = append(steps, status)
 	}
-	mark, evs := w.withTargetChange(&m, prev < store.StatusRank(store.StatusSent), w.announced(&m, steps), evs)
+	mark, evs, err := w.withTargetChange(ctx, &m, prev < store.StatusRank(store.StatusSent), w.announced(&m, steps), evs)
+	if err != nil {
+		return err
+	}
 	if err := w.Events.AppendWith(ctx, mark, evs...); err != nil {
 		return err
 	}
@@ -638,7 +641,10 @@ func (w *WhatsApp) finishSent(ctx context.Context, id string, ts time.Time) (boo
 			return false, err
 		}
 	} else {
-		mark, evs := w.withTargetChange(&m, true, w.announced(&m, nil), []Entry{{"message.status", statusEvent(m)}})
+		mark, evs, err := w.withTargetChange(ctx, &m, true, w.announced(&m, nil), []Entry{{"message.status", statusEvent(m)}})
+		if err != nil {
+			return false, err
+		}
 		if err := w.Events.AppendWith(ctx, mark, evs...); err != nil {
 			return false, err
 		}
@@ -916,7 +922,11 @@ func (l *EventLog) reconcile(ctx context.Context) error {
 			e.Status, e.At = st, m.UpdatedAt
 			c.evs = append(c.evs, Entry{"message.status", e})
 		}
-		c.evs = append(c.evs, targetUpdates(m, steps)...)
+		updates, err := targetUpdates(ctx, l.store, m, steps)
+		if err != nil {
+			return err
+		}
+		c.evs = append(c.evs, updates...)
 		changes = append(changes, c)
 	}
 	for _, m := range in {
