@@ -215,7 +215,7 @@ func (req *sendRequest) validate() (sendDraft, *fieldError) {
 		}
 		d.Location = loc
 	case msg.KindContacts:
-		cs, ferr := checkContacts(req.Contacts)
+		cs, ferr := contactCards(req.Contacts)
 		if ferr != nil {
 			return d, ferr
 		}
@@ -403,7 +403,7 @@ func (l *locationRequest) check() (*msg.Location, *fieldError) {
 	return loc, nil
 }
 
-func checkContacts(list *[]contactRequest) ([]msg.Contact, *fieldError) {
+func contactCards(list *[]contactRequest) ([]msg.Contact, *fieldError) {
 	if list == nil || len(*list) == 0 || len(*list) > maxContacts {
 		return nil, fe("contacts", "contacts is 1 to "+strconv.Itoa(maxContacts)+" cards, each {\"name\", \"phones\": [...]} or {\"name\", \"vcard\"}")
 	}
