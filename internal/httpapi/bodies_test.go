@@ -71,6 +71,10 @@ func TestBadValuesInBodiesNameTheField(t *testing.T) {
 		{"PATCH", hook, `{"version":1,"description":null}`, "description"},
 		{"POST", "/v1/webhooks", `{"url":"https://hooks.example.com/in","types":[null]}`, "types"},
 		{"POST", "/v1/sandbox/incoming", `{"chat":"+491701234567","text":"hi","sender":null}`, "sender"},
+		// The same inside a message kind's parts.
+		{"POST", "/v1/messages", `{"to":"+491701234567","type":"location","location":{"latitude":null,"longitude":1}}`, "location.latitude"},
+		{"POST", "/v1/messages", "{\"to\":\"+491701234567\",\"type\":\"poll\",\"poll\":{\"question\":\"q\",\"options\":[\"a\",\"\xff\"]}}", "poll.options"},
+		{"POST", "/v1/messages", `{"to":"+491701234567","type":"contacts","contacts":[{"name":"\ud800","phones":["+491701234567"]}]}`, "contacts.name"},
 	} {
 		r := do(t, c.method, url+c.path, strings.NewReader(c.body), h)
 		got := errorOf(t, r)

@@ -208,8 +208,8 @@ func (s *Server) chatMessages(w http.ResponseWriter, r *http.Request, ps httprou
 		items = append(items, incomingItem(m))
 	}
 	for _, m := range out {
-		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: "text", Text: m.Text, ReplyTo: m.ReplyTo,
-			Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS, Addr: m.Addr})
+		items = append(items, chatItem{Direction: "out", ID: m.ID, WAID: m.WAID, Kind: m.MessageKind(), Text: m.Text, ReplyTo: m.ReplyTo,
+			Body: m.Body, Addr: m.Addr, Changes: m.Changes, Status: m.Status, At: m.QueuedAt, ns: m.QueuedNS})
 	}
 	// Newest first, in the order both store cursors use.
 	slices.SortFunc(items, func(a, b chatItem) int {

@@ -212,7 +212,7 @@ func TestContractCatchesMismatches(t *testing.T) {
 		_, _ = rec.Write([]byte(body))
 		return c.check(httptest.NewRequest(method, target, nil), rec)
 	}
-	const msg = `{"id":"msg_1","to":"491701234567@s.whatsapp.net","text":"hi","status":"queued","attempts":0,"queued_at":"2026-12-01T10:00:00Z"}`
+	const msg = `{"id":"msg_1","to":"491701234567@s.whatsapp.net","kind":"text","text":"hi","status":"queued","attempts":0,"queued_at":"2026-12-01T10:00:00Z"}`
 	for _, bad := range []struct {
 		name, method, target string
 		status               int

@@ -3,9 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -30,6 +28,12 @@ type MessageBackend interface {
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
 	MediaInfo(ctx context.Context, id string) (store.MediaInfo, error)
 	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]store.IncomingMessage, error)
+	// What a message may name: the message it quotes, reacts to, edits,
+	// revokes or forwards, and a voice note's file.
+	OutboxByWAID(ctx context.Context, waID string) (store.OutboxMessage, error)
+	IncomingMessage(ctx context.Context, key string) (store.IncomingMessage, error)
+	IncomingByWAID(ctx context.Context, chat, waID string) (store.IncomingMessage, error)
+	OpenMedia(ctx context.Context, id string) (store.MediaInfo, io.ReadCloser, error)
 	RequestCancel(ctx context.Context, id string) error
 	CancelRequest(ctx context.Context, id string) (store.CancelRequest, error)
 }
@@ -47,13 +51,20 @@ func (s *Server) messageRoutes(r routes) {
 	r.handle("DELETE", "/v1/messages/:id", s.auth(store.ScopeMessagesWrite, s.cancelMessage))
 }
 
+// messageView is a message of the outbox as the API shows it: its kind
+// (always set, also for a record older than the kinds) and the parts of
+// that kind (msg.Body), its edits and revoke since (msg.Changes).
 type messageView struct {
-	ID          string         `json:"id"`
-	To          string         `json:"to"`
-	Text        string         `json:"text"`
-	ReplyTo     string         `json:"reply_to,omitempty"`
-	MediaID     string         `json:"media_id,omitempty"`
-	MediaType   string         `json:"media_type,omitempty"`
+	ID        string `json:"id"`
+	To        string `json:"to"`
+	Kind      string `json:"kind"`
+	Text      string `json:"text"`
+	ReplyTo   string `json:"reply_to,omitempty"`
+	MediaID   string `json:"media_id,omitempty"`
+	MediaType string `json:"media_type,omitempty"`
+	ForwardOf string `json:"forward_of,omitempty"`
+	msg.Body
+	msg.Changes
 	Status      string         `json:"status"`
 	WAID        string         `json:"wa_id,omitempty"`
 	Attempts    int            `json:"attempts"`
@@ -70,12 +81,14 @@ type messageView struct {
 }
 
 func viewOf(m store.OutboxMessage) messageView {
-	return messageView{ID: m.ID, To: m.Chat, Text: m.Text, ReplyTo: m.ReplyTo, MediaID: m.MediaID, MediaType: m.MediaType, Status: m.Status, WAID: m.WAID,
+	return messageView{ID: m.ID, To: m.Chat, Kind: m.MessageKind(), Text: m.Text, ReplyTo: m.ReplyTo, MediaID: m.MediaID, MediaType: m.MediaType,
+		ForwardOf: m.ForwardOf, Body: m.Body, Changes: m.Changes, Status: m.Status, WAID: m.WAID,
 		Attempts: m.Attempts, Waiting: m.Waiting, Error: m.Error, QueuedAt: m.QueuedAt, SentAt: m.SentAt,
 		DeliveredAt: m.DeliveredAt, ReadAt: m.ReadAt, FinishedAt: m.FinishedAt, Addr: m.Addr}
 }
 
-// MessageRequest is the body of POST /v1/messages.
+// MessageRequest is a schedule's message: a text, or media with a caption
+// (POST /v1/messages takes every kind: sendRequest).
 type MessageRequest struct {
 	To      *string `json:"to"`
 	Text    *string `json:"text"`
@@ -127,14 +140,15 @@ func (req MessageRequest) Validate() (store.OutboxMessage, *fieldError) {
 
 var mediaID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
-// DecodeMessageRequest decodes and validates a POST /v1/messages body. It
-// never panics, whatever the bytes (FuzzDecodeMessageRequest).
-func DecodeMessageRequest(body []byte) (store.OutboxMessage, *fieldError) {
-	var req MessageRequest
+// DecodeMessageRequest decodes and checks a POST /v1/messages body, each
+// field on its own (what it names in the store is looked up by resolve).
+// It never panics, whatever the bytes (FuzzDecodeMessageRequest).
+func DecodeMessageRequest(body []byte) (sendDraft, *fieldError) {
+	var req sendRequest
 	if fe := decodeObject(body, &req); fe != nil {
-		return store.OutboxMessage{}, fe
+		return sendDraft{}, fe
 	}
-	return req.Validate()
+	return req.validate()
 }
 
 // decodeObject decodes one JSON object strictly: no unknown fields, no
@@ -210,35 +224,39 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, _ httprou
 	if !ok {
 		return
 	}
-	m, ferr := DecodeMessageRequest(body)
+	d, ferr := DecodeMessageRequest(body)
 	if ferr != nil {
 		writeError(w, r, http.StatusBadRequest, "invalid", ferr.msg, ferr.field)
 		return
 	}
+	idem := r.Header.Get("Idempotency-Key")
+	if len(idem) > 255 {
+		writeError(w, r, http.StatusBadRequest, "invalid", "Idempotency-Key is at most 255 characters", "Idempotency-Key")
+		return
+	}
 	k, _ := KeyOf(r)
-	m.KeyID = k.ID
 	ctx, cancel := dbContext(r)
 	defer cancel()
-	if m.MediaID != "" {
-		info, err := s.Messages.MediaInfo(ctx, m.MediaID)
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, r, http.StatusBadRequest, "invalid", "no media "+strconv.Quote(m.MediaID)+"; upload it with POST /v1/media", "media_id")
-			return
+	if rf, err := s.resolve(ctx, &d); err != nil {
+		s.storeFailed(w, r, err)
+		return
+	} else if rf != nil {
+		// What the request names may have changed since its first try
+		// queued it (an edit's window passed): a retry gets that message.
+		if idem != "" {
+			if prev, err := s.Messages.OutboxMessage(ctx, store.IdempotentMessageID(k.ID, idem)); err == nil && prev.RequestHash == d.hash {
+				w.Header().Set("Location", "/v1/messages/"+prev.ID)
+				writeJSON(w, http.StatusAccepted, viewOf(prev))
+				return
+			}
 		}
-		if err != nil {
-			s.storeFailed(w, r, err)
-			return
-		}
-		m.MediaType, m.MediaName = info.MimeType, info.FileName
+		writeError(w, r, rf.status, rf.code, rf.msg, rf.field)
+		return
 	}
-	idem := r.Header.Get("Idempotency-Key")
+	m := d.OutboxMessage
+	m.KeyID = k.ID
 	if idem != "" {
-		if len(idem) > 255 {
-			writeError(w, r, http.StatusBadRequest, "invalid", "Idempotency-Key is at most 255 characters", "Idempotency-Key")
-			return
-		}
-		sum := sha256.Sum256([]byte(m.Chat + "\x00" + m.Text + "\x00" + m.ReplyTo + "\x00" + m.MediaID))
-		m.ID, m.RequestHash = store.IdempotentMessageID(k.ID, idem), hex.EncodeToString(sum[:])
+		m.ID, m.RequestHash = store.IdempotentMessageID(k.ID, idem), d.hash
 	}
 	ctx, again, err := s.insertSettled(ctx, r, func(ctx context.Context) error { return s.Messages.EnqueueMessage(ctx, &m) })
 	if errors.Is(err, store.ErrExists) && (idem != "" || again) {

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rivo/uniseg"
 	"github.com/rs/zerolog"
 
 	"app/internal/config"
@@ -348,11 +349,27 @@ func TestPaginationWhileMessagesArrive(t *testing.T) {
 }
 
 // FuzzDecodeMessageRequest: no body makes the decoder panic, and what it
-// accepts is a message that can be sent.
+// accepts is a message that can be sent, of the kind it says.
 func FuzzDecodeMessageRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"to":"+491701234567","text":"hi"}`, `{"to":"491701234567@s.whatsapp.net","text":"hi","reply_to":"3EB0ABC"}`,
 		`{"to":"120363025246125486@g.us","text":"team"}`, `{"to":1}`, `[]`, `null`, `{"text":"\u0000"}`, `{"to":"+1","text":"` + strings.Repeat("x", 100) + `"}`,
+		`{"to":"+491701234567","type":"text","text":"hi @491709876543","mentions":["+491709876543"]}`,
+		`{"to":"+491701234567","type":"voice","media_id":"0123456789abcdef01234567"}`,
+		`{"to":"+491701234567","type":"image","media_id":"0123456789abcdef01234567","text":"caption"}`,
+		`{"to":"+491701234567","type":"location","location":{"latitude":52.52,"longitude":13.405,"name":"Berlin"}}`,
+		`{"to":"+491701234567","type":"location","location":{"latitude":91,"longitude":0}}`,
+		`{"to":"+491701234567","type":"contacts","contacts":[{"name":"Jane; Doe","phones":["+49 170 1112222"]}]}`,
+		`{"to":"+491701234567","type":"contacts","contacts":[{"name":"Jane","vcard":"BEGIN:VCARD\nEND:VCARD"}]}`,
+		`{"to":"+491701234567","type":"poll","poll":{"question":"Lunch?","options":["Pizza","Sushi"],"selectable":1}}`,
+		`{"to":"+491701234567","type":"poll","poll":{"question":"Lunch?","options":["Pizza","pizza "]}}`,
+		`{"to":"+491701234567","type":"reaction","target":{"wa_id":"3EB0ABC"},"emoji":"👍🏽"}`,
+		`{"to":"+491701234567","type":"reaction","target":{"id":"msg_abc"},"emoji":""}`,
+		`{"to":"+491701234567","type":"reaction","target":{"wa_id":"3EB0ABC"},"emoji":"👍👍"}`,
+		`{"to":"+491701234567","type":"edit","target":{"id":"msg_abc"},"text":"fixed"}`,
+		`{"to":"+491701234567","type":"revoke","target":{"wa_id":"3EB0ABC","sender":"+491701234567"}}`,
+		`{"to":"+491701234567","forward":{"id":"msg_abc"}}`,
+		`{"to":"+491701234567","forward":{"wa_id":"3EB0ABC","chat":"+491709876543"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -364,13 +381,84 @@ func FuzzDecodeMessageRequest(f *testing.F) {
 			}
 			return
 		}
-		if m.Chat == "" || (strings.TrimSpace(m.Text) == "" && m.MediaID == "") || len(m.Text) > MaxTextBytes || !utf8.ValidString(m.Text) {
-			t.Fatalf("accepted %q as %+v", body, m)
+		if why := unsendable(m); why != "" {
+			t.Fatalf("accepted %q as %+v: %s", body, m, why)
 		}
 		if _, err := whatsapp.NormalizeRecipient(m.Chat); err != nil {
 			t.Fatalf("accepted chat %q that does not normalise: %v", m.Chat, err)
 		}
 	})
+}
+
+// unsendable says what a decoded request lacks for its kind, if anything.
+func unsendable(d sendDraft) string {
+	switch {
+	case d.Chat == "":
+		return "no chat"
+	case len(d.Text) > MaxTextBytes || !utf8.ValidString(d.Text):
+		return "a text WhatsApp does not take"
+	case d.hash == "":
+		return "no request hash"
+	case d.forward != nil:
+		if d.forward.ID == "" && (d.forward.WAID == "" || d.forward.Chat == "") {
+			return "a forward of nothing"
+		}
+		return ""
+	}
+	for _, m := range d.Mentions {
+		if !strings.Contains(d.Text, "@"+strings.TrimSuffix(m, "@s.whatsapp.net")) {
+			return "a mention the text does not name"
+		}
+	}
+	switch d.Kind {
+	case msg.KindText, msg.KindEdit:
+		if strings.TrimSpace(d.Text) == "" {
+			return "no text"
+		}
+		if d.Kind == msg.KindEdit && d.Target == nil {
+			return "an edit of nothing"
+		}
+	case "", msg.KindImage, msg.KindVideo, msg.KindAudio, msg.KindVoice, msg.KindDocument, msg.KindSticker:
+		if d.MediaID == "" {
+			return "media without its file"
+		}
+	case msg.KindLocation:
+		if l := d.Location; l == nil || l.Latitude < -90 || l.Latitude > 90 || l.Longitude < -180 || l.Longitude > 180 {
+			return "no point on the map"
+		}
+	case msg.KindContacts:
+		if len(d.Contacts) == 0 || len(d.Contacts) > 10 {
+			return "not 1 to 10 cards"
+		}
+		for _, c := range d.Contacts {
+			if !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(c.VCard)), "BEGIN:VCARD") {
+				return "a card without a vCard"
+			}
+		}
+	case msg.KindPoll:
+		p := d.Poll
+		if p == nil || len(p.Options) < 2 || len(p.Options) > 12 || p.Selectable < 0 || p.Selectable > len(p.Options) {
+			return "not a poll WhatsApp takes"
+		}
+		seen := map[string]bool{}
+		for _, o := range p.Options {
+			k := strings.ToLower(strings.TrimSpace(o))
+			if k == "" || seen[k] {
+				return "a blank or repeated option"
+			}
+			seen[k] = true
+		}
+	case msg.KindReaction, msg.KindRevoke:
+		if d.Target == nil || (d.Target.ID == "" && d.Target.WAID == "") || d.Target.Chat != d.Chat {
+			return "not about a message of the chat"
+		}
+		if d.Kind == msg.KindReaction && d.Reaction != "" && uniseg.GraphemeClusterCount(d.Reaction) != 1 {
+			return "a reaction of more than one emoji"
+		}
+	default:
+		return "a kind POST does not send"
+	}
+	return ""
 }
 
 // Database round trips per request, counted by the driver's command

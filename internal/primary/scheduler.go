@@ -371,6 +371,9 @@ func (s *Scheduler) fire(ctx context.Context, e *schedEntry, now time.Time) erro
 				m.MediaType, m.MediaName = info.MimeType, info.FileName
 			}
 		}
+		if d.MediaID == "" || m.MediaType != "" {
+			m.Kind = m.MessageKind() // else the sender tells it by the file
+		}
 		if err := s.Store.EnqueueMessage(ctx, &m); err != nil && !errors.Is(err, store.ErrExists) {
 			return err // nothing recorded: the next pass tries this run again
 		}

@@ -443,7 +443,11 @@ func (w *WhatsApp) advance(ctx context.Context, waID, status string, at time.Tim
 	if len(steps) > 0 {
 		steps = append(steps, status)
 	}
-	if err := w.Events.AppendWith(ctx, w.announced(&m, steps), evs...); err != nil {
+	mark, evs, err := w.withTargetChange(ctx, &m, prev < store.StatusRank(store.StatusSent), w.announced(&m, steps), evs)
+	if err != nil {
+		return err
+	}
+	if err := w.Events.AppendWith(ctx, mark, evs...); err != nil {
 		return err
 	}
 	delete(w.unsaved, m.ID)
@@ -614,18 +618,12 @@ func (w *WhatsApp) sendOne(ctx context.Context, m store.OutboxMessage, inherited
 	delete(inherited, m.ID)
 	*next = time.Now().Add(w.interval())
 
-	out := whatsapp.Outgoing{ID: cur.WAID, Chat: cur.Chat, Text: cur.Text, ReplyTo: cur.ReplyTo}
-	if cur.MediaID != "" {
-		// Streamed from the store as the driver reads it.
-		_, file, err := w.Store.OpenMedia(ctx, cur.MediaID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "media " + cur.MediaID + " no longer exists"})
-		case err != nil:
-			return w.failed(ctx, cur.ID, &whatsapp.SendError{Reason: "cannot read media: " + err.Error(), Retryable: true})
-		}
+	out, file, fail := w.outgoing(ctx, cur)
+	if fail != nil {
+		return w.failed(ctx, cur.ID, fail)
+	}
+	if file != nil {
 		defer file.Close()
-		out.Media = &whatsapp.OutgoingMedia{MimeType: cur.MediaType, FileName: cur.MediaName, Body: file}
 	}
 	if w.beforeSend != nil {
 		w.beforeSend(cur.ID)
@@ -670,8 +668,14 @@ func (w *WhatsApp) finishSent(ctx context.Context, id string, ts time.Time) (boo
 		if _, err := w.Store.SaveOutbox(ctx, &m); err != nil {
 			return false, err
 		}
-	} else if err := w.Events.AppendWith(ctx, w.announced(&m, nil), Entry{"message.status", statusEvent(m)}); err != nil {
-		return false, err
+	} else {
+		mark, evs, err := w.withTargetChange(ctx, &m, true, w.announced(&m, nil), []Entry{{"message.status", statusEvent(m)}})
+		if err != nil {
+			return false, err
+		}
+		if err := w.Events.AppendWith(ctx, mark, evs...); err != nil {
+			return false, err
+		}
 	}
 	delete(w.unsaved, id)
 	return true, nil
@@ -946,6 +950,11 @@ func (l *EventLog) reconcile(ctx context.Context) error {
 			e.Status, e.At = st, m.UpdatedAt
 			c.evs = append(c.evs, Entry{"message.status", e})
 		}
+		updates, err := targetUpdates(ctx, l.store, m, steps)
+		if err != nil {
+			return err
+		}
+		c.evs = append(c.evs, updates...)
 		changes = append(changes, c)
 	}
 	for _, m := range in {

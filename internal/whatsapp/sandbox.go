@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"app/internal/msg"
 )
 
 // SandboxConfig sets the sandbox's timing. A negative delay turns that
@@ -467,6 +469,9 @@ func (s *Sandbox) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 	if m.ID == "" || m.Chat == "" {
 		return time.Time{}, &SendError{Reason: "message without id or chat"}
 	}
+	if se := refuseOutgoing(m); se != nil {
+		return time.Time{}, se
+	}
 	if m.Media != nil {
 		var data []byte
 		if m.Media.Body != nil {
@@ -493,7 +498,8 @@ func (s *Sandbox) Send(ctx context.Context, m Outgoing) (time.Time, error) {
 		d time.Duration
 		t ReceiptType
 	}{{s.cfg.DeliveredDelay, ReceiptDelivered}, {s.cfg.ReadDelay, ReceiptRead}} {
-		if r.d >= 0 {
+		// A reaction, an edit or a revoke has only the server's receipt.
+		if r.d >= 0 && msg.IsContent(m.Kind) {
 			at := now.Add(r.d)
 			receipts = append(receipts, &held{At: at, Receipt: &Receipt{Chat: m.Chat, Sender: m.Chat, IDs: []string{m.ID}, Type: r.t, Timestamp: at}})
 		}
