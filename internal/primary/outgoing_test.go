@@ -115,15 +115,21 @@ func TestSentEditAndRevokeChangeTheirTarget(t *testing.T) {
 		if m := incoming(t, st, key); m.RevokedAt.IsZero() || m.Text != "Meet at 7" {
 			t.Errorf("after the revoke: revoked at %v, text %q; want it marked, its content kept", m.RevokedAt, m.Text)
 		}
-		var got []string
-		for _, u := range updates(t, st) {
-			if u["key"] != key || u["wa_id"] != "3EB0MEET" || u["chat"] != alice {
-				t.Errorf("message.updated %v does not name the message", u)
-			}
-			edits, _ := u["edits"].([]any)
-			got = append(got, fmt.Sprintf("%s:%s:%d", u["change"], u["text"], len(edits)))
-		}
+		// On MongoDB the status is stored before its events are appended:
+		// wait for the log to tell all three.
 		want := []string{"edited:Meet at 6:1", "edited:Meet at 7:2", "revoked:Meet at 7:2"}
+		var got []string
+		waitFor(t, "three message.updated events", 10*time.Second, func() (bool, string) {
+			got = got[:0]
+			for _, u := range updates(t, st) {
+				if u["key"] != key || u["wa_id"] != "3EB0MEET" || u["chat"] != alice {
+					t.Errorf("message.updated %v does not name the message", u)
+				}
+				edits, _ := u["edits"].([]any)
+				got = append(got, fmt.Sprintf("%s:%s:%d", u["change"], u["text"], len(edits)))
+			}
+			return len(got) >= len(want), fmt.Sprint(got)
+		})
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("message.updated events %q, want %q", got, want)
 		}
