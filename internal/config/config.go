@@ -79,6 +79,10 @@ type WhatsApp struct {
 	MaxAttempts       int           // transient failures before a message fails
 	MediaMaxBytes     int64         // largest incoming media downloaded
 	RateLimitPause    time.Duration // sends pause this long when WhatsApp says we send too fast
+	// WatchdogInterval is how long a connected session may stay silent
+	// before the primary pings WhatsApp (and reconnects when no answer
+	// comes); 0 turns the watchdog off.
+	WatchdogInterval time.Duration
 }
 
 // Webhooks is how the primary delivers webhooks.

@@ -11,15 +11,8 @@ import (
 
 var errTODO = errors.New("whatsapp: not written yet")
 
-func (s *Sandbox) MarkRead(ctx context.Context, r ReadMark) error { return errTODO }
-func (s *Sandbox) SendChatPresence(ctx context.Context, chat string, p ChatPresence) error {
-	return errTODO
-}
-func (s *Sandbox) SendPresence(ctx context.Context, online bool) error         { return errTODO }
 func (s *Sandbox) RejectCall(ctx context.Context, from, callID string) error   { return errTODO }
 func (s *Sandbox) RetryMedia(ctx context.Context, m *Incoming) error           { return errTODO }
-func (s *Sandbox) Ping(ctx context.Context) error                              { return errTODO }
-func (s *Sandbox) Reconnect(ctx context.Context, reason string) error          { return errTODO }
 func (d *Whatsmeow) MarkRead(ctx context.Context, r ReadMark) error            { return errTODO }
 func (d *Whatsmeow) SendPresence(ctx context.Context, online bool) error       { return errTODO }
 func (d *Whatsmeow) RejectCall(ctx context.Context, from, callID string) error { return errTODO }
