@@ -20,7 +20,8 @@ type SandboxAction struct {
 // sandboxActs is the sandbox's record of chat actions and its silence;
 // guarded by Sandbox.mu.
 type sandboxActs struct {
-	done []SandboxAction
+	done  []SandboxAction
+	pings int
 	// silentUntil is the end of a silence of the Run numbered silentGen
 	// (a new Run is a new connection, which is not silent); ended is
 	// closed when it ends, early or not.
@@ -78,6 +79,14 @@ func (s *Sandbox) Actions() []SandboxAction {
 	return append([]SandboxAction(nil), s.acts.done...)
 }
 
+// Pings counts the pings asked of the sandbox while connected, answered
+// or not.
+func (s *Sandbox) Pings() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acts.pings
+}
+
 // Silence makes the connection go quiet for d, as a half-dead one does:
 // the session keeps saying connected, but no event is delivered (they
 // wait, as WhatsApp keeps them) and Ping gets no answer, until d passed
@@ -129,6 +138,7 @@ func (s *Sandbox) Ping(ctx context.Context) error {
 		s.mu.Unlock()
 		return ErrNotConnected
 	}
+	s.acts.pings++
 	if !s.silentLocked(time.Now()) {
 		s.mu.Unlock()
 		return nil
