@@ -234,6 +234,12 @@ func TestBadChatActionRequests(t *testing.T) {
 	if len(e.sb.Actions()) != 0 {
 		t.Errorf("bad requests reached WhatsApp: %+v", e.sb.Actions())
 	}
+	for _, body := range []string{`{"seconds":"long"}`, `{"seconds":86401}`, `{"reason":"quiet"}`} {
+		r := do(t, "POST", e.url+"/v1/sandbox/silence", strings.NewReader(body), e.session)
+		if want := strings.Trim(strings.SplitN(body, ":", 2)[0], `{"`); r.status != 400 || errorOf(t, r)["field"] != want {
+			t.Errorf("POST /v1/sandbox/silence %s: %d %v, want 400 naming %s", body, r.status, r.body, want)
+		}
+	}
 	// The key must be allowed to write messages.
 	if r := do(t, "POST", e.url+"/v1/presence", strings.NewReader(`{"state":"available"}`), e.session); r.status != 403 {
 		t.Errorf("presence with a session key: %d %v, want 403", r.status, r.body)
