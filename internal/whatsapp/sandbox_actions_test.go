@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -96,8 +97,9 @@ func TestSandboxSilenceAndReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := runSandbox(t, sb)
-	testutil.Eventually(t, 5*time.Second, "connected", func() (bool, string) {
-		return sb.Session().State == StateConnected, string(sb.Session().State)
+	testutil.Eventually(t, 5*time.Second, "connected, and told", func() (bool, string) {
+		ss := states(got())
+		return len(ss) > 0 && ss[len(ss)-1].State == StateConnected, fmt.Sprint(ss)
 	})
 	if err := sb.Ping(context.Background()); err != nil {
 		t.Fatalf("ping while connected: %v", err)
@@ -128,7 +130,7 @@ func TestSandboxSilenceAndReconnect(t *testing.T) {
 	})
 	testutil.Eventually(t, 5*time.Second, "connected again", func() (bool, string) {
 		ss := states(got()[before:])
-		return len(ss) == 3, ""
+		return len(ss) == 3, fmt.Sprint(ss)
 	})
 	ss := states(got()[before:])
 	if ss[0].State != StateDisconnected || ss[0].Reason != "no answer for 1m30s" || ss[1].State != StateConnecting || ss[2].State != StateConnected {
