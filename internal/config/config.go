@@ -86,6 +86,10 @@ type WhatsApp struct {
 	// set, is sent to the caller then.
 	RejectCalls        bool
 	RejectCallsMessage string
+	// WatchdogInterval is how long a connected session may stay silent
+	// before the primary pings WhatsApp (and reconnects when no answer
+	// comes); 0 turns the watchdog off.
+	WatchdogInterval time.Duration
 }
 
 // Webhooks is how the primary delivers webhooks.

@@ -254,6 +254,8 @@ func TestInvalidValues(t *testing.T) {
 		{"WHATSAPP_MAX_ATTEMPTS", map[string]string{"WHATSAPP_MAX_ATTEMPTS": "0"}, "0"},
 		{"WHATSAPP_RECONCILE_WAIT", map[string]string{"WHATSAPP_RECONCILE_WAIT": "30"}, "30"},
 		{"WHATSAPP_RATE_LIMIT_PAUSE", map[string]string{"WHATSAPP_RATE_LIMIT_PAUSE": "0s"}, "0s"},
+		{"WHATSAPP_WATCHDOG_INTERVAL", map[string]string{"WHATSAPP_WATCHDOG_INTERVAL": "60"}, "60"},
+		{"WHATSAPP_WATCHDOG_INTERVAL", map[string]string{"WHATSAPP_WATCHDOG_INTERVAL": "2h"}, "2h"},
 		{"WHATSAPP_MEDIA_MAX_BYTES", map[string]string{"WHATSAPP_MEDIA_MAX_BYTES": "16MB"}, "16MB"},
 		{"WHATSAPP_KEEP_REVOKED", map[string]string{"WHATSAPP_KEEP_REVOKED": "yes"}, "yes"},
 		{"WHATSAPP_REJECT_CALLS", map[string]string{"WHATSAPP_REJECT_CALLS": "1"}, "1"},

@@ -29,6 +29,9 @@ func (s *Server) chatRoutes(r routes) {
 	r.handle("GET", "/v1/chats", s.auth(store.ScopeMessagesRead, s.listChats(false)))
 	r.handle("GET", "/v1/contacts", s.auth(store.ScopeMessagesRead, s.listChats(true)))
 	r.handle("GET", "/v1/chats/:jid/messages", s.auth(store.ScopeMessagesRead, s.chatMessages))
+	if s.Sessions != nil {
+		s.chatActionRoutes(r) // commands for the primary
+	}
 }
 
 type chatView struct {

@@ -44,6 +44,8 @@ type Server struct {
 	HeartbeatInterval time.Duration
 	// settleTimeout (default defaultSettleTimeout) bounds insertSettled.
 	settleTimeout time.Duration
+	// actionWait, when set (tests), is every chat action's deadline.
+	actionWait time.Duration
 	// Sessions serves the WhatsApp session routes; nil leaves them out.
 	Sessions SessionBackend
 	// Sandbox adds the sandbox driver's routes (/v1/sandbox/...).

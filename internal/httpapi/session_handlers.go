@@ -49,6 +49,7 @@ type sessionView struct {
 	SendingPausedUntil time.Time `json:"sending_paused_until,omitzero"`
 	Driver             string    `json:"driver,omitempty"`
 	UpdatedAt          time.Time `json:"updated_at,omitzero"`
+	Reconnects         int64     `json:"reconnects,omitempty"`
 }
 
 func (s *Server) readSession(w http.ResponseWriter, r *http.Request) (store.WASession, bool) {
@@ -71,7 +72,8 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 		return
 	}
 	writeJSON(w, http.StatusOK, sessionView{State: ws.State, Reason: ws.Reason, Until: ws.Until, JID: ws.JID,
-		QRAvailable: ws.State == "pairing" && ws.QR != "", SendingPausedUntil: ws.SendingPausedUntil, Driver: ws.Driver, UpdatedAt: ws.UpdatedAt})
+		QRAvailable: ws.State == "pairing" && ws.QR != "", SendingPausedUntil: ws.SendingPausedUntil, Driver: ws.Driver, UpdatedAt: ws.UpdatedAt,
+		Reconnects: ws.Reconnects})
 }
 
 // sessionQR serves the current QR code: a PNG by default, or the raw text
@@ -148,6 +150,7 @@ var sandboxActions = map[string]map[string]sandboxField{
 	"logout":     {"reason": textField},
 	"ban":        {"reason": textField, "seconds": secondsField},
 	"replace":    nil,
+	"silence":    {"seconds": secondsField},
 }
 
 type sandboxField int

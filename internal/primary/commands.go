@@ -16,24 +16,51 @@ const commandTTL = time.Minute
 
 // commands runs what workers asked of the WhatsApp connection.
 func (w *WhatsApp) commands(ctx context.Context) {
+	// Where the store tells of commits (SQLite), a command is run as soon
+	// as a worker stored it: a typing indicator cannot wait for a poll.
+	// The store tells as a commit's pages are written, before they are
+	// synced and readers see them: a wake that finds nothing looks again
+	// a moment later (each step of recheck), then polls.
+	var stored <-chan struct{}
+	if cw, ok := w.Store.(changeWatcher); ok {
+		if ch, err := cw.WatchChanges(ctx); err == nil {
+			stored = ch
+		}
+	}
+	recheck := []time.Duration{10 * time.Millisecond, 100 * time.Millisecond}
+	step := len(recheck)
 	for ctx.Err() == nil {
 		cmds, err := w.Store.PendingCommands(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.Log.Warn().Err(err).Msg("Cannot read commands; will retry.")
 		}
 		for _, c := range cmds {
-			if time.Since(c.CreatedAt) > commandTTL {
+			switch {
+			case !c.Deadline.IsZero() && !time.Now().Before(c.Deadline):
+				// The worker has stopped waiting: too late to be of use.
+				c.Outcome, c.Error = "expired", "its deadline passed before the primary could run it"
+			case time.Since(c.CreatedAt) > commandTTL:
 				c.Outcome, c.Error = "expired", "no primary ran it within "+commandTTL.String()
-			} else {
+			default:
 				w.run(ctx, &c)
 			}
 			if err := w.Store.DecideCommand(ctx, c); err != nil && ctx.Err() == nil {
 				w.Log.Warn().Err(err).Str("command", c.Kind).Msg("Cannot record a command's outcome.")
 			}
 		}
+		wait := w.Poll
+		if len(cmds) == 0 && step < len(recheck) {
+			wait = min(wait, recheck[step])
+			step++
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(w.Poll):
+		case _, ok := <-stored:
+			step = 0
+			if !ok {
+				stored, step = nil, len(recheck) // the watch ended: polling only
+			}
+		case <-time.After(wait):
 		}
 	}
 }
@@ -41,20 +68,36 @@ func (w *WhatsApp) commands(ctx context.Context) {
 func (w *WhatsApp) run(ctx context.Context, c *store.Command) {
 	result, err := w.execute(ctx, c)
 	c.Result = result
+	late := !c.Deadline.IsZero() && (errors.Is(err, context.DeadlineExceeded) || !time.Now().Before(c.Deadline))
+	if err != nil && late {
+		c.Outcome, c.Error = "expired", "WhatsApp did not answer before the deadline"
+		w.Log.Warn().Str("command", c.Kind).Err(err).Msg("Command not done before its deadline.")
+		return
+	}
+	// Chat actions come by the hundred (a typing indicator each time a
+	// user types): logged for debugging only.
+	log := w.Log.Info
+	if isChatAction(c.Kind) {
+		log = w.Log.Debug
+	}
 	if err != nil {
 		c.Outcome, c.Error = "error", err.Error()
-		w.Log.Info().Str("command", c.Kind).Err(err).Msg("Command refused.")
+		log().Str("command", c.Kind).Err(err).Msg("Command refused.")
 		return
 	}
 	c.Outcome = "ok"
-	w.Log.Info().Str("command", c.Kind).Msg("Command done.")
+	log().Str("command", c.Kind).Msg("Command done.")
 }
 
 // ErrNotSandbox answers a sandbox command when the driver is the real one.
 var ErrNotSandbox = errors.New("the WhatsApp driver is not the sandbox")
 
 func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]string, error) {
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	if !c.Deadline.IsZero() {
+		deadline = c.Deadline
+	}
+	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	switch c.Kind {
 	case "pair_code":
@@ -65,6 +108,8 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		return map[string]string{"code": code}, nil
 	case "logout":
 		return nil, w.Driver.Logout(cctx)
+	case cmdMarkRead, cmdChatPresence, cmdPresence:
+		return w.chatAction(cctx, c)
 	}
 	sb, ok := w.Driver.(*whatsapp.Sandbox)
 	if !ok {
@@ -115,6 +160,8 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 	case "sandbox.replace":
 		sb.Replace()
 		return nil, nil
+	case "sandbox.silence":
+		return nil, sb.Silence(seconds("seconds", time.Minute))
 	}
 	return nil, errors.New("unknown command " + strconv.Quote(c.Kind))
 }

@@ -59,6 +59,8 @@ type WhatsApp struct {
 
 	ownEvents bool
 
+	dog watchdog // when WhatsApp was last heard (watchdog.go)
+
 	// pushNames are the push names saved per sender by this task (the
 	// handler's goroutine only), so an unchanged one is not written again.
 	pushNames map[string]string
@@ -127,6 +129,10 @@ func (w *WhatsApp) Run(ctx context.Context, epoch int64) error {
 	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); w.commands(ctx) }()
+	w.heard()
+	w.dog.reconnects.Store(0)
+	wg.Add(1)
+	go func() { defer wg.Done(); w.watch(ctx) }()
 	w.send(ctx)
 	wg.Wait()
 	return nil
@@ -185,6 +191,7 @@ func (w *WhatsApp) signal() {
 
 // handle stores what the driver reports; a nil return acknowledges it.
 func (w *WhatsApp) handle(ctx context.Context, ev whatsapp.Event) error {
+	w.heard()
 	switch e := ev.(type) {
 	case *whatsapp.SessionChanged:
 		if err := w.onSession(ctx, e.Session); err != nil {
@@ -219,7 +226,7 @@ func (w *WhatsApp) onSession(ctx context.Context, s whatsapp.Session) error {
 		ev.Str("state", string(s.State)).Str("reason", s.Reason).Str("jid", s.JID).Msg("WhatsApp session: " + string(s.State) + ".")
 	}
 	doc := store.WASession{State: string(s.State), Reason: s.Reason, Until: s.Until, JID: s.JID, QR: s.QR, QRExpires: s.QRExpires,
-		SendingPausedUntil: paused, Driver: driverName(w.Driver), Epoch: w.epoch}
+		SendingPausedUntil: paused, Driver: driverName(w.Driver), Epoch: w.epoch, Reconnects: w.dog.reconnects.Load()}
 	if !retry(ctx, w.Log, "save the session state", func(ctx context.Context) error { return w.Store.SaveSession(ctx, doc) }) {
 		return ctx.Err()
 	}
@@ -740,7 +747,7 @@ func (w *WhatsApp) pause(ctx context.Context, reason string) {
 	w.stateMu.Unlock()
 	w.Log.Warn().Time("until", until).Str("reason", reason).Msg("WhatsApp rate-limits us: sending pauses.")
 	doc := store.WASession{State: string(s.State), Reason: s.Reason, Until: s.Until, JID: s.JID, QR: s.QR, QRExpires: s.QRExpires,
-		SendingPausedUntil: until, Driver: driverName(w.Driver), Epoch: w.epoch}
+		SendingPausedUntil: until, Driver: driverName(w.Driver), Epoch: w.epoch, Reconnects: w.dog.reconnects.Load()}
 	if err := w.Store.SaveSession(ctx, doc); err != nil {
 		w.Log.Warn().Err(err).Msg("Cannot record the sending pause.")
 	}

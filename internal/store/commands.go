@@ -13,6 +13,10 @@ type Command struct {
 	Kind      string            `bson:"kind"`
 	Args      map[string]string `bson:"args,omitempty"`
 	CreatedAt time.Time         `bson:"created_at"`
+	// Deadline, when set, is when the worker stops waiting: a primary that
+	// takes the command later records it "expired" without running it
+	// (a read receipt or a typing indicator is worthless late).
+	Deadline time.Time `bson:"deadline,omitempty"`
 	// Outcome is empty until the primary ran it: "ok", "error" or
 	// "expired" (no primary took it in time).
 	Outcome   string            `bson:"outcome,omitempty"`

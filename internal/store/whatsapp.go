@@ -24,6 +24,9 @@ type WASession struct {
 	Driver             string    `bson:"driver"`
 	Epoch              int64     `bson:"epoch"`
 	UpdatedAt          time.Time `bson:"updated_at"`
+	// Reconnects counts the watchdog's reconnects of a silent session
+	// since the primary took the lease (Epoch).
+	Reconnects int64 `bson:"reconnects,omitempty"`
 }
 
 // IncomingMessage is a message someone sent to the account.
@@ -110,6 +113,9 @@ type Chat struct {
 	LastMessageAt  time.Time `bson:"last_message_at"`
 	FirstOutgoing  time.Time `bson:"first_outgoing_at,omitempty"`
 	LastIncomingAt time.Time `bson:"last_incoming_at,omitempty"`
+	// ReadUpTo is the read mark: the send time of the newest incoming
+	// message when the chat was last marked read as a whole.
+	ReadUpTo time.Time `bson:"read_up_to,omitempty"`
 }
 
 // IsUserChat tells a one-to-one chat (a phone number's or a LID's) from a

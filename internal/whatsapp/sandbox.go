@@ -69,6 +69,7 @@ type Sandbox struct {
 	seen     map[string]int // message id -> sends
 	rejected []RejectedCall // calls rejected through RejectCall, in order
 	gen      int            // counts Runs; a timer of an earlier Run does nothing
+	acts     sandboxActs    // chat actions done, and a silence (sandbox_actions.go)
 }
 
 // SandboxJID is the account the sandbox pairs as.
@@ -392,7 +393,7 @@ func (s *Sandbox) Run(ctx context.Context, h Handler) error {
 	defer due.Stop()
 	for {
 		s.mu.Lock()
-		ev, kept, soonest := s.nextLocked(time.Now())
+		ev, kept, soonest := s.deliverableLocked(time.Now())
 		s.mu.Unlock()
 		if ev != nil {
 			if err := h(ctx, ev); err != nil {

@@ -191,7 +191,9 @@ type SendError struct {
 
 func (e *SendError) Error() string { return "whatsapp: send: " + e.Reason }
 
-// ErrNotConnected is returned by Send and PairPhone while offline.
+// ErrNotConnected is returned by Send and PairPhone while offline, and
+// by the chat actions (MarkRead, SendChatPresence, SendPresence) and Ping:
+// the API answers 503 for it.
 var ErrNotConnected = &SendError{Reason: "not connected", Retryable: true}
 
 // ErrNotPaired is returned by PairPhone when already paired, and by
