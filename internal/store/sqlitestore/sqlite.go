@@ -332,6 +332,13 @@ func owned(path string, log zerolog.Logger) {
 // file is looked at every watchInterval instead. A change may be
 // signalled when nothing of interest was written (a heartbeat): callers
 // read, find nothing, and wait again.
+//
+// The kernel tells of a commit's first page written, before its last one
+// and its sync: a reader woken then may not see the commit yet. So each
+// burst of writes is signalled at once and again a few times after its
+// last write (settleAfter), by when the commit is visible; a loop that
+// found nothing at the first signal finds it at a later one, not at its
+// next poll.
 func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 	ch := make(chan struct{}, 1)
 	signal := func() {
@@ -341,10 +348,18 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}
 	if f, err := inotifyWAL(filepath.Dir(s.path)); err == nil {
+		written := make(chan struct{}, 1)
 		go func() {
 			<-ctx.Done()
 			_ = f.Close() // ends the read below
 		}()
+		go settle(ctx, written, signal)
+		wrote := func() {
+			select {
+			case written <- struct{}{}:
+			default:
+			}
+		}
 		go func() {
 			defer close(ch)
 			name := filepath.Base(s.path) + "-wal"
@@ -361,7 +376,7 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 						break
 					}
 					if strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:end]), "\x00") == name {
-						signal()
+						wrote()
 					}
 					off = end
 				}
@@ -395,6 +410,35 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}()
 	return ch, nil
+}
+
+// settleAfter are the times after a burst's last write at which it is
+// signalled again: a commit's sync takes a few milliseconds, more on a
+// busy disk.
+var settleAfter = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond}
+
+// settle signals each write at once, and again at settleAfter from the
+// last write of a burst, until ctx ends.
+func settle(ctx context.Context, written <-chan struct{}, signal func()) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	step, last := len(settleAfter), time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-written:
+			signal()
+			step, last = 0, time.Now()
+			timer.Reset(settleAfter[0])
+		case <-timer.C:
+			signal()
+			if step++; step < len(settleAfter) {
+				timer.Reset(time.Until(last.Add(settleAfter[step])))
+			}
+		}
+	}
 }
 
 // watchInterval is how often the WAL file is looked at where inotify
