@@ -18,17 +18,12 @@ const commandTTL = time.Minute
 func (w *WhatsApp) commands(ctx context.Context) {
 	// Where the store tells of commits (SQLite), a command is run as soon
 	// as a worker stored it: a typing indicator cannot wait for a poll.
-	// The store tells as a commit's pages are written, before they are
-	// synced and readers see them: a wake that finds nothing looks again
-	// a moment later (each step of recheck), then polls.
 	var stored <-chan struct{}
 	if cw, ok := w.Store.(changeWatcher); ok {
 		if ch, err := cw.WatchChanges(ctx); err == nil {
 			stored = ch
 		}
 	}
-	recheck := []time.Duration{10 * time.Millisecond, 100 * time.Millisecond}
-	step := len(recheck)
 	for ctx.Err() == nil {
 		cmds, err := w.Store.PendingCommands(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -48,19 +43,13 @@ func (w *WhatsApp) commands(ctx context.Context) {
 				w.Log.Warn().Err(err).Str("command", c.Kind).Msg("Cannot record a command's outcome.")
 			}
 		}
-		wait := w.Poll
-		if len(cmds) == 0 && step < len(recheck) {
-			wait = min(wait, recheck[step])
-			step++
-		}
 		select {
 		case <-ctx.Done():
 		case _, ok := <-stored:
-			step = 0
 			if !ok {
-				stored, step = nil, len(recheck) // the watch ended: polling only
+				stored = nil // the watch ended: polling only
 			}
-		case <-time.After(wait):
+		case <-time.After(w.Poll):
 		}
 	}
 }
