@@ -353,7 +353,12 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 			<-ctx.Done()
 			_ = f.Close() // ends the read below
 		}()
-		go settle(ctx, written, signal)
+		// settle alone sends on ch, and closes it once the reads below
+		// ended (they close written).
+		go func() {
+			defer close(ch)
+			settle(ctx, written, signal)
+		}()
 		wrote := func() {
 			select {
 			case written <- struct{}{}:
@@ -361,7 +366,7 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 			}
 		}
 		go func() {
-			defer close(ch)
+			defer close(written)
 			name := filepath.Base(s.path) + "-wal"
 			buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 			for {
@@ -418,7 +423,7 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 var settleAfter = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond}
 
 // settle signals each write at once, and again at settleAfter from the
-// last write of a burst, until ctx ends.
+// last write of a burst, until ctx ends or written is closed.
 func settle(ctx context.Context, written <-chan struct{}, signal func()) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -428,7 +433,11 @@ func settle(ctx context.Context, written <-chan struct{}, signal func()) {
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case <-written:
+		case _, ok := <-written:
+			if !ok {
+				timer.Stop()
+				return
+			}
 			signal()
 			step, last = 0, time.Now()
 			timer.Reset(settleAfter[0])
