@@ -22,18 +22,23 @@ import (
 
 // messageUpdated is "message.updated": a stored message changed after it
 // was announced. Key names an incoming message, ID one of the outbox.
+// Change says what changed: edited or revoked (Text, Edits, EditedAt,
+// RevokedAt), or media (Addr and Media: a pending file arrived, in
+// media.file_id, or will not, media.skipped).
 type messageUpdated struct {
-	Key       string     `json:"key,omitempty"`
-	ID        string     `json:"id,omitempty"`
-	WAID      string     `json:"wa_id"`
-	Chat      string     `json:"chat"`
-	Sender    string     `json:"sender,omitempty"`
-	FromMe    bool       `json:"from_me"`
-	Change    string     `json:"change"` // edited or revoked
-	Text      string     `json:"text,omitempty"`
-	Edits     []msg.Edit `json:"edits,omitempty"`
-	EditedAt  time.Time  `json:"edited_at,omitzero"`
-	RevokedAt time.Time  `json:"revoked_at,omitzero"`
+	Key       string          `json:"key,omitempty"`
+	ID        string          `json:"id,omitempty"`
+	WAID      string          `json:"wa_id"`
+	Chat      string          `json:"chat"`
+	Sender    string          `json:"sender,omitempty"`
+	FromMe    bool            `json:"from_me"`
+	msg.Addr                  // media only
+	Change    string          `json:"change"`
+	Text      string          `json:"text,omitempty"`
+	Edits     []msg.Edit      `json:"edits,omitempty"`
+	EditedAt  time.Time       `json:"edited_at,omitzero"`
+	RevokedAt time.Time       `json:"revoked_at,omitzero"`
+	Media     *store.MediaRef `json:"media,omitempty"`
 }
 
 // The changes message.updated tells of, by the kind that makes them.

@@ -162,7 +162,7 @@ func (t *sentTarget) save(ctx context.Context, st store.Store) error {
 // updated is the target's message.updated event after m's change.
 func (t *sentTarget) updated(m store.OutboxMessage) messageUpdated {
 	text, c := t.parts()
-	e := messageUpdated{Change: map[string]string{msg.KindEdit: "edited", msg.KindRevoke: "revoked"}[m.Kind], Text: *text,
+	e := messageUpdated{Change: changeOf[m.Kind], Text: *text,
 		Edits: c.Edits, EditedAt: c.EditedAt, RevokedAt: c.RevokedAt}
 	if t.out != nil {
 		e.ID, e.WAID, e.Chat, e.FromMe = t.out.ID, t.out.WAID, t.out.Chat, true
