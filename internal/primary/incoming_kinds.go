@@ -150,19 +150,7 @@ func (w *WhatsApp) onChange(ctx context.Context, doc store.IncomingMessage) erro
 				return err
 			}
 		}
-		doc.EventSeq = seq
-		isNew, err := w.Store.SaveIncoming(ctx, doc)
-		if err != nil || isNew {
-			return err
-		}
-		stored, err := w.Store.IncomingMessage(ctx, doc.Key)
-		if err != nil {
-			return err
-		}
-		if stored.EventSeq != seq {
-			return errAnnounced
-		}
-		return nil // our own earlier try of this very step
+		return w.saveIncomingAt(ctx, doc, seq)
 	}, evs...)
 }
 
@@ -360,6 +348,8 @@ func (t *target) save(ctx context.Context, st store.Store) error {
 	return err
 }
 
+// updated is t's message.updated event after its change (edited or
+// revoked), as it is now.
 func (t *target) updated(change string) messageUpdated {
 	c := t.changes()
 	e := messageUpdated{Change: change, Text: *t.text(), Edits: c.Edits, EditedAt: c.EditedAt, RevokedAt: c.RevokedAt}
