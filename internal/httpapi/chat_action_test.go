@@ -13,7 +13,6 @@ import (
 
 	"app/internal/config"
 	"app/internal/msg"
-	"app/internal/primary"
 	"app/internal/store"
 	"app/internal/testdb"
 	"app/internal/testutil"
@@ -33,15 +32,9 @@ type actionEnv struct {
 // store's change watch wakes it.
 func actionServer(t *testing.T, wc config.WhatsApp, wrap func(*whatsapp.Sandbox) whatsapp.Driver, actionWait time.Duration) actionEnv {
 	t.Helper()
-	db := testdb.Start(t)
-	st := db.Connect(nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
-		t.Fatal(err)
-	}
+	db, st := testStore(t)
 	now := time.Now()
-	if ok, err := st.ClaimLease(ctx, store.Lease{Epoch: 1, Holder: "test", Host: "test", PID: 1, AcquiredAt: now, ExpiresAt: now.Add(time.Hour)}); !ok || err != nil {
+	if ok, err := st.ClaimLease(context.Background(), store.Lease{Epoch: 1, Holder: "test", Host: "test", PID: 1, AcquiredAt: now, ExpiresAt: now.Add(time.Hour)}); !ok || err != nil {
 		t.Fatalf("claim the lease: %v %v", ok, err)
 	}
 	sb, err := whatsapp.NewSandbox(whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, ConnectDelay: 20 * time.Millisecond, ReadDelay: -1})
@@ -52,24 +45,12 @@ func actionServer(t *testing.T, wc config.WhatsApp, wrap func(*whatsapp.Sandbox)
 	if wrap != nil {
 		driver = wrap(sb)
 	}
-	wc.Driver, wc.MaxAttempts, wc.RateLimitPause = "sandbox", 3, time.Minute
-	wa := &primary.WhatsApp{Cfg: wc, Driver: driver, Store: st, Log: zerolog.Nop(), Poll: time.Hour}
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = wa.Run(rctx, 1) }()
-	t.Cleanup(func() { stop(); <-done })
+	runPrimary(t, st, driver, wc, time.Hour)
 	api := db.Connect(nil)
 	env := actionEnv{db: st, sb: sb}
 	env.url = serve(t, &Server{Backend: api, Sessions: api, Chats: api, Keys: api, Sandbox: true, Log: zerolog.Nop(), Worker: "1",
 		MaxBodyBytes: 1 << 20, actionWait: actionWait}, nil)
-	mk := func(scopes ...string) map[string]string {
-		key, k := store.NewAPIKey("test", scopes)
-		if err := st.CreateAPIKey(context.Background(), k); err != nil {
-			t.Fatal(err)
-		}
-		return map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}
-	}
-	env.writer, env.session = mk(store.ScopeMessagesWrite), mk(store.ScopeSession)
+	env.writer, env.session = apiKey(t, st, store.ScopeMessagesWrite), apiKey(t, st, store.ScopeSession)
 	testutil.Eventually(t, 10*time.Second, "the session connected", func() (bool, string) {
 		ws, err := st.Session(context.Background())
 		return err == nil && ws.State == "connected", fmt.Sprint(ws.State, err)
@@ -288,11 +269,7 @@ func TestChatActionsNeedAConnectedPrimary(t *testing.T) {
 	// has not written the session.
 	db := testdb.Start(t).Connect(nil)
 	url := serve(t, &Server{Backend: db, Sessions: db, Chats: db, Keys: db, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 1 << 16}, nil)
-	key, k := store.NewAPIKey("w", []string{store.ScopeMessagesWrite})
-	if err := db.CreateAPIKey(context.Background(), k); err != nil {
-		t.Fatal(err)
-	}
-	h := map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+	h := apiKey(t, db, store.ScopeMessagesWrite)
 	ask := func(what, code string) {
 		t.Helper()
 		r := do(t, "POST", url+"/v1/chats/%2B491701234567/presence", strings.NewReader(`{"state":"composing"}`), h)
@@ -394,11 +371,7 @@ func TestChatActionDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := serve(t, &Server{Backend: db, Sessions: db, Chats: db, Keys: db, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 1 << 16, actionWait: 200 * time.Millisecond}, nil)
-	key, k := store.NewAPIKey("w", []string{store.ScopeMessagesWrite})
-	if err := db.CreateAPIKey(context.Background(), k); err != nil {
-		t.Fatal(err)
-	}
-	r = do(t, "POST", url+"/v1/presence", strings.NewReader(`{"state":"available"}`), map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+	r = do(t, "POST", url+"/v1/presence", strings.NewReader(`{"state":"available"}`), apiKey(t, db, store.ScopeMessagesWrite))
 	if r.status != 504 || errorOf(t, r)["code"] != "primary_timeout" {
 		t.Errorf("no primary running under a live lease: %d %v, want 504", r.status, r.body)
 	}
@@ -410,11 +383,7 @@ func TestChatActionDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wa := &primary.WhatsApp{Cfg: config.WhatsApp{Driver: "sandbox", MaxAttempts: 3}, Driver: sb, Store: db, Log: zerolog.Nop(), Poll: 20 * time.Millisecond}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = wa.Run(ctx, 1) }()
-	defer func() { stop(); <-done }()
+	runPrimary(t, db, sb, config.WhatsApp{}, 20*time.Millisecond)
 	testutil.Eventually(t, 10*time.Second, "the late command decided", func() (bool, string) {
 		c, err := db.Command(context.Background(), cs[0].ID)
 		return err == nil && c.Outcome != "", fmt.Sprint(c.Outcome, err)

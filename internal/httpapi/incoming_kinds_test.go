@@ -25,45 +25,12 @@ import (
 // and the primary configured as the test says.
 type inEnv struct {
 	msgEnv
-	session map[string]string
 }
 
 func incomingServer(t *testing.T, wc config.WhatsApp) inEnv {
 	t.Helper()
-	db := testdb.Start(t)
-	st := db.Connect(nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
-		t.Fatal(err)
-	}
-	wc.ReconcileWait, wc.MediaMaxBytes = time.Second, 1<<20
-	sb := sandboxPrimary(t, st, whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: 20 * time.Millisecond, ReadDelay: -1}, wc)
-	api := db.Connect(nil)
-	e := inEnv{msgEnv: msgEnv{st: st, sb: sb, api: api}}
-	e.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: 1 << 20, Schedules: api, Keys: api,
-		Sessions: api, Sandbox: true, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 1 << 20}, nil)
-	mk := func(scopes ...string) map[string]string {
-		key, k := store.NewAPIKey("test", scopes)
-		if err := st.CreateAPIKey(context.Background(), k); err != nil {
-			t.Fatal(err)
-		}
-		return map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}
-	}
-	e.writer, e.reader, e.session = mk(store.ScopeMessagesWrite, store.ScopeMessagesRead), mk(store.ScopeMessagesRead), mk(store.ScopeSession)
-	return e
-}
-
-// inject posts body to /v1/sandbox/incoming and returns the message's
-// WhatsApp id.
-func (e inEnv) inject(t *testing.T, body string) string {
-	t.Helper()
-	r := do(t, "POST", e.url+"/v1/sandbox/incoming", strings.NewReader(body), e.session)
-	id, _ := r.body["wa_id"].(string)
-	if r.status != 200 || id == "" {
-		t.Fatalf("POST /v1/sandbox/incoming %s: %d %v", body, r.status, r.body)
-	}
-	return id
+	wc.MediaMaxBytes = 1 << 20
+	return inEnv{messageServerWith(t, msgOptions{maxBody: 1 << 20, apiMedia: 1 << 20, sandbox: true, wa: wc})}
 }
 
 // history is a chat's history, newest first, as GET /v1/chats/{jid}/messages answers it.
@@ -95,26 +62,6 @@ func (e inEnv) item(t *testing.T, chat, waID string, cond func(m map[string]any)
 		return got != nil && (cond == nil || cond(got)), fmt.Sprint(got)
 	})
 	return got
-}
-
-// eventsOf are the data of the log's events of typ, in order.
-func (e inEnv) eventsOf(t *testing.T, typ string) []map[string]any {
-	t.Helper()
-	evs, err := e.st.Events(context.Background(), 0, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for _, ev := range evs {
-		if ev.Type == typ {
-			var d map[string]any
-			if err := ev.DecodeData(&d); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, d)
-		}
-	}
-	return out
 }
 
 // incomingEvent waits for the message.incoming event of waID.

@@ -11,59 +11,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"app/internal/config"
-	"app/internal/store"
-	"app/internal/testdb"
 	"app/internal/testutil"
-	"app/internal/whatsapp"
 )
 
-// lidEnv is a worker's API with the sandbox's levers and a primary with
-// the sandbox driver, on one embedded database.
+// lidEnv is messageServer with the sandbox's levers, its files asked
+// again after a delay.
 type lidEnv struct {
-	url                     string
-	st                      store.Store
-	sb                      *whatsapp.Sandbox
-	session, reader, writer map[string]string
+	msgEnv
 }
 
 func lidServer(t *testing.T, retryDelay time.Duration) lidEnv {
 	t.Helper()
-	db := testdb.Start(t)
-	st := db.Connect(nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
-		t.Fatal(err)
-	}
-	sb := sandboxPrimary(t, st, whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: 20 * time.Millisecond, ReadDelay: -1,
-		MediaRetryDelay: retryDelay}, config.WhatsApp{ReconcileWait: time.Second, MediaMaxBytes: 1 << 20})
-	api := db.Connect(nil)
-	e := lidEnv{st: st, sb: sb}
-	e.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: 1 << 16, Sessions: api, Sandbox: true,
-		Keys: api, Log: zerolog.Nop(), Worker: "1", MaxBodyBytes: 1 << 20}, nil)
-	mk := func(scopes ...string) map[string]string {
-		key, k := store.NewAPIKey("test", scopes)
-		if err := st.CreateAPIKey(context.Background(), k); err != nil {
-			t.Fatal(err)
-		}
-		return map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}
-	}
-	e.session, e.reader, e.writer = mk(store.ScopeSession), mk(store.ScopeMessagesRead), mk(store.ScopeMessagesWrite, store.ScopeMessagesRead)
-	return e
-}
-
-// incoming has the sandbox receive a message; it returns its WhatsApp id.
-func (e lidEnv) incoming(t *testing.T, body string) string {
-	t.Helper()
-	r := do(t, "POST", e.url+"/v1/sandbox/incoming", strings.NewReader(body), e.session)
-	id, _ := r.body["wa_id"].(string)
-	if r.status != 200 || id == "" {
-		t.Fatalf("POST /v1/sandbox/incoming %s: %d %v", body, r.status, r.body)
-	}
-	return id
+	return lidEnv{messageServerWith(t, msgOptions{maxBody: 1 << 20, sandbox: true, retryDelay: retryDelay,
+		wa: config.WhatsApp{MediaMaxBytes: 1 << 20}})}
 }
 
 // history waits for the chat's history to hold n messages and returns
@@ -100,27 +61,6 @@ func (e lidEnv) chats(t *testing.T, route string) map[string]map[string]any {
 	return out
 }
 
-// eventsOf decodes the event log's entries of typ, in order.
-func (e lidEnv) eventsOf(t *testing.T, typ string) []map[string]any {
-	t.Helper()
-	evs, err := e.st.Events(context.Background(), 0, 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for _, ev := range evs {
-		if ev.Type != typ {
-			continue
-		}
-		var d map[string]any
-		if err := ev.DecodeData(&d); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
 func wantAddr(t *testing.T, what string, got map[string]any, want map[string]string) {
 	t.Helper()
 	for _, k := range []string{"chat_pn", "chat_lid", "sender_pn", "sender_lid", "pn", "lid"} {
@@ -134,10 +74,11 @@ func wantAddr(t *testing.T, what string, got map[string]any, want map[string]str
 	}
 }
 
+// Alice's and Bob's numbers (alice, bob) and their LIDs.
 const (
-	alicePN  = "491701234567@s.whatsapp.net"
+	alicePN  = alice
 	aliceLID = "201001234567@lid"
-	bobPN    = "4915112345678@s.whatsapp.net"
+	bobPN    = bob
 	bobLID   = "201009876543@lid"
 )
 
@@ -147,10 +88,10 @@ const (
 // message sent to the number carries them too.
 func TestMessagesByLIDMeetInTheNumbersChat(t *testing.T) {
 	e := lidServer(t, 0)
-	first := e.incoming(t, `{"chat":"+491701234567","chat_lid":"`+aliceLID+`","pn_known":true,"text":"hi","push_name":"Alice"}`)
+	first := e.inject(t, `{"chat":"+491701234567","chat_lid":"`+aliceLID+`","pn_known":true,"text":"hi","push_name":"Alice"}`)
 	e.history(t, alicePN, 1)
 	// By LID alone now, as WhatsApp often does: the number is known here.
-	second := e.incoming(t, `{"chat":"+491701234567","chat_lid":"`+aliceLID+`","text":"me again"}`)
+	second := e.inject(t, `{"chat":"+491701234567","chat_lid":"`+aliceLID+`","text":"me again"}`)
 	both := map[string]string{"chat_pn": alicePN, "chat_lid": aliceLID, "sender_pn": alicePN, "sender_lid": aliceLID}
 	h := e.history(t, alicePN, 2)
 	for i, id := range []string{second, first} {
@@ -219,7 +160,7 @@ func TestMessagesByLIDMeetInTheNumbersChat(t *testing.T) {
 // number, so a client finds both.
 func TestALIDWithoutNumberIsAChatUntilTheNumberIsLearned(t *testing.T) {
 	e := lidServer(t, 0)
-	first := e.incoming(t, `{"chat":"+4915112345678","chat_lid":"`+bobLID+`","text":"guess who","push_name":"Bob"}`)
+	first := e.inject(t, `{"chat":"+4915112345678","chat_lid":"`+bobLID+`","text":"guess who","push_name":"Bob"}`)
 	h := e.history(t, bobLID, 1)
 	if h[0]["wa_id"] != first || h[0]["sender"] != bobLID {
 		t.Fatalf("the LID's history: %v", h)
@@ -246,7 +187,7 @@ func TestALIDWithoutNumberIsAChatUntilTheNumberIsLearned(t *testing.T) {
 	})
 
 	// The number is told: the chat is the number's from now on.
-	second := e.incoming(t, `{"chat":"+4915112345678","chat_lid":"`+bobLID+`","pn_known":true,"text":"it is Bob"}`)
+	second := e.inject(t, `{"chat":"+4915112345678","chat_lid":"`+bobLID+`","pn_known":true,"text":"it is Bob"}`)
 	h = e.history(t, bobPN, 1)
 	if h[0]["wa_id"] != second || h[0]["sender"] != bobPN {
 		t.Fatalf("the number's history: %v", h)
@@ -283,7 +224,7 @@ func attachmentIn(t *testing.T, m map[string]any) map[string]any {
 // when the phone cannot, the reason.
 func TestExpiredMediaComesFromTheSendersPhone(t *testing.T) {
 	e := lidServer(t, 2*time.Second)
-	id := e.incoming(t, `{"chat":"+491701234567","text":"the photo","media_expired":true}`)
+	id := e.inject(t, `{"chat":"+491701234567","text":"the photo","media_expired":true}`)
 	h := e.history(t, alicePN, 1)
 	if a := attachmentIn(t, h[0]); a["pending"] != true || a["file_id"] != nil || a["skipped"] != nil || h[0]["kind"] != "image" {
 		t.Fatalf("before the phone answered: %v, want an image with its media pending", h[0])
@@ -319,7 +260,7 @@ func TestExpiredMediaComesFromTheSendersPhone(t *testing.T) {
 	}
 
 	// The phone cannot send it again: the reason, and nothing pending.
-	lost := e.incoming(t, `{"chat":"+491701234567","text":"lost","media_expired":true,"media_retry_fails":true}`)
+	lost := e.inject(t, `{"chat":"+491701234567","text":"lost","media_expired":true,"media_retry_fails":true}`)
 	var a map[string]any
 	testutil.Eventually(t, 10*time.Second, "the phone's answer", func() (bool, string) {
 		a = attachmentIn(t, e.history(t, alicePN, 2)[0])
@@ -356,7 +297,7 @@ func TestSandboxLIDFieldsAreChecked(t *testing.T) {
 		}
 	}
 	// A group member by LID, the number told.
-	e.incoming(t, `{"chat":"120363025246125486@g.us","sender":"+491701234567","sender_lid":"`+aliceLID+`","pn_known":true,"text":"in the group"}`)
+	e.inject(t, `{"chat":"120363025246125486@g.us","sender":"+491701234567","sender_lid":"`+aliceLID+`","pn_known":true,"text":"in the group"}`)
 	h := e.history(t, "120363025246125486@g.us", 1)
 	if h[0]["sender"] != alicePN {
 		t.Errorf("group message from %v, want the number", h[0]["sender"])

@@ -421,8 +421,7 @@ func contactCards(list *[]contactRequest) ([]msg.Contact, *fieldError) {
 		case c.Phones != nil && c.VCard != nil:
 			return nil, fe(at+"vcard", "a card is built from phones or given as vcard, not both")
 		case c.VCard != nil:
-			v := strings.TrimSpace(*c.VCard)
-			if !strings.HasPrefix(strings.ToUpper(v), "BEGIN:VCARD") || !strings.HasSuffix(strings.ToUpper(v), "END:VCARD") {
+			if !msg.IsVCard(*c.VCard) {
 				return nil, fe(at+"vcard", at+"vcard must be a vCard: BEGIN:VCARD ... END:VCARD")
 			}
 			card.VCard = *c.VCard
@@ -436,7 +435,7 @@ func contactCards(list *[]contactRequest) ([]msg.Contact, *fieldError) {
 				}
 				card.Phones = append(card.Phones, "+"+strings.TrimSuffix(jid, "@s.whatsapp.net"))
 			}
-			card.VCard = buildVCard(card.Name, card.Phones)
+			card.VCard = msg.VCard(card.Name, card.Phones)
 		}
 		cs = append(cs, card)
 	}

@@ -33,11 +33,59 @@ type msgEnv struct {
 	st, api        store.Store
 	sb             *whatsapp.Sandbox
 	writer, reader map[string]string
+	session        map[string]string // with msgOptions.sandbox
+}
+
+// msgOptions change what messageServerWith sets up; the zero value is
+// messageServer's.
+type msgOptions struct {
+	maxBody  int64 // the API's MaxBodyBytes
+	apiMedia int64 // the API's MediaMaxBytes; 0: 64 KiB
+	// sandbox turns the sandbox's routes and the session's on, with a
+	// session key.
+	sandbox bool
+	// retryDelay is the sandbox's MediaRetryDelay.
+	retryDelay time.Duration
+	wa         config.WhatsApp // the primary's settings; ReconcileWait 1s unless set
 }
 
 // messageServer is a worker's API and a primary with the sandbox driver,
 // on one embedded database.
 func messageServer(t *testing.T, maxBody int64) msgEnv {
+	t.Helper()
+	return messageServerWith(t, msgOptions{maxBody: maxBody})
+}
+
+// messageServerWith is messageServer as o says.
+func messageServerWith(t *testing.T, o msgOptions) msgEnv {
+	t.Helper()
+	db, st := testStore(t)
+	if o.wa.ReconcileWait == 0 {
+		o.wa.ReconcileWait = time.Second
+	}
+	if o.apiMedia == 0 {
+		o.apiMedia = 1 << 16
+	}
+	sb := sandboxPrimary(t, st, whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: 20 * time.Millisecond, ReadDelay: -1,
+		MediaRetryDelay: o.retryDelay}, o.wa)
+	// The worker has its own connection, as it would in its own process,
+	// so its round trips can be counted apart from the primary's.
+	api := db.Connect(nil)
+	env := msgEnv{st: st, sb: sb, api: api}
+	s := &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: o.apiMedia, Schedules: api, Keys: api, Log: zerolog.Nop(),
+		Worker: "1", MaxBodyBytes: o.maxBody}
+	if o.sandbox {
+		s.Sessions, s.Sandbox = api, true
+		env.session = apiKey(t, st, store.ScopeSession)
+	}
+	env.url = serve(t, s, nil)
+	env.writer, env.reader = apiKey(t, st, store.ScopeMessagesWrite, store.ScopeMessagesRead), apiKey(t, st, store.ScopeMessagesRead)
+	return env
+}
+
+// testStore is an embedded database with its indexes, and a connection
+// to it.
+func testStore(t *testing.T) (*testdb.DB, store.Store) {
 	t.Helper()
 	db := testdb.Start(t)
 	st := db.Connect(nil)
@@ -46,23 +94,18 @@ func messageServer(t *testing.T, maxBody int64) msgEnv {
 	if err := st.EnsureIndexes(ctx, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
-	sb := sandboxPrimary(t, st, whatsapp.SandboxConfig{Paired: whatsapp.SandboxJID, DeliveredDelay: 20 * time.Millisecond, ReadDelay: -1},
-		config.WhatsApp{ReconcileWait: time.Second})
-	// The worker has its own connection, as it would in its own process,
-	// so its round trips can be counted apart from the primary's.
-	api := db.Connect(nil)
-	env := msgEnv{st: st, sb: sb, api: api}
-	env.url = serve(t, &Server{Backend: api, Messages: api, Chats: api, Media: api, MediaMaxBytes: 1 << 16, Schedules: api, Keys: api, Log: zerolog.Nop(),
-		Worker: "1", MaxBodyBytes: maxBody}, nil)
-	mk := func(scopes ...string) map[string]string {
-		key, k := store.NewAPIKey("test", scopes)
-		if err := st.CreateAPIKey(context.Background(), k); err != nil {
-			t.Fatal(err)
-		}
-		return map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+	return db, st
+}
+
+// apiKey stores a key of scopes in st and returns the headers of a JSON
+// request made with it.
+func apiKey(t *testing.T, st store.Store, scopes ...string) map[string]string {
+	t.Helper()
+	key, k := store.NewAPIKey("test", scopes)
+	if err := st.CreateAPIKey(context.Background(), k); err != nil {
+		t.Fatal(err)
 	}
-	env.writer, env.reader = mk(store.ScopeMessagesWrite, store.ScopeMessagesRead), mk(store.ScopeMessagesRead)
-	return env
+	return map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 }
 
 // sandboxPrimary runs a primary's WhatsApp work on st with a sandbox made
@@ -73,13 +116,52 @@ func sandboxPrimary(t *testing.T, st store.Store, sc whatsapp.SandboxConfig, wc 
 	if err != nil {
 		t.Fatal(err)
 	}
+	runPrimary(t, st, sb, wc, 20*time.Millisecond)
+	return sb
+}
+
+// runPrimary runs a primary's WhatsApp work on st with driver d, polling
+// every poll, until the test ends; wc adds to the settings every test
+// shares.
+func runPrimary(t *testing.T, st store.Store, d whatsapp.Driver, wc config.WhatsApp, poll time.Duration) {
 	wc.Driver, wc.MaxAttempts, wc.RateLimitPause = "sandbox", 3, time.Minute
-	wa := &primary.WhatsApp{Cfg: wc, Driver: sb, Store: st, Log: zerolog.Nop(), Poll: 20 * time.Millisecond}
+	wa := &primary.WhatsApp{Cfg: wc, Driver: d, Store: st, Log: zerolog.Nop(), Poll: poll}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = wa.Run(ctx, 1) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return sb
+}
+
+// inject posts body to /v1/sandbox/incoming (a server with
+// msgOptions.sandbox) and returns the message's WhatsApp id.
+func (e msgEnv) inject(t *testing.T, body string) string {
+	t.Helper()
+	r := do(t, "POST", e.url+"/v1/sandbox/incoming", strings.NewReader(body), e.session)
+	id, _ := r.body["wa_id"].(string)
+	if r.status != 200 || id == "" {
+		t.Fatalf("POST /v1/sandbox/incoming %s: %d %v", body, r.status, r.body)
+	}
+	return id
+}
+
+// eventsOf are the data of the log's events of typ, in order.
+func (e msgEnv) eventsOf(t *testing.T, typ string) []map[string]any {
+	t.Helper()
+	evs, err := e.st.Events(context.Background(), 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, ev := range evs {
+		if ev.Type == typ {
+			var d map[string]any
+			if err := ev.DecodeData(&d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func with(h map[string]string, kv ...string) map[string]string {

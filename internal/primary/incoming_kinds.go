@@ -22,18 +22,23 @@ import (
 
 // messageUpdated is "message.updated": a stored message changed after it
 // was announced. Key names an incoming message, ID one of the outbox.
+// Change says what changed: edited or revoked (Text, Edits, EditedAt,
+// RevokedAt), or media (Addr and Media: a pending file arrived, in
+// media.file_id, or will not, media.skipped).
 type messageUpdated struct {
-	Key       string     `json:"key,omitempty"`
-	ID        string     `json:"id,omitempty"`
-	WAID      string     `json:"wa_id"`
-	Chat      string     `json:"chat"`
-	Sender    string     `json:"sender,omitempty"`
-	FromMe    bool       `json:"from_me"`
-	Change    string     `json:"change"` // edited or revoked
-	Text      string     `json:"text,omitempty"`
-	Edits     []msg.Edit `json:"edits,omitempty"`
-	EditedAt  time.Time  `json:"edited_at,omitzero"`
-	RevokedAt time.Time  `json:"revoked_at,omitzero"`
+	Key       string          `json:"key,omitempty"`
+	ID        string          `json:"id,omitempty"`
+	WAID      string          `json:"wa_id"`
+	Chat      string          `json:"chat"`
+	Sender    string          `json:"sender,omitempty"`
+	FromMe    bool            `json:"from_me"`
+	msg.Addr                  // media only
+	Change    string          `json:"change"`
+	Text      string          `json:"text,omitempty"`
+	Edits     []msg.Edit      `json:"edits,omitempty"`
+	EditedAt  time.Time       `json:"edited_at,omitzero"`
+	RevokedAt time.Time       `json:"revoked_at,omitzero"`
+	Media     *store.MediaRef `json:"media,omitempty"`
 }
 
 // The changes message.updated tells of, by the kind that makes them.
@@ -145,19 +150,7 @@ func (w *WhatsApp) onChange(ctx context.Context, doc store.IncomingMessage) erro
 				return err
 			}
 		}
-		doc.EventSeq = seq
-		isNew, err := w.Store.SaveIncoming(ctx, doc)
-		if err != nil || isNew {
-			return err
-		}
-		stored, err := w.Store.IncomingMessage(ctx, doc.Key)
-		if err != nil {
-			return err
-		}
-		if stored.EventSeq != seq {
-			return errAnnounced
-		}
-		return nil // our own earlier try of this very step
+		return w.saveIncomingAt(ctx, doc, seq)
 	}, evs...)
 }
 
@@ -355,6 +348,8 @@ func (t *target) save(ctx context.Context, st store.Store) error {
 	return err
 }
 
+// updated is t's message.updated event after its change (edited or
+// revoked), as it is now.
 func (t *target) updated(change string) messageUpdated {
 	c := t.changes()
 	e := messageUpdated{Change: change, Text: *t.text(), Edits: c.Edits, EditedAt: c.EditedAt, RevokedAt: c.RevokedAt}

@@ -3,7 +3,6 @@ package primary_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,21 +46,8 @@ func TestPrimaryKilledBetweenAnEditAndItsEvents(t *testing.T) {
 			t.Run(kind, func(t *testing.T) {
 				st := waStoreOn(t, db)
 				sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
-				evA := primary.NewEventLog(st, zerolog.Nop())
-				a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evA}
-				ctxA, killA := context.WithCancel(context.Background())
 				var armed atomic.Bool
-				crashed := make(chan int64, 1)
-				var once sync.Once
-				primary.SetMarkedHook(evA, func(seq int64) {
-					if armed.Load() {
-						once.Do(func() { killA(); crashed <- seq })
-					}
-				})
-				if !evA.Start(ctxA, 1) {
-					t.Fatal("event log did not start")
-				}
-				_, stopA := runWACtx(t, ctxA, a, 1)
+				killed := primaryKilledAtMark(t, st, sb, armed.Load)
 
 				orig := sb.Inject(whatsapp.Incoming{Chat: alice, Text: "See you at 5"})
 				key := alice + "/" + alice + "/" + orig.ID
@@ -72,13 +58,7 @@ func TestPrimaryKilledBetweenAnEditAndItsEvents(t *testing.T) {
 				armed.Store(true)
 				change := sb.Inject(whatsapp.Incoming{Chat: alice, Body: msg.Body{Kind: kind, Target: &msg.Target{WAID: orig.ID, Chat: alice}},
 					Text: map[string]string{msg.KindEdit: "See you at 6"}[kind]})
-				var seq int64
-				select {
-				case seq = <-crashed:
-				case <-time.After(10 * time.Second):
-					t.Fatal("the change was never stored")
-				}
-				stopA()
+				seq := killed()
 				if n := eventsAbout(t, st, "message.updated", orig.ID); len(n) != 0 {
 					t.Fatalf("message.updated at %v although the primary stopped before appending it", n)
 				}
@@ -90,14 +70,7 @@ func TestPrimaryKilledBetweenAnEditAndItsEvents(t *testing.T) {
 					t.Fatalf("after the crash the message is %+v, want it changed (stored before the events)", stored)
 				}
 
-				evB := primary.NewEventLog(st, zerolog.Nop())
-				b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evB}
-				ctxB, stopB := context.WithCancel(context.Background())
-				defer stopB()
-				if !evB.Start(ctxB, 2) {
-					t.Fatal("event log did not start")
-				}
-				runWACtx(t, ctxB, b, 2)
+				nextPrimary(t, st, sb)
 				// Once a later message is announced, the redelivery of the
 				// change (never acknowledged) was handled too.
 				later := sb.Inject(whatsapp.Incoming{Chat: alice, Text: "later"})
@@ -105,13 +78,7 @@ func TestPrimaryKilledBetweenAnEditAndItsEvents(t *testing.T) {
 					n := len(eventsAbout(t, st, "message.incoming", alice+"/"+alice+"/"+later.ID))
 					return n == 1, fmt.Sprint(n)
 				})
-				var last int64
-				for _, e := range events(t, st) {
-					if e.Seq != last+1 {
-						t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
-					}
-					last = e.Seq
-				}
+				gapless(t, st)
 				ups := eventsAbout(t, st, "message.updated", orig.ID)
 				ins := eventsAbout(t, st, "message.incoming", alice+"/"+alice+"/"+change.ID)
 				if len(ups) != 1 || ups[0] != seq || len(ins) != 1 || ins[0] != seq-1 {

@@ -300,22 +300,21 @@ func sandboxAddress(args map[string]string, m *whatsapp.Incoming) {
 			senderLID = chatLID
 		}
 	}
-	if chatLID != "" {
-		m.ChatLID = chatLID
+	// byLID records *jid's lid in *lidOf; the number moves to *pnOf when
+	// known, else *jid becomes the LID, as whatsmeow reports it.
+	byLID := func(jid, pnOf, lidOf *string, lid string) {
+		if lid == "" {
+			return
+		}
+		*lidOf = lid
 		if known {
-			m.ChatPN = m.Chat
+			*pnOf = *jid
 		} else {
-			m.Chat = chatLID
+			*jid = lid
 		}
 	}
-	if senderLID != "" {
-		m.SenderLID = senderLID
-		if known {
-			m.SenderPN = m.Sender
-		} else {
-			m.Sender = senderLID
-		}
-	}
+	byLID(&m.Chat, &m.ChatPN, &m.ChatLID, chatLID)
+	byLID(&m.Sender, &m.SenderPN, &m.SenderLID, senderLID)
 	if args["media_expired"] == "true" {
 		whatsapp.ExpireMedia(m, args["media_retry_fails"] == "true")
 	}

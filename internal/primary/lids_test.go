@@ -3,7 +3,7 @@ package primary_test
 import (
 	"context"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,15 +21,6 @@ func expired(text string) whatsapp.Incoming {
 	in := whatsapp.Incoming{Chat: alice, Text: text}
 	whatsapp.ExpireMedia(&in, false)
 	return in
-}
-
-func incomingMsg(t *testing.T, st store.Store, key string) store.IncomingMessage {
-	t.Helper()
-	m, err := st.IncomingMessage(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // mediaUpdates are the message.updated events about key's media.
@@ -75,7 +66,7 @@ func TestPendingMediaIsAskedForAgainAfterARestart(t *testing.T) {
 	runWA(t, b, 2)
 	var m store.IncomingMessage
 	waitFor(t, "the file stored", 10*time.Second, func() (bool, string) {
-		m = incomingMsg(t, st, key)
+		m = incoming(t, st, key)
 		return m.Media.FileID != "", fmt.Sprint(m.Media)
 	})
 	if m.Media.Pending || m.Media.Skipped != "" || m.Media.Retry != nil || m.Media.Size != int64(len("JPEG the photo")) {
@@ -87,7 +78,7 @@ func TestPendingMediaIsAskedForAgainAfterARestart(t *testing.T) {
 	if n := len(mediaUpdates(t, st, key)); n != 1 {
 		t.Errorf("%d message.updated events, want 1", n)
 	}
-	if o := incomingMsg(t, st, alice+"/"+alice+"/3AOLD"); !o.Media.Pending || o.Media.FileID != "" {
+	if o := incoming(t, st, alice+"/"+alice+"/3AOLD"); !o.Media.Pending || o.Media.FileID != "" {
 		t.Errorf("the file pending for two days: %+v, want it left as it was", o.Media)
 	}
 }
@@ -100,50 +91,21 @@ func TestPrimaryKilledBetweenMediaAndItsEvent(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *testdb.DB) {
 		st := waStoreOn(t, db)
 		sb := sandbox(t, whatsapp.SandboxConfig{})
-		evA := primary.NewEventLog(st, zerolog.Nop())
-		a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evA}
-		ctxA, killA := context.WithCancel(context.Background())
-		crashed := make(chan int64, 1)
-		var mu sync.Mutex
-		marks := 0
 		// The first mark is the message's (message.incoming, pending), the
 		// second its file's.
-		primary.SetMarkedHook(evA, func(seq int64) {
-			mu.Lock()
-			defer mu.Unlock()
-			if marks++; marks == 2 {
-				killA()
-				crashed <- seq
-			}
-		})
-		if !evA.Start(ctxA, 1) {
-			t.Fatal("event log did not start")
-		}
-		_, stopA := runWACtx(t, ctxA, a, 1)
+		var marks atomic.Int32
+		killed := primaryKilledAtMark(t, st, sb, func() bool { return marks.Add(1) == 2 })
 		in := sb.Inject(expired("the photo"))
 		key := alice + "/" + alice + "/" + in.ID
-		var seq int64
-		select {
-		case seq = <-crashed:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the file was never stored")
-		}
-		stopA()
+		seq := killed()
 		if n := len(mediaUpdates(t, st, key)); n != 0 {
 			t.Fatalf("%d message.updated events although the primary stopped before appending", n)
 		}
-		if m := incomingMsg(t, st, key); m.Media.FileID == "" || m.Media.Pending {
+		if m := incoming(t, st, key); m.Media.FileID == "" || m.Media.Pending {
 			t.Fatalf("after the crash the media is %+v, want the file stored (before the event)", m.Media)
 		}
 
-		evB := primary.NewEventLog(st, zerolog.Nop())
-		b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evB}
-		ctxB, stopB := context.WithCancel(context.Background())
-		defer stopB()
-		if !evB.Start(ctxB, 2) {
-			t.Fatal("event log did not start")
-		}
-		runWACtx(t, ctxB, b, 2)
+		nextPrimary(t, st, sb)
 		// A later message: once it is announced, the answer delivered
 		// again before it was handled too.
 		later := sb.Inject(whatsapp.Incoming{Chat: alice, Text: "later"})
@@ -157,13 +119,7 @@ func TestPrimaryKilledBetweenMediaAndItsEvent(t *testing.T) {
 			}
 			return false, "not yet"
 		})
-		var last int64
-		for _, e := range events(t, st) {
-			if e.Seq != last+1 {
-				t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
-			}
-			last = e.Seq
-		}
+		gapless(t, st)
 		up := mediaUpdates(t, st, key)
 		if len(up) != 1 || up[0].Seq != seq {
 			t.Fatalf("message.updated events %v, want one, at %d where the file was stored", up, seq)
@@ -171,7 +127,7 @@ func TestPrimaryKilledBetweenMediaAndItsEvent(t *testing.T) {
 		var d struct {
 			Media store.MediaRef
 		}
-		if err := up[0].DecodeData(&d); err != nil || d.Media.FileID != incomingMsg(t, st, key).Media.FileID {
+		if err := up[0].DecodeData(&d); err != nil || d.Media.FileID != incoming(t, st, key).Media.FileID {
 			t.Errorf("the event's media %+v, %v; want the stored file", d.Media, err)
 		}
 	})
@@ -204,7 +160,7 @@ func TestNewestLIDMappingWins(t *testing.T) {
 	if c, err := st.Chat(ctx, alice); err != nil || c.LID != newLID || c.PN != alice {
 		t.Errorf("alice's chat %+v, %v; want the new LID", c, err)
 	}
-	m := incomingMsg(t, st, oldLID+"/"+oldLID+"/"+id)
+	m := incoming(t, st, oldLID+"/"+oldLID+"/"+id)
 	if m.ChatPN != "" || m.ChatLID != oldLID {
 		t.Errorf("the old LID's message %+v, want it by the LID alone", m.Addr)
 	}
@@ -220,7 +176,7 @@ func TestNewestLIDMappingWins(t *testing.T) {
 		_, err := st.IncomingMessage(ctx, alice+"/"+alice+"/"+r)
 		return err == nil, fmt.Sprint(err)
 	})
-	if got := incomingMsg(t, st, alice+"/"+alice+"/"+r).Target; got == nil || got.Chat != alice || got.Sender != alice {
+	if got := incoming(t, st, alice+"/"+alice+"/"+r).Target; got == nil || got.Chat != alice || got.Sender != alice {
 		t.Errorf("the reaction's target %+v, want alice's message by her number", got)
 	}
 }

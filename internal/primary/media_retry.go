@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"app/internal/msg"
 	"app/internal/store"
 	"app/internal/whatsapp"
 )
@@ -162,21 +161,11 @@ func (w *WhatsApp) retriedMessage(ctx context.Context, e *whatsapp.MediaRetried)
 	return m, err
 }
 
-// mediaUpdated is "message.updated" with change "media": a pending file
-// arrived (media.file_id) or will not (media.skipped).
-type mediaUpdated struct {
-	Key      string `bson:"key" json:"key"`
-	WAID     string `bson:"wa_id" json:"wa_id"`
-	Chat     string `bson:"chat" json:"chat"`
-	Sender   string `bson:"sender" json:"sender"`
-	msg.Addr `bson:",inline"`
-	Change   string          `bson:"change" json:"change"`
-	Media    *store.MediaRef `bson:"media" json:"media"`
-}
-
-func mediaUpdatedEvent(m store.IncomingMessage) mediaUpdated {
-	return mediaUpdated{Key: m.Key, WAID: m.WAID, Chat: m.Chat, Sender: m.Sender, Addr: m.Addr, Change: mediaChange,
-		Media: incomingEvent(m).Media}
+// mediaUpdatedEvent is the message.updated (change media) of m, whose
+// pending file arrived or will not.
+func mediaUpdatedEvent(m store.IncomingMessage) messageUpdated {
+	return messageUpdated{Key: m.Key, WAID: m.WAID, Chat: m.Chat, Sender: m.Sender, FromMe: m.FromMe, Addr: m.Addr,
+		Change: mediaChange, Media: incomingEvent(m).Media}
 }
 
 // incomingEntry is the event a stored incoming message's EventSeq is the

@@ -88,22 +88,17 @@ func changesTarget(m store.OutboxMessage) bool {
 	return m.Target != nil && (m.Kind == msg.KindEdit || m.Kind == msg.KindRevoke)
 }
 
-// sentTarget is the stored message a sent edit or revoke changes: one of
-// the outbox, or one received (ours, sent from the phone).
-type sentTarget struct {
-	out *store.OutboxMessage
-	in  *store.IncomingMessage
-}
-
-// loadSentTarget reads the message m is about; nil when it is not stored.
-func loadSentTarget(ctx context.Context, st store.Store, m store.OutboxMessage) (*sentTarget, error) {
+// loadSentTarget reads the message the sent edit or revoke m is about:
+// one of the outbox, or one received (ours, sent from the phone); nil
+// when it is not stored.
+func loadSentTarget(ctx context.Context, st store.Store, m store.OutboxMessage) (*target, error) {
 	t := *m.Target
 	if t.ID != "" {
 		q, err := st.OutboxMessage(ctx, t.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil
 		}
-		return &sentTarget{out: &q}, err
+		return &target{out: &q}, err
 	}
 	var in store.IncomingMessage
 	var err error
@@ -115,24 +110,17 @@ func loadSentTarget(ctx context.Context, st store.Store, m store.OutboxMessage) 
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
-	return &sentTarget{in: &in}, err
+	return &target{in: &in}, err
 }
 
-func (t *sentTarget) parts() (*string, *msg.Changes) {
-	if t.out != nil {
-		return &t.out.Text, &t.out.Changes
-	}
-	return &t.in.Text, &t.in.Changes
-}
-
-// apply makes the change of the sent edit or revoke m, at m.SentAt: an
+// applySent makes the change of the sent edit or revoke m, at m.SentAt: an
 // edit's new text, the old one kept in Edits (a caption too); a revoke's
 // time, the content kept (it is ours). It reports false when the change
 // is there already: an earlier try stored it and stopped before the
 // edit's own record (MongoDB's writes are separate), then the edit was
 // sent again.
-func (t *sentTarget) apply(m store.OutboxMessage) bool {
-	text, c := t.parts()
+func (t *target) applySent(m store.OutboxMessage) bool {
+	text, c := t.text(), t.changes()
 	if m.Kind == msg.KindRevoke {
 		if !c.RevokedAt.IsZero() {
 			return false
@@ -149,27 +137,6 @@ func (t *sentTarget) apply(m store.OutboxMessage) bool {
 		t.in.Media.Caption = m.Text
 	}
 	return true
-}
-
-func (t *sentTarget) save(ctx context.Context, st store.Store) error {
-	if t.out != nil {
-		_, err := st.SaveOutbox(ctx, t.out)
-		return err
-	}
-	return st.UpdateIncoming(ctx, *t.in)
-}
-
-// updated is the target's message.updated event after m's change.
-func (t *sentTarget) updated(m store.OutboxMessage) messageUpdated {
-	text, c := t.parts()
-	e := messageUpdated{Change: map[string]string{msg.KindEdit: "edited", msg.KindRevoke: "revoked"}[m.Kind], Text: *text,
-		Edits: c.Edits, EditedAt: c.EditedAt, RevokedAt: c.RevokedAt}
-	if t.out != nil {
-		e.ID, e.WAID, e.Chat, e.FromMe = t.out.ID, t.out.WAID, t.out.Chat, true
-	} else {
-		e.Key, e.WAID, e.Chat, e.Sender, e.FromMe = t.in.Key, t.in.WAID, t.in.Chat, t.in.Sender, t.in.FromMe
-	}
-	return e
 }
 
 // withTargetChange adds to a status change of m what a sent edit or
@@ -190,8 +157,8 @@ func (w *WhatsApp) withTargetChange(ctx context.Context, m *store.OutboxMessage,
 		}
 		return mark, evs, err
 	}
-	changed := t.apply(*m)
-	evs = append(evs, Entry{"message.updated", t.updated(*m)})
+	changed := t.applySent(*m)
+	evs = append(evs, Entry{"message.updated", t.updated(changeOf[m.Kind])})
 	return func(ctx context.Context, seq int64) error {
 		if changed {
 			if err := t.save(ctx, w.Store); err != nil {
@@ -214,5 +181,5 @@ func targetUpdates(ctx context.Context, st store.Store, m store.OutboxMessage, s
 	if err != nil || t == nil {
 		return nil, err
 	}
-	return []Entry{{"message.updated", t.updated(m)}}, nil
+	return []Entry{{"message.updated", t.updated(changeOf[m.Kind])}}, nil
 }

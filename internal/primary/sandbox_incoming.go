@@ -86,7 +86,7 @@ func sandboxIncoming(id string, a map[string]string) (whatsapp.Incoming, error) 
 			return m, err
 		}
 		for _, c := range cs {
-			m.Contacts = append(m.Contacts, msg.Contact{Name: c.Name, Phones: c.Phones, VCard: sandboxVCard(c.Name, c.Phones)})
+			m.Contacts = append(m.Contacts, msg.Contact{Name: c.Name, Phones: c.Phones, VCard: msg.VCard(c.Name, c.Phones)})
 		}
 	case msg.KindPoll:
 		p := &msg.Poll{Question: a["question"], Selectable: 1}
@@ -131,20 +131,6 @@ func sandboxMessageID(commandID string) string {
 func sandboxMediaBytes(kind string, size int64) []byte {
 	unit := []byte("sandbox " + kind + " ")
 	return bytes.Repeat(unit, int(size)/len(unit)+1)[:size]
-}
-
-// sandboxVCard is the vCard WhatsApp carries for a contact card of name
-// and phones (E.164 numbers): one TEL per number, with its WhatsApp id.
-func sandboxVCard(name string, phones []string) string {
-	var b strings.Builder
-	esc := strings.NewReplacer(`\`, `\\`, ",", `\,`, ";", `\;`, "\n", `\n`, "\r", "")
-	b.WriteString("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:" + esc.Replace(name) + "\r\n")
-	for _, p := range phones {
-		digits := strings.TrimPrefix(p, "+")
-		b.WriteString("TEL;type=CELL;waid=" + digits + ":+" + digits + "\r\n")
-	}
-	b.WriteString("END:VCARD\r\n")
-	return b.String()
 }
 
 // sandboxCall is the call the sandbox.call command offers.

@@ -285,19 +285,7 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 	if doc.Media == nil {
 		// Stored with its event's position and announced in one step.
 		return w.Events.AppendWith(ctx, func(ctx context.Context, seq int64) error {
-			doc.EventSeq = seq
-			isNew, err := w.Store.SaveIncoming(ctx, doc)
-			if err != nil || isNew {
-				return err
-			}
-			stored, err := w.Store.IncomingMessage(ctx, doc.Key)
-			if err != nil {
-				return err
-			}
-			if stored.EventSeq != seq {
-				return errAnnounced // a redelivery: stored and announced already
-			}
-			return nil // our own earlier try of this very step
+			return w.saveIncomingAt(ctx, doc, seq)
 		}, Entry{"message.incoming", incomingEvent(doc)})
 	}
 	// With media: stored at once, the bytes fetched, then the media and the
@@ -323,6 +311,26 @@ func (w *WhatsApp) onIncoming(ctx context.Context, m *whatsapp.Incoming) error {
 		return err
 	}
 	w.askMedia(ctx, doc)
+	return nil
+}
+
+// saveIncomingAt stores doc as announced by the event at seq, an
+// AppendWith mark: errAnnounced when doc was stored and announced already
+// (a redelivery), nil when stored now or by our own earlier try of this
+// very step (the same seq).
+func (w *WhatsApp) saveIncomingAt(ctx context.Context, doc store.IncomingMessage, seq int64) error {
+	doc.EventSeq = seq
+	isNew, err := w.Store.SaveIncoming(ctx, doc)
+	if err != nil || isNew {
+		return err
+	}
+	stored, err := w.Store.IncomingMessage(ctx, doc.Key)
+	if err != nil {
+		return err
+	}
+	if stored.EventSeq != seq {
+		return errAnnounced
+	}
 	return nil
 }
 

@@ -111,6 +111,65 @@ func runWACtx(t *testing.T, parent context.Context, w *primary.WhatsApp, epoch i
 	return cancel, stop
 }
 
+// primaryKilledAtMark runs a primary (epoch 1) on st with sb whose event
+// log stops it at the first mark crash says yes to: the change stored,
+// its events not appended. killed waits for that and returns the mark's
+// seq, the primary stopped.
+func primaryKilledAtMark(t *testing.T, st store.Store, sb *whatsapp.Sandbox, crash func() bool) (killed func() int64) {
+	t.Helper()
+	ev := primary.NewEventLog(st, zerolog.Nop())
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: ev}
+	ctx, kill := context.WithCancel(context.Background())
+	crashed := make(chan int64, 1)
+	var once sync.Once
+	primary.SetMarkedHook(ev, func(seq int64) {
+		if crash() {
+			once.Do(func() { kill(); crashed <- seq })
+		}
+	})
+	if !ev.Start(ctx, 1) {
+		t.Fatal("event log did not start")
+	}
+	_, stop := runWACtx(t, ctx, w, 1)
+	return func() int64 {
+		t.Helper()
+		select {
+		case seq := <-crashed:
+			stop()
+			return seq
+		case <-time.After(10 * time.Second):
+			t.Fatal("the change was never stored")
+			return 0
+		}
+	}
+}
+
+// nextPrimary runs the primary after a killed one (epoch 2) on st with
+// sb, its event log started, until the test ends.
+func nextPrimary(t *testing.T, st store.Store, sb *whatsapp.Sandbox) {
+	t.Helper()
+	ev := primary.NewEventLog(st, zerolog.Nop())
+	w := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: ev}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	if !ev.Start(ctx, 2) {
+		t.Fatal("event log did not start")
+	}
+	runWACtx(t, ctx, w, 2)
+}
+
+// gapless fails t where the event log skips a position.
+func gapless(t *testing.T, st store.Store) {
+	t.Helper()
+	var last int64
+	for _, e := range events(t, st) {
+		if e.Seq != last+1 {
+			t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
+		}
+		last = e.Seq
+	}
+}
+
 // waitFor is testutil.Eventually with this package's order of arguments.
 func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool, string)) {
 	t.Helper()
@@ -631,16 +690,7 @@ func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
 			t.Run(typ, func(t *testing.T) {
 				st := waStoreOn(t, db)
 				sb := sandbox(t, whatsapp.SandboxConfig{DeliveredDelay: -1, ReadDelay: -1})
-				evA := primary.NewEventLog(st, zerolog.Nop())
-				a := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evA}
-				ctxA, killA := context.WithCancel(context.Background())
-				crashed := make(chan int64, 1)
-				var once sync.Once
-				primary.SetMarkedHook(evA, func(seq int64) { once.Do(func() { killA(); crashed <- seq }) })
-				if !evA.Start(ctxA, 1) {
-					t.Fatal("event log did not start")
-				}
-				_, stopA := runWACtx(t, ctxA, a, 1)
+				killed := primaryKilledAtMark(t, st, sb, func() bool { return true })
 
 				// The subject: a message we send (announced "sent"), or one we get.
 				var id string
@@ -655,13 +705,7 @@ func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
 					in := sb.Inject(whatsapp.Incoming{Chat: alice, PushName: "Alice", Text: "hi"})
 					id = alice + "/" + alice + "/" + in.ID
 				}
-				var seq int64
-				select {
-				case seq = <-crashed:
-				case <-time.After(10 * time.Second):
-					t.Fatal("the change was never stored")
-				}
-				stopA()
+				seq := killed()
 				for _, e := range events(t, st) {
 					if about(e) {
 						t.Fatalf("event %d announces the change although the primary stopped before appending it", e.Seq)
@@ -673,14 +717,7 @@ func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
 					}
 				}
 
-				evB := primary.NewEventLog(st, zerolog.Nop())
-				b := &primary.WhatsApp{Cfg: waCfg(), Driver: sb, Store: st, Log: zerolog.Nop(), Events: evB}
-				ctxB, stopB := context.WithCancel(context.Background())
-				defer stopB()
-				if !evB.Start(ctxB, 2) {
-					t.Fatal("event log did not start")
-				}
-				runWACtx(t, ctxB, b, 2)
+				nextPrimary(t, st, sb)
 				// A later message of each kind: once it is announced, the
 				// redelivery of the first (never acknowledged) was handled too.
 				var next string
@@ -700,13 +737,9 @@ func TestPrimaryKilledBetweenChangeAndEvent(t *testing.T) {
 					}
 					return false, "not yet"
 				})
+				gapless(t, st)
 				var found []int64
-				var last int64
 				for _, e := range events(t, st) {
-					if e.Seq != last+1 {
-						t.Errorf("event %d follows %d: the log has a gap", e.Seq, last)
-					}
-					last = e.Seq
 					if about(e) {
 						found = append(found, e.Seq)
 					}

@@ -31,7 +31,7 @@ func refuseOutgoing(m Outgoing) *SendError {
 			return no("without cards")
 		}
 		for _, c := range m.Contacts {
-			if !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(c.VCard)), "BEGIN:VCARD") {
+			if !msg.IsVCard(c.VCard) {
 				return no("with a card that is not a vCard")
 			}
 		}

@@ -115,7 +115,7 @@ func buildMessage(cli *whatsmeow.Client, m Outgoing, p buildParts) (*waE2E.Messa
 		for _, c := range m.Contacts {
 			vcard := c.VCard
 			if vcard == "" {
-				vcard = buildVCard(c)
+				vcard = msg.VCard(c.Name, c.Phones)
 			}
 			cards = append(cards, &waE2E.ContactMessage{DisplayName: proto.String(c.Name), Vcard: proto.String(vcard)})
 		}
@@ -272,32 +272,6 @@ func optString(s string) *string {
 		return nil
 	}
 	return proto.String(s)
-}
-
-// buildVCard is a contact card for a contact given by name and numbers,
-// as WhatsApp's apps write one (waid makes the number tappable to chat).
-func buildVCard(c msg.Contact) string {
-	var b strings.Builder
-	b.WriteString("BEGIN:VCARD\nVERSION:3.0\n")
-	fmt.Fprintf(&b, "N:;%s;;;\nFN:%s\n", vcardEscape(c.Name), vcardEscape(c.Name))
-	for _, p := range c.Phones {
-		digits := strings.Map(func(r rune) rune {
-			if r >= '0' && r <= '9' {
-				return r
-			}
-			return -1
-		}, p)
-		if digits == "" {
-			continue
-		}
-		fmt.Fprintf(&b, "TEL;type=CELL;type=VOICE;waid=%s:+%s\n", digits, digits)
-	}
-	b.WriteString("END:VCARD")
-	return b.String()
-}
-
-func vcardEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, ",", `\,`, ";", `\;`, "\n", `\n`).Replace(s)
 }
 
 // pollSecret is a poll's message secret, the key its votes are encrypted

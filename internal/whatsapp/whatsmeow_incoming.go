@@ -2,7 +2,6 @@ package whatsapp
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -240,34 +239,7 @@ func (r lidMap) target(e *events.Message, key *waCommon.MessageKey, chat string)
 // contactCard is a contact message as a card: its name, its vCard and the
 // numbers the vCard lists.
 func contactCard(c *waE2E.ContactMessage) msg.Contact {
-	return msg.Contact{Name: c.GetDisplayName(), VCard: c.GetVcard(), Phones: vcardPhones(c.GetVcard())}
-}
-
-// vcardPhones are the values of a vCard's TEL lines ("item1.TEL;waid=49151…:+49 151 …"),
-// as written.
-func vcardPhones(vcard string) []string {
-	// Folded lines (RFC 6350 3.2) continue with a space or a tab.
-	vcard = strings.NewReplacer("\r\n ", "", "\r\n\t", "", "\n ", "", "\n\t", "").Replace(vcard)
-	var phones []string
-	for _, line := range strings.Split(vcard, "\n") {
-		line = strings.TrimRight(line, "\r")
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		prop, _, _ := strings.Cut(name, ";")
-		if i := strings.LastIndexByte(prop, '.'); i >= 0 {
-			prop = prop[i+1:] // a group prefix (item1.TEL)
-		}
-		if !strings.EqualFold(prop, "TEL") {
-			continue
-		}
-		value = strings.TrimPrefix(strings.TrimSpace(value), "tel:")
-		if value != "" {
-			phones = append(phones, value)
-		}
-	}
-	return phones
+	return msg.Contact{Name: c.GetDisplayName(), VCard: c.GetVcard(), Phones: msg.VCardPhones(c.GetVcard())}
 }
 
 // mapReceipt maps the receipts that say how far a message we sent got.

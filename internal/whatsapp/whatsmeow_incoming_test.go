@@ -430,15 +430,3 @@ func TestWhatsmeowMapReceipts(t *testing.T) {
 		})
 	}
 }
-
-func TestWhatsmeowMapVCardPhones(t *testing.T) {
-	for vcard, want := range map[string][]string{
-		"BEGIN:VCARD\nTEL;type=CELL;type=VOICE;waid=4915112345678:+49 151 12345678\nEND:VCARD":              {"+49 151 12345678"},
-		"BEGIN:VCARD\r\nitem1.TEL:+1 555\r\nitem2.tel;TYPE=home:tel:+1 666\r\nNOTE:TEL:+1 777\r\nEND:VCARD": {"+1 555", "+1 666"},
-		"BEGIN:VCARD\nFN:nobody\nEND:VCARD": nil,
-	} {
-		if got := vcardPhones(vcard); jsonOf(t, got) != jsonOf(t, want) {
-			t.Errorf("vcardPhones(%q) = %q, want %q", vcard, got, want)
-		}
-	}
-}

@@ -236,25 +236,19 @@ func (r mediaRetry) info() (types.MessageInfo, error) {
 
 // withDirectPath is media x at the path the sender's phone uploaded it to
 // again. The old URL goes: whatsmeow downloads by URL when there is one.
+// The media messages (image, video, audio, document, sticker) name both
+// fields alike; x is returned as it is when it has not both.
 func withDirectPath(x whatsmeow.DownloadableMessage, path string) whatsmeow.DownloadableMessage {
-	switch m := proto.Clone(x.(proto.Message)).(type) {
-	case *waE2E.ImageMessage:
-		m.DirectPath, m.URL = proto.String(path), nil
-		return m
-	case *waE2E.VideoMessage:
-		m.DirectPath, m.URL = proto.String(path), nil
-		return m
-	case *waE2E.AudioMessage:
-		m.DirectPath, m.URL = proto.String(path), nil
-		return m
-	case *waE2E.DocumentMessage:
-		m.DirectPath, m.URL = proto.String(path), nil
-		return m
-	case *waE2E.StickerMessage:
-		m.DirectPath, m.URL = proto.String(path), nil
-		return m
+	m := proto.Clone(x.(proto.Message))
+	r := m.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	dp, url := fields.ByName("directPath"), fields.ByName("URL")
+	if dp == nil || url == nil {
+		return x
 	}
-	return x
+	r.Set(dp, protoreflect.ValueOfString(path))
+	r.Clear(url)
+	return m.(whatsmeow.DownloadableMessage)
 }
 
 // mediaOf is the Media of media message x.

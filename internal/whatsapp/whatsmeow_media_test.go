@@ -255,3 +255,23 @@ func TestWhatsmeowMediaRetried(t *testing.T) {
 		}
 	}
 }
+
+// A file sent again is downloaded from its new path, for every kind of
+// media message, the message it was asked for left as it was.
+func TestWithDirectPathEveryMediaKind(t *testing.T) {
+	old, url := proto.String("/v/old"), proto.String("https://mmg.whatsapp.net/old")
+	for _, x := range []whatsmeow.DownloadableMessage{
+		&waE2E.ImageMessage{URL: url, DirectPath: old}, &waE2E.VideoMessage{URL: url, DirectPath: old},
+		&waE2E.AudioMessage{URL: url, DirectPath: old}, &waE2E.DocumentMessage{URL: url, DirectPath: old},
+		&waE2E.StickerMessage{URL: url, DirectPath: old},
+	} {
+		h := withDirectPath(x, "/v/new")
+		u, _ := h.(interface{ GetURL() string })
+		if h.GetDirectPath() != "/v/new" || u == nil || u.GetURL() != "" {
+			t.Errorf("%T: path %q, URL %v; want /v/new and none", h, h.GetDirectPath(), u)
+		}
+		if x.GetDirectPath() != "/v/old" {
+			t.Errorf("%T: the original's path became %q", x, x.GetDirectPath())
+		}
+	}
+}
