@@ -671,7 +671,18 @@ func TestReceiptsFasterThanTheSend(t *testing.T) {
 		for _, id := range ids {
 			waitFor(t, "read", 10*time.Second, statusIs(t, st, id, store.StatusRead))
 		}
-		stories := statusStories(t, st)
+		// On MongoDB a status is stored before its events are appended:
+		// wait for the log to tell "read" of each, then check the story.
+		var stories map[string][]string
+		waitFor(t, "every read announced", 10*time.Second, func() (bool, string) {
+			stories = statusStories(t, st)
+			for _, id := range ids {
+				if s := stories[id]; len(s) == 0 || s[len(s)-1] != store.StatusRead {
+					return false, fmt.Sprint(id, ": ", s)
+				}
+			}
+			return true, ""
+		})
 		for _, id := range ids {
 			if got := strings.Join(stories[id], " "); got != "sent delivered read" {
 				t.Errorf("%s: events %q, want \"sent delivered read\"", id, got)
