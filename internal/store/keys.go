@@ -15,11 +15,14 @@ const (
 	ScopeMessagesRead  = "messages:read"
 	ScopeMessagesWrite = "messages:write"
 	ScopeSession       = "session"
+	// ScopeContactsWrite changes contacts and chats: block, archive, pin,
+	// mute.
+	ScopeContactsWrite = "contacts:write"
 	ScopeAdmin         = "admin"
 )
 
 // Scopes lists the scopes a key may have.
-var Scopes = []string{ScopeMessagesRead, ScopeMessagesWrite, ScopeSession, ScopeAdmin}
+var Scopes = []string{ScopeMessagesRead, ScopeMessagesWrite, ScopeContactsWrite, ScopeSession, ScopeAdmin}
 
 // APIKey is a stored key: never the key itself, only its SHA-256. A key
 // has 256 random bits, so a fast hash is enough: there is nothing to

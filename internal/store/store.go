@@ -188,6 +188,11 @@ type Store interface {
 	// IncomingMediaPending lists incoming messages whose media is pending
 	// (MediaRef.Pending) received since since, oldest first.
 	IncomingMediaPending(ctx context.Context, since time.Time, limit int) ([]IncomingMessage, error)
+
+	// The blocklist (issue 19): SaveBlocklist replaces it; Blocklist is
+	// ErrNotFound before it was first saved.
+	SaveBlocklist(ctx context.Context, b Blocklist) error
+	Blocklist(ctx context.Context) (Blocklist, error)
 }
 
 // Engine opens one kind of database.

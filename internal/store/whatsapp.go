@@ -116,6 +116,21 @@ type Chat struct {
 	// ReadUpTo is the read mark: the send time of the newest incoming
 	// message when the chat was last marked read as a whole.
 	ReadUpTo time.Time `bson:"read_up_to,omitempty"`
+	// Archived, Pinned and Muted are the chat's settings as the primary
+	// last changed them (issue 19); MutedUntil is the end of a mute, zero
+	// for one without end.
+	Archived   bool      `bson:"archived,omitempty"`
+	Pinned     bool      `bson:"pinned,omitempty"`
+	Muted      bool      `bson:"muted,omitempty"`
+	MutedUntil time.Time `bson:"muted_until,omitempty"`
+}
+
+// Blocklist is the account's blocked users (JIDs) as the primary last
+// fetched or changed it: one record.
+type Blocklist struct {
+	Account   string    `bson:"account" json:"account,omitempty"`
+	JIDs      []string  `bson:"jids"`
+	UpdatedAt time.Time `bson:"updated_at"`
 }
 
 // IsUserChat tells a one-to-one chat (a phone number's or a LID's) from a
