@@ -70,6 +70,9 @@ type Sandbox struct {
 	rejected []RejectedCall // calls rejected through RejectCall, in order
 	gen      int            // counts Runs; a timer of an earlier Run does nothing
 	acts     sandboxActs    // chat actions done, and a silence (sandbox_actions.go)
+
+	// contacts: the blocklist and chat settings (sandbox_contacts.go).
+	contacts sandboxContacts
 }
 
 // SandboxJID is the account the sandbox pairs as.

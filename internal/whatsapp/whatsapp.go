@@ -270,4 +270,32 @@ type Driver interface {
 	// Reconnect drops the connection and dials again, reporting
 	// disconnected with reason, then connecting and connected.
 	Reconnect(ctx context.Context, reason string) error
+
+	// Contacts and chats (issue 19).
+	//
+	// Block blocks a user (a phone-number JID or a LID), or with block
+	// false unblocks them.
+	Block(ctx context.Context, jid string, block bool) error
+	// Blocklist fetches the account's blocked users (JIDs).
+	Blocklist(ctx context.Context) ([]string, error)
+	// SetChatSetting archives, pins or mutes a chat, or undoes it.
+	SetChatSetting(ctx context.Context, chat string, s ChatSetting) error
 }
+
+// ChatSetting is one of a chat's settings, on or off: archived, pinned, or
+// muted (Until is the end of a mute; zero for one without end).
+type ChatSetting struct {
+	Kind  ChatSettingKind
+	On    bool
+	Until time.Time
+}
+
+// ChatSettingKind names a chat setting.
+type ChatSettingKind string
+
+// The chat settings.
+const (
+	ChatArchive ChatSettingKind = "archive"
+	ChatPin     ChatSettingKind = "pin"
+	ChatMute    ChatSettingKind = "mute"
+)
