@@ -140,11 +140,25 @@ func chatParam(w http.ResponseWriter, r *http.Request, ps httprouter.Params) (st
 // chatAction leaves a command for the primary, due within wait, and
 // answers with its outcome.
 func (s *Server) chatAction(w http.ResponseWriter, r *http.Request, kind string, args map[string]string, wait time.Duration) {
+	got, ok := s.primaryCommand(w, r, kind, args, wait)
+	if !ok {
+		return
+	}
+	res := map[string]any{"ok": true}
+	if n, err := strconv.Atoi(got.Result["marked"]); err == nil {
+		res["marked"] = n
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// primaryCommand leaves a command for the primary, due within wait, and
+// returns it done; otherwise it has answered with what came of it.
+func (s *Server) primaryCommand(w http.ResponseWriter, r *http.Request, kind string, args map[string]string, wait time.Duration) (store.Command, bool) {
 	if s.actionWait > 0 {
 		wait = s.actionWait
 	}
 	if !s.primaryConnected(w, r) {
-		return
+		return store.Command{}, false
 	}
 	deadline := time.Now().Add(wait)
 	ctx, cancel := context.WithDeadline(r.Context(), deadline.Add(actionGrace))
@@ -156,7 +170,7 @@ func (s *Server) chatAction(w http.ResponseWriter, r *http.Request, kind string,
 	}
 	if err != nil {
 		s.writeFailed(w, r, err, "", "")
-		return
+		return store.Command{}, false
 	}
 	// The primary answers within milliseconds: looked for often at first.
 	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
@@ -164,7 +178,7 @@ func (s *Server) chatAction(w http.ResponseWriter, r *http.Request, kind string,
 		case <-ctx.Done():
 			writeError(w, r, http.StatusGatewayTimeout, "primary_timeout",
 				"the primary did not do it within "+wait.String()+"; it will not be done later", "")
-			return
+			return store.Command{}, false
 		case <-time.After(pause):
 		}
 		got, err := s.Sessions.Command(ctx, c.ID)
@@ -173,11 +187,7 @@ func (s *Server) chatAction(w http.ResponseWriter, r *http.Request, kind string,
 		}
 		switch {
 		case got.Outcome == "ok":
-			res := map[string]any{"ok": true}
-			if n, err := strconv.Atoi(got.Result["marked"]); err == nil {
-				res["marked"] = n
-			}
-			writeJSON(w, http.StatusOK, res)
+			return got, true
 		case got.Outcome == "expired":
 			writeError(w, r, http.StatusGatewayTimeout, "primary_timeout",
 				"the primary did not do it within "+wait.String()+" ("+got.Error+"); it will not be done later", "")
@@ -188,7 +198,7 @@ func (s *Server) chatAction(w http.ResponseWriter, r *http.Request, kind string,
 		default:
 			writeError(w, r, http.StatusBadGateway, "whatsapp_failed", "WhatsApp did not take it: "+got.Error, "")
 		}
-		return
+		return store.Command{}, false
 	}
 }
 

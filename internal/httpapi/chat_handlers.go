@@ -23,6 +23,7 @@ type ChatBackend interface {
 	ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]store.Chat, error)
 	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]store.IncomingMessage, error)
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
+	Blocklist(ctx context.Context) (store.Blocklist, error)
 }
 
 func (s *Server) chatRoutes(r routes) {
@@ -31,6 +32,8 @@ func (s *Server) chatRoutes(r routes) {
 	r.handle("GET", "/v1/chats/:jid/messages", s.auth(store.ScopeMessagesRead, s.chatMessages))
 	if s.Sessions != nil {
 		s.chatActionRoutes(r) // commands for the primary
+		// Contact and chat changes (issue 19).
+		s.contactActionRoutes(r)
 	}
 }
 
@@ -44,6 +47,7 @@ type chatView struct {
 	LastMessageAt  time.Time `json:"last_message_at"`
 	LastIncomingAt time.Time `json:"last_incoming_at,omitzero"`
 	FirstOutgoing  time.Time `json:"first_outgoing_at,omitzero"`
+	chatSettings
 }
 
 func chatOf(c store.Chat) chatView {
@@ -110,9 +114,13 @@ func (s *Server) listChats(usersOnly bool) httprouter.Handle {
 			s.storeFailed(w, r, err)
 			return
 		}
+		blocked, ok := s.blockedSet(ctx, w, r)
+		if !ok {
+			return
+		}
 		list := make([]chatView, 0, len(chats))
 		for _, c := range chats {
-			list = append(list, chatOf(c))
+			list = append(list, withSettings(chatOf(c), c, blocked, time.Now()))
 		}
 		var next string
 		if len(chats) == limit {

@@ -99,6 +99,8 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		return nil, w.Driver.Logout(cctx)
 	case cmdMarkRead, cmdChatPresence, cmdPresence:
 		return w.chatAction(cctx, c)
+	case cmdBlock, cmdBlocklist, cmdChatSetting:
+		return w.contactAction(cctx, c)
 	}
 	sb, ok := w.Driver.(*whatsapp.Sandbox)
 	if !ok {
