@@ -76,7 +76,7 @@ var commands = []command{
 			return 1
 		}},
 	{name: "keys", summary: "create, list and revoke API keys", env: true,
-		usage: "app keys create --name NAME --scopes messages:read,messages:write,session,admin prints a new key\n" +
+		usage: "app keys create --name NAME --scopes messages:read,messages:write,contacts:write,session,admin prints a new key\n" +
 			"once (stdout; only its hash is stored). app keys list shows ids, names and scopes; app keys revoke\n" +
 			"ID revokes one (workers stop accepting it within 10s). Reads the environment, then\n" +
 			"/etc/app/app.env, like the services; on SQLite it finds the packaged state directory /var/lib/app.",

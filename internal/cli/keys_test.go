@@ -19,14 +19,14 @@ func TestKeysOnSQLite(t *testing.T) {
 	db := testdb.Start(t)
 	adminEnv(t, db)
 	db.Connect(nil) // the suite has run here: the file exists
-	code, key, errs := run("app", "keys", "create", "--name", "ops", "--scopes", "admin,session")
+	code, key, errs := run("app", "keys", "create", "--name", "ops", "--scopes", "admin,session,contacts:write")
 	key = strings.TrimSpace(key)
 	if code != 0 || !strings.HasPrefix(key, "app_") || !strings.Contains(errs, "shown only now") {
 		t.Fatalf("create: exit %d, stdout %q, stderr %q", code, key, errs)
 	}
 	id := strings.SplitN(strings.TrimPrefix(key, "app_"), "_", 2)[0]
 	code, out, _ := run("app", "keys", "list")
-	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "admin,session") {
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "admin,session,contacts:write") {
 		t.Errorf("list: exit %d:\n%s\nwant key %s with its scopes", code, out, id)
 	}
 	if code, out, errs := run("app", "keys", "revoke", key); code != 0 || !strings.Contains(out, "Revoked "+id) {
