@@ -193,3 +193,27 @@ func TestContactActionsNeedAConnectedPrimary(t *testing.T) {
 		t.Errorf("calls while disconnected: %+v", calls)
 	}
 }
+
+// A block or unblock on the phone reaches the stored blocklist and the
+// contact.
+func TestBlocklistChangedOnThePhone(t *testing.T) {
+	e := actionServer(t, config.WhatsApp{}, nil, 0)
+	h := apiKey(t, e.db, store.ScopeMessagesRead)
+	e.received(t, whatsapp.Incoming{Chat: carol, Text: "hi"})
+	if got := blockedJIDs(t, e.url, h); len(got) != 0 {
+		t.Fatalf("blocklist at first %v, want it empty", got)
+	}
+	e.sb.BlockOnPhone(carol, true)
+	testutil.Eventually(t, 10*time.Second, "carol blocked", func() (bool, string) {
+		got := blockedJIDs(t, e.url, h)
+		return slices.Equal(got, []string{carol}), strings.Join(got, ",")
+	})
+	if c := chatIn(t, e.url, "contacts", carol, h); c["blocked"] != true {
+		t.Errorf("contact %v, want blocked", c)
+	}
+	e.sb.BlockOnPhone(carol, false)
+	testutil.Eventually(t, 10*time.Second, "carol unblocked", func() (bool, string) {
+		got := blockedJIDs(t, e.url, h)
+		return len(got) == 0, strings.Join(got, ",")
+	})
+}

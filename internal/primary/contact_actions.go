@@ -136,3 +136,38 @@ func (w *WhatsApp) setChatSetting(ctx context.Context, args map[string]string) e
 	}
 	return w.Store.SaveChat(ctx, c)
 }
+
+// onBlocklistChanged keeps a blocklist changed on the phone: the changes
+// applied to the stored list, or the list fetched again when the driver
+// says it changed in ways not told. None stored: nothing to keep (the
+// first GET /v1/blocklist fetches it). A fetch that fails is logged, not
+// retried: the next change or block fetches it.
+func (w *WhatsApp) onBlocklistChanged(ctx context.Context, e *whatsapp.BlocklistChanged) error {
+	w.chatMu.Lock()
+	defer w.chatMu.Unlock()
+	b, err := w.Store.Blocklist(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if e.Whole {
+		fctx, cancel := context.WithTimeout(ctx, blocklistFetchWait)
+		defer cancel()
+		if err := w.fetchBlocklistLocked(fctx); err != nil {
+			w.Log.Warn().Err(err).Msg("Cannot fetch the blocklist after it changed on the phone; it is fetched again at the next change.")
+		}
+		return nil
+	}
+	for _, j := range e.Blocked {
+		b.JIDs = blocklistWith(b.JIDs, j, true)
+	}
+	for _, j := range e.Unblocked {
+		b.JIDs = blocklistWith(b.JIDs, j, false)
+	}
+	return w.Store.SaveBlocklist(ctx, b)
+}
+
+// blocklistFetchWait bounds the fetch of a blocklist changed on the phone.
+const blocklistFetchWait = 15 * time.Second

@@ -207,6 +207,8 @@ func (w *WhatsApp) handle(ctx context.Context, ev whatsapp.Event) error {
 		return w.onCall(ctx, e)
 	case *whatsapp.MediaRetried:
 		return w.onMediaRetried(ctx, e)
+	case *whatsapp.BlocklistChanged: // contact_actions.go
+		return w.onBlocklistChanged(ctx, e)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 
 	"app/internal/testutil"
 )
@@ -127,5 +129,28 @@ func TestChatSettingPatches(t *testing.T) {
 		if len(p.Mutations) == 0 || !slices.Equal(p.Mutations[0].Index, []string{tc.index, chat}) || !tc.check(p) {
 			t.Errorf("%s: patch %+v, want index %s of %s with the setting", name, p, tc.index, chat)
 		}
+	}
+}
+
+// A blocklist change on the phone is reported as blocks and unblocks, or
+// as a change of the whole list to fetch again.
+func TestWhatsmeowBlocklistEvents(t *testing.T) {
+	d := NewWhatsmeow(WhatsmeowConfig{StoreDir: t.TempDir(), Log: zerolog.Nop()})
+	var got []*BlocklistChanged
+	handle := d.handler(context.Background(), func(_ context.Context, ev Event) error {
+		if b, ok := ev.(*BlocklistChanged); ok {
+			got = append(got, b)
+		}
+		return nil
+	}, nil, 1)
+	annaDev := types.JID{User: "491701234567", Device: 3, Server: types.DefaultUserServer}
+	handle(&events.Blocklist{Changes: []events.BlocklistChange{
+		{JID: annaDev, Action: events.BlocklistChangeActionBlock},
+		{JID: types.NewJID("201001234567", types.HiddenUserServer), Action: events.BlocklistChangeActionUnblock},
+	}})
+	handle(&events.Blocklist{Action: events.BlocklistActionModify})
+	if len(got) != 2 || !slices.Equal(got[0].Blocked, []string{"491701234567@s.whatsapp.net"}) ||
+		!slices.Equal(got[0].Unblocked, []string{"201001234567@lid"}) || got[0].Whole || !got[1].Whole {
+		t.Errorf("events %+v, want anna blocked and the LID unblocked, then the whole list changed", got)
 	}
 }

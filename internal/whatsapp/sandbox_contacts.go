@@ -45,13 +45,7 @@ func (s *Sandbox) Block(ctx context.Context, jid string, block bool) error {
 		return err
 	}
 	c := &s.contacts
-	i := slices.Index(c.blocked, jid)
-	switch {
-	case block && i < 0:
-		c.blocked = append(c.blocked, jid)
-	case !block && i >= 0:
-		c.blocked = slices.Delete(c.blocked, i, i+1)
-	}
+	c.blocked = blocklistWith(c.blocked, jid, block)
 	kind := "block"
 	if !block {
 		kind = "unblock"
@@ -106,4 +100,30 @@ func (s *Sandbox) ContactCalls() []SandboxContactCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]SandboxContactCall(nil), s.contacts.calls...)
+}
+
+// BlockOnPhone blocks or unblocks jid as the phone would: the blocklist
+// changes and a *BlocklistChanged reports it.
+func (s *Sandbox) BlockOnPhone(jid string, block bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &s.contacts
+	c.blocked = blocklistWith(c.blocked, jid, block)
+	ev := &BlocklistChanged{Unblocked: []string{jid}}
+	if block {
+		ev = &BlocklistChanged{Blocked: []string{jid}}
+	}
+	s.emit(ev)
+}
+
+// blocklistWith is list with jid in it (block) or not.
+func blocklistWith(list []string, jid string, block bool) []string {
+	i := slices.Index(list, jid)
+	switch {
+	case block && i < 0:
+		return append(list, jid)
+	case !block && i >= 0:
+		return slices.Delete(list, i, i+1)
+	}
+	return list
 }

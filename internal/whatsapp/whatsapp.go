@@ -143,6 +143,17 @@ func (*Receipt) isEvent()        {}
 func (*Call) isEvent()           {}
 func (*MediaRetried) isEvent()   {}
 
+// BlocklistChanged reports the blocklist changed on another device (the
+// phone): users blocked and unblocked, or Whole, that it changed in ways
+// not told, and is to be fetched again (Blocklist).
+type BlocklistChanged struct {
+	Blocked   []string `json:"blocked,omitempty"`
+	Unblocked []string `json:"unblocked,omitempty"`
+	Whole     bool     `json:"whole,omitempty"`
+}
+
+func (*BlocklistChanged) isEvent() {}
+
 // Handler receives a driver's events in order. For *Incoming and *Receipt
 // a nil return acknowledges the event to WhatsApp.
 type Handler func(ctx context.Context, ev Event) error

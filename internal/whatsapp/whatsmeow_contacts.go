@@ -104,3 +104,25 @@ func chatSettingPatch(chat string, s ChatSetting, now time.Time) (appstate.Patch
 	}
 	return appstate.PatchInfo{}, fmt.Errorf("no chat setting %q", s.Kind)
 }
+
+// handleBlocklist reports a blocklist changed on the phone.
+func (c *clientEvents) handleBlocklist(e *events.Blocklist) bool {
+	return c.deliver(blocklistChanged(e), "blocklist change")
+}
+
+// blocklistChanged is e as the driver reports it.
+func blocklistChanged(e *events.Blocklist) *BlocklistChanged {
+	ev := &BlocklistChanged{Whole: e.Action == events.BlocklistActionModify || len(e.Changes) == 0}
+	for _, ch := range e.Changes {
+		jid := ch.JID.ToNonAD().String()
+		switch ch.Action {
+		case events.BlocklistChangeActionBlock:
+			ev.Blocked = append(ev.Blocked, jid)
+		case events.BlocklistChangeActionUnblock:
+			ev.Unblocked = append(ev.Unblocked, jid)
+		default:
+			ev.Whole = true
+		}
+	}
+	return ev
+}

@@ -50,6 +50,8 @@ func (c *clientEvents) handle(raw any) bool {
 		c.handleJoinedGroup(e)
 	case *events.PushNameSetting:
 		c.handlePushNameSetting(e)
+	case *events.Blocklist: // whatsmeow_contacts.go
+		return c.handleBlocklist(e)
 	case *events.Connected:
 		c.handleConnected(e)
 	case *events.KeepAliveRestored:
