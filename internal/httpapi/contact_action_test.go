@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -216,4 +217,35 @@ func TestBlocklistChangedOnThePhone(t *testing.T) {
 		got := blockedJIDs(t, e.url, h)
 		return len(got) == 0, strings.Join(got, ",")
 	})
+}
+
+// refusingContacts is the sandbox with a WhatsApp that refuses every
+// block and chat setting.
+type refusingContacts struct{ *whatsapp.Sandbox }
+
+func (refusingContacts) Block(context.Context, string, bool) error {
+	return errors.New("not-authorized")
+}
+
+func (refusingContacts) SetChatSetting(context.Context, string, whatsapp.ChatSetting) error {
+	return errors.New("conflict")
+}
+
+// A change WhatsApp refuses is a 502 saying why, and nothing is stored.
+func TestContactActionsWhatsAppRefuses(t *testing.T) {
+	e := actionServer(t, config.WhatsApp{}, func(sb *whatsapp.Sandbox) whatsapp.Driver { return refusingContacts{sb} }, 0)
+	h := apiKey(t, e.db, store.ScopeContactsWrite, store.ScopeMessagesRead)
+	e.received(t, whatsapp.Incoming{Chat: alice, Text: "hi"})
+	for _, c := range []struct{ path, body, why string }{
+		{"/v1/contacts/" + alice + "/block", ``, "not-authorized"},
+		{"/v1/chats/" + alice + "/pin", `{"pinned":true}`, "conflict"},
+	} {
+		r := do(t, "POST", e.url+c.path, strings.NewReader(c.body), h)
+		if r.status != 502 || errorOf(t, r)["code"] != "whatsapp_failed" || !strings.Contains(errorOf(t, r)["message"].(string), c.why) {
+			t.Errorf("POST %s: %d %v, want 502 whatsapp_failed saying %s", c.path, r.status, r.body, c.why)
+		}
+	}
+	if c := chatIn(t, e.url, "contacts", alice, h); c["blocked"] != nil || c["pinned"] != nil {
+		t.Errorf("contact %v, want neither blocked nor pinned", c)
+	}
 }
