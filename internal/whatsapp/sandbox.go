@@ -70,6 +70,7 @@ type Sandbox struct {
 	rejected []RejectedCall // calls rejected through RejectCall, in order
 	gen      int            // counts Runs; a timer of an earlier Run does nothing
 	acts     sandboxActs    // chat actions done, and a silence (sandbox_actions.go)
+	nums     sandboxNumbers // the number directory (sandbox_numbers.go)
 }
 
 // SandboxJID is the account the sandbox pairs as.
