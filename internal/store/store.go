@@ -188,6 +188,14 @@ type Store interface {
 	// IncomingMediaPending lists incoming messages whose media is pending
 	// (MediaRef.Pending) received since since, oldest first.
 	IncomingMediaPending(ctx context.Context, since time.Time, limit int) ([]IncomingMessage, error)
+
+	// Number checks (numbers.go; issue 19), written by the primary.
+	//
+	// SaveNumberChecks stores checks, replacing those of the same number.
+	SaveNumberChecks(ctx context.Context, cs []NumberCheck) error
+	// NumberChecks reads the stored checks of numbers ("+" and digits),
+	// in no set order; a number never checked is left out.
+	NumberChecks(ctx context.Context, numbers []string) ([]NumberCheck, error)
 }
 
 // Engine opens one kind of database.
