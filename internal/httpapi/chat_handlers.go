@@ -23,6 +23,7 @@ type ChatBackend interface {
 	ChatsPage(ctx context.Context, beforeNS int64, beforeJID string, usersOnly bool, limit int) ([]store.Chat, error)
 	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]store.IncomingMessage, error)
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
+	NumberChecks(ctx context.Context, numbers []string) ([]store.NumberCheck, error)
 }
 
 func (s *Server) chatRoutes(r routes) {
@@ -31,6 +32,7 @@ func (s *Server) chatRoutes(r routes) {
 	r.handle("GET", "/v1/chats/:jid/messages", s.auth(store.ScopeMessagesRead, s.chatMessages))
 	if s.Sessions != nil {
 		s.chatActionRoutes(r) // commands for the primary
+		s.numberRoutes(r)     // number_handlers.go
 	}
 }
 
