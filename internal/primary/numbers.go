@@ -60,6 +60,9 @@ func (p *numberPace) take(now time.Time, want, perMinute int) (int, time.Duratio
 	if got > 0 {
 		p.asked = append(p.asked, paceMark{at: now, n: got})
 	}
+	if len(p.asked) == 0 {
+		return got, 0
+	}
 	return got, p.asked[0].at.Add(time.Minute).Sub(now)
 }
 
