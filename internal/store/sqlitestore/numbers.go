@@ -2,7 +2,7 @@ package sqlitestore
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 
 	"app/internal/store"
@@ -20,7 +20,8 @@ var _ = schema(
 var (
 	sqlSaveNumberCheck = exec(`INSERT INTO number_checks(number, doc) VALUES(?, ?)
 		ON CONFLICT(number) DO UPDATE SET doc = excluded.doc`)
-	sqlNumberCheck = query(`SELECT doc FROM number_checks WHERE number = ?`)
+	// One primary-key lookup per number of the JSON array.
+	sqlNumberChecks = query(`SELECT doc FROM number_checks WHERE number IN (SELECT value FROM json_each(?))`)
 )
 
 // SaveNumberChecks stores checks in one write, replacing those of the
@@ -48,19 +49,14 @@ func (s *Store) SaveNumberChecks(ctx context.Context, cs []store.NumberCheck) er
 	return nil
 }
 
-// NumberChecks reads the stored checks of numbers, one primary-key
-// lookup each.
+// NumberChecks reads the stored checks of numbers in one query.
 func (s *Store) NumberChecks(ctx context.Context, numbers []string) ([]store.NumberCheck, error) {
-	var out []store.NumberCheck
-	for _, n := range numbers {
-		c, err := one[store.NumberCheck](ctx, s, "read number check", sqlNumberCheck, n)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
+	if len(numbers) == 0 {
+		return nil, nil
 	}
-	return out, nil
+	list, err := json.Marshal(numbers)
+	if err != nil {
+		return nil, err
+	}
+	return all[store.NumberCheck](ctx, s, "read number checks", sqlNumberChecks, string(list))
 }
