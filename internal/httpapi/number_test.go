@@ -12,6 +12,7 @@ import (
 	"app/internal/config"
 	"app/internal/store"
 	"app/internal/testdb"
+	"app/internal/whatsapp"
 )
 
 // numberEnv is actionServer's primary and API with a reader's key.
@@ -205,5 +206,27 @@ func TestCheckNumbersBadBody(t *testing.T) {
 	}
 	if n := e.sb.NumberLookups(); n != 0 {
 		t.Errorf("bad requests asked WhatsApp about %d numbers", n)
+	}
+}
+
+// stuckNumbers is the sandbox with a WhatsApp that does not answer
+// number checks.
+type stuckNumbers struct{ *whatsapp.Sandbox }
+
+func (stuckNumbers) CheckNumbers(ctx context.Context, _ []string) ([]whatsapp.NumberInfo, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// WhatsApp not answering by the deadline is a 504, and nothing is cached.
+func TestCheckNumbersDeadline(t *testing.T) {
+	e := actionServer(t, config.WhatsApp{}, func(sb *whatsapp.Sandbox) whatsapp.Driver { return stuckNumbers{sb} }, 300*time.Millisecond)
+	h := apiKey(t, e.db, store.ScopeMessagesRead)
+	r := do(t, "POST", e.url+"/v1/contacts/check", strings.NewReader(`{"numbers":["+491701234567"]}`), h)
+	if r.status != 504 || errorOf(t, r)["code"] != "primary_timeout" {
+		t.Errorf("WhatsApp silent: %d %v, want 504 primary_timeout", r.status, r.body)
+	}
+	if got, err := e.db.NumberChecks(context.Background(), []string{"+491701234567"}); err != nil || len(got) != 0 {
+		t.Errorf("cached after a timeout: %+v, %v", got, err)
 	}
 }
