@@ -223,6 +223,12 @@ func report(s series) string {
 	w("| lateness p50 / p99 / max | %s / %s / %s ms |\n", s.cell("Scheduler10k", "p50_late_ms", num), s.cell("Scheduler10k", "p99_late_ms", num), s.cell("Scheduler10k", "max_late_ms", num))
 	w("| first pass of a new lease | %s ms |\n", s.cell("Scheduler10k", "first_pass_ms", num))
 
+	w("\n## Number checks: 500 numbers (sandbox driver, embedded database)\n\n")
+	w("`POST /v1/contacts/check` of 500 numbers, half on WhatsApp, through a worker and the primary.\n\n")
+	w("| figure | value |\n|---|---|\n")
+	w("| first asked (the primary asks the sandbox, stores the answers) | %s ms |\n", s.cell("NumberCheck", "first_ms", num))
+	w("| asked again (from the cache, no primary needed) | %s ms |\n", s.cell("NumberCheck", "cached_ms", num))
+
 	w("\n## Memory and start\n\n| figure | value |\n|---|---|\n")
 	w("| worker start (exec) to `READY=1` | %s ms |\n", s.cell("WorkerStartToReady", "ms-to-READY", num))
 	w("| idle worker VmRSS / private (RssAnon) | %s / %s MB |\n", s.cell("WorkerStartToReady", "idle-RSS-MB", num), s.cell("WorkerStartToReady", "idle-private-MB", num))

@@ -79,6 +79,9 @@ type WhatsApp struct {
 	MaxAttempts       int           // transient failures before a message fails
 	MediaMaxBytes     int64         // largest incoming media downloaded
 	RateLimitPause    time.Duration // sends pause this long when WhatsApp says we send too fast
+	// ChecksPerMinute bounds the numbers asked of WhatsApp a minute
+	// (POST /v1/contacts/check); 0 (tests): the default, 600.
+	ChecksPerMinute int
 	// KeepRevoked keeps the content of a message its sender deleted for
 	// everyone; by default it is removed, as the sender asked.
 	KeepRevoked bool

@@ -249,6 +249,7 @@ func TestInvalidValues(t *testing.T) {
 		{"APP_WEBHOOK_MAX_AGE", map[string]string{"APP_WEBHOOK_MAX_AGE": "200h"}, "200h0m0s"},
 		{"APP_WEBHOOK_ALLOWED_NETWORKS", map[string]string{"APP_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,office"}, "10.0.0.0/8,office"},
 		{"WHATSAPP_SEND_PER_MINUTE", map[string]string{"WHATSAPP_SEND_PER_MINUTE": "-1"}, "-1"},
+		{"WHATSAPP_CHECKS_PER_MINUTE", map[string]string{"WHATSAPP_CHECKS_PER_MINUTE": "0"}, "0"},
 		{"WHATSAPP_DAILY_CAP", map[string]string{"WHATSAPP_DAILY_CAP": "1k"}, "1k"},
 		{"WHATSAPP_NEW_CONTACTS_PER_DAY", map[string]string{"WHATSAPP_NEW_CONTACTS_PER_DAY": "ten"}, "ten"},
 		{"WHATSAPP_MAX_ATTEMPTS", map[string]string{"WHATSAPP_MAX_ATTEMPTS": "0"}, "0"},

@@ -197,6 +197,8 @@ var vars = []variable{
 		def: fixed("30s"), parse: durVar(0, time.Hour, func(c *Config, d time.Duration) { c.WhatsApp.ReconcileWait = d })},
 	{name: "WHATSAPP_RATE_LIMIT_PAUSE", doc: "how long sending pauses when WhatsApp says we send too fast",
 		def: fixed("10m"), parse: durVar(time.Second, 24*time.Hour, func(c *Config, d time.Duration) { c.WhatsApp.RateLimitPause = d })},
+	{name: "WHATSAPP_CHECKS_PER_MINUTE", doc: "phone numbers asked of WhatsApp per minute at most (POST /v1/contacts/check; accounts that look up too many get banned); the rest of a batch is held, with the seconds to wait, and answers from the cache do not count",
+		def: fixed("600"), parse: intVar(1, 100000, func(c *Config, n int) { c.WhatsApp.ChecksPerMinute = n })},
 	{name: "WHATSAPP_WATCHDOG_INTERVAL", doc: "how long a connected session may go without a word from WhatsApp before the primary pings it; no answer within half that (at most 30s) and it reconnects, saying why in the session state; 0: no watchdog",
 		def: fixed("1m"), parse: durVar(0, time.Hour, func(c *Config, d time.Duration) { c.WhatsApp.WatchdogInterval = d })},
 	{name: "WHATSAPP_MEDIA_MAX_BYTES", doc: "largest incoming media the primary downloads and stores",

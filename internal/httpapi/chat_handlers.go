@@ -24,6 +24,7 @@ type ChatBackend interface {
 	IncomingPage(ctx context.Context, chat string, beforeNS int64, beforeKey string, limit int) ([]store.IncomingMessage, error)
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
 	Blocklist(ctx context.Context) (store.Blocklist, error)
+	NumberChecks(ctx context.Context, numbers []string) ([]store.NumberCheck, error)
 }
 
 func (s *Server) chatRoutes(r routes) {
@@ -34,6 +35,7 @@ func (s *Server) chatRoutes(r routes) {
 		s.chatActionRoutes(r) // commands for the primary
 		// Contact and chat changes (issue 19).
 		s.contactActionRoutes(r)
+		s.numberRoutes(r) // number_handlers.go
 	}
 }
 

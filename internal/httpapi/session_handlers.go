@@ -150,6 +150,7 @@ var sandboxActions = map[string]map[string]sandboxField{
 	"logout":     {"reason": textField},
 	"ban":        {"reason": textField, "seconds": secondsField},
 	"replace":    nil,
+	"directory":  {"numbers": listField},
 	"silence":    {"seconds": secondsField},
 }
 
@@ -218,6 +219,9 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return
 	}
 	if action == "call" && !checkCall(w, r, out) {
+		return
+	}
+	if action == "directory" && !checkDirectory(w, r, out) {
 		return
 	}
 	s.command(w, r, "sandbox."+action, out)

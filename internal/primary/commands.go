@@ -101,6 +101,8 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		return w.chatAction(cctx, c)
 	case cmdBlock, cmdBlocklist, cmdChatSetting:
 		return w.contactAction(cctx, c)
+	case cmdCheckNumbers:
+		return w.checkNumbers(cctx, c)
 	}
 	sb, ok := w.Driver.(*whatsapp.Sandbox)
 	if !ok {
@@ -115,6 +117,8 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 	switch c.Kind {
 	case "sandbox.scan":
 		return nil, sb.Scan()
+	case "sandbox.directory":
+		return nil, sandboxDirectory(sb, c.Args["numbers"])
 	case "sandbox.incoming":
 		// The message id comes from the command's: a primary that stops
 		// before recording the outcome runs the command again on the next

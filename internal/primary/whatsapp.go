@@ -68,6 +68,8 @@ type WhatsApp struct {
 	// expired files (media_retry.go).
 	lids      *lidCache
 	mediaAsks mediaAsks
+	// numberPace paces number checks (numbers.go).
+	numberPace numberPace
 
 	// Test hooks around a send, to stop the task as a crash would.
 	beforeSend, afterSend func(id string)

@@ -193,6 +193,13 @@ type Store interface {
 	// ErrNotFound before it was first saved.
 	SaveBlocklist(ctx context.Context, b Blocklist) error
 	Blocklist(ctx context.Context) (Blocklist, error)
+	// Number checks (numbers.go; issue 19), written by the primary.
+	//
+	// SaveNumberChecks stores checks, replacing those of the same number.
+	SaveNumberChecks(ctx context.Context, cs []NumberCheck) error
+	// NumberChecks reads the stored checks of numbers ("+" and digits),
+	// in no set order; a number never checked is left out.
+	NumberChecks(ctx context.Context, numbers []string) ([]NumberCheck, error)
 }
 
 // Engine opens one kind of database.

@@ -73,6 +73,7 @@ type Sandbox struct {
 
 	// contacts: the blocklist and chat settings (sandbox_contacts.go).
 	contacts sandboxContacts
+	nums     sandboxNumbers // the number directory (sandbox_numbers.go)
 }
 
 // SandboxJID is the account the sandbox pairs as.

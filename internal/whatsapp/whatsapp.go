@@ -291,6 +291,22 @@ type Driver interface {
 	Blocklist(ctx context.Context) ([]string, error)
 	// SetChatSetting archives, pins or mutes a chat, or undoes it.
 	SetChatSetting(ctx context.Context, chat string, s ChatSetting) error
+
+	// Numbers (issue 19).
+	//
+	// CheckNumbers asks WhatsApp which of phones ("+" and digits, with
+	// country code) have an account: one NumberInfo per phone WhatsApp
+	// answered for, in no set order (match them by Query).
+	CheckNumbers(ctx context.Context, phones []string) ([]NumberInfo, error)
+}
+
+// NumberInfo is WhatsApp's answer about one phone number.
+type NumberInfo struct {
+	Query        string // the phone as asked
+	OnWhatsApp   bool
+	JID          string // the account's JID (...@s.whatsapp.net), when on WhatsApp
+	LID          string // its LID (...@lid), where known
+	BusinessName string // a business account's verified name
 }
 
 // ChatSetting is one of a chat's settings, on or off: archived, pinned, or
