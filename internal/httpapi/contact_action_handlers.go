@@ -25,8 +25,8 @@ import (
 const contactWait = 15 * time.Second
 
 func (s *Server) contactActionRoutes(r routes) {
-	r.handle("POST", "/v1/contacts/:jid/block", s.auth(store.ScopeContactsWrite, s.block(true)))
-	r.handle("POST", "/v1/contacts/:jid/unblock", s.auth(store.ScopeContactsWrite, s.block(false)))
+	r.handle("POST", "/v1/blocklist/:jid", s.auth(store.ScopeContactsWrite, s.block(true)))
+	r.handle("DELETE", "/v1/blocklist/:jid", s.auth(store.ScopeContactsWrite, s.block(false)))
 	r.handle("GET", "/v1/blocklist", s.auth(store.ScopeMessagesRead, s.blocklist))
 	r.handle("POST", "/v1/chats/:jid/archive", s.auth(store.ScopeContactsWrite, s.chatSetting(whatsapp.ChatArchive)))
 	r.handle("POST", "/v1/chats/:jid/pin", s.auth(store.ScopeContactsWrite, s.chatSetting(whatsapp.ChatPin)))

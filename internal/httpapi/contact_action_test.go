@@ -56,7 +56,7 @@ func TestBlockAndBlocklist(t *testing.T) {
 	if got := blockedJIDs(t, e.url, h); !slices.Equal(got, []string{bob}) {
 		t.Errorf("blocklist at first %v, want %s (fetched from WhatsApp)", got, bob)
 	}
-	r := do(t, "POST", e.url+"/v1/contacts/%2B491701234567/block", nil, h)
+	r := do(t, "POST", e.url+"/v1/blocklist/%2B491701234567", nil, h)
 	if r.status != 200 || r.body["blocked"] != true || r.body["jid"] != alice {
 		t.Fatalf("block: %d %v", r.status, r.body)
 	}
@@ -66,7 +66,7 @@ func TestBlockAndBlocklist(t *testing.T) {
 	if c := chatIn(t, e.url, "contacts", alice, h); c["blocked"] != true {
 		t.Errorf("contact after the block %v, want blocked", c)
 	}
-	if r := do(t, "POST", e.url+"/v1/contacts/"+alice+"/unblock", nil, h); r.status != 200 || r.body["blocked"] != false {
+	if r := do(t, "DELETE", e.url+"/v1/blocklist/"+alice, nil, h); r.status != 200 || r.body["blocked"] != false {
 		t.Fatalf("unblock: %d %v", r.status, r.body)
 	}
 	if got := blockedJIDs(t, e.url, h); !slices.Equal(got, []string{bob}) {
@@ -133,9 +133,9 @@ func TestBadContactActionRequests(t *testing.T) {
 	h := apiKey(t, e.db, store.ScopeContactsWrite)
 	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	for _, c := range []struct{ path, body, field string }{
-		{"/v1/contacts/" + team + "/block", ``, "jid"},
-		{"/v1/contacts/bob@example.com/block", ``, "jid"},
-		{"/v1/contacts/491701234567/unblock", ``, "jid"},
+		{"/v1/blocklist/" + team, ``, "jid"},
+		{"/v1/blocklist/bob@example.com", ``, "jid"},
+		{"/v1/blocklist/491701234567", ``, "jid"},
 		{"/v1/chats/bob@example.com/archive", `{"archived":true}`, "jid"},
 		{"/v1/chats/" + team + "/archive", `{}`, "archived"},
 		{"/v1/chats/" + team + "/archive", `{"archived":"yes"}`, "archived"},
@@ -156,7 +156,7 @@ func TestBadContactActionRequests(t *testing.T) {
 		t.Errorf("bad requests reached WhatsApp: %+v", calls)
 	}
 	// The key must be allowed to change contacts: writing messages is not.
-	for _, path := range []string{"/v1/contacts/" + alice + "/block", "/v1/chats/" + alice + "/pin"} {
+	for _, path := range []string{"/v1/blocklist/" + alice, "/v1/chats/" + alice + "/pin"} {
 		if r := do(t, "POST", e.url+path, strings.NewReader(`{"pinned":true}`), e.writer); r.status != 403 {
 			t.Errorf("POST %s with a messages:write key: %d %v, want 403", path, r.status, r.body)
 		}
@@ -175,7 +175,7 @@ func TestContactActionsNeedAConnectedPrimary(t *testing.T) {
 		return ws.State == "disconnected", ws.State
 	})
 	for _, c := range []struct{ method, path, body string }{
-		{"POST", "/v1/contacts/" + alice + "/block", ``},
+		{"POST", "/v1/blocklist/" + alice, ``},
 		{"POST", "/v1/chats/" + alice + "/archive", `{"archived":true}`},
 		{"GET", "/v1/blocklist", ``},
 	} {
@@ -237,7 +237,7 @@ func TestContactActionsWhatsAppRefuses(t *testing.T) {
 	h := apiKey(t, e.db, store.ScopeContactsWrite, store.ScopeMessagesRead)
 	e.received(t, whatsapp.Incoming{Chat: alice, Text: "hi"})
 	for _, c := range []struct{ path, body, why string }{
-		{"/v1/contacts/" + alice + "/block", ``, "not-authorized"},
+		{"/v1/blocklist/" + alice, ``, "not-authorized"},
 		{"/v1/chats/" + alice + "/pin", `{"pinned":true}`, "conflict"},
 	} {
 		r := do(t, "POST", e.url+c.path, strings.NewReader(c.body), h)
