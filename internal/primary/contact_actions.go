@@ -3,7 +3,6 @@ package primary
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"app/internal/store"
@@ -64,20 +63,8 @@ func (w *WhatsApp) block(ctx context.Context, jid string, block bool) error {
 	if err != nil {
 		return err
 	}
-	b.JIDs = blocklistWith(b.JIDs, jid, block)
+	b.JIDs = whatsapp.BlocklistWith(b.JIDs, jid, block)
 	return w.Store.SaveBlocklist(ctx, b)
-}
-
-// blocklistWith is list with jid in it (block) or not.
-func blocklistWith(list []string, jid string, block bool) []string {
-	i := slices.Index(list, jid)
-	switch {
-	case block && i < 0:
-		return append(list, jid)
-	case !block && i >= 0:
-		return slices.Delete(list, i, i+1)
-	}
-	return list
 }
 
 func (w *WhatsApp) fetchBlocklist(ctx context.Context) error {
@@ -161,10 +148,10 @@ func (w *WhatsApp) onBlocklistChanged(ctx context.Context, e *whatsapp.Blocklist
 		return nil
 	}
 	for _, j := range e.Blocked {
-		b.JIDs = blocklistWith(b.JIDs, j, true)
+		b.JIDs = whatsapp.BlocklistWith(b.JIDs, j, true)
 	}
 	for _, j := range e.Unblocked {
-		b.JIDs = blocklistWith(b.JIDs, j, false)
+		b.JIDs = whatsapp.BlocklistWith(b.JIDs, j, false)
 	}
 	return w.Store.SaveBlocklist(ctx, b)
 }

@@ -3,7 +3,6 @@ package whatsapp
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 )
 
@@ -45,7 +44,7 @@ func (s *Sandbox) Block(ctx context.Context, jid string, block bool) error {
 		return err
 	}
 	c := &s.contacts
-	c.blocked = blocklistWith(c.blocked, jid, block)
+	c.blocked = BlocklistWith(c.blocked, jid, block)
 	kind := "block"
 	if !block {
 		kind = "unblock"
@@ -108,22 +107,10 @@ func (s *Sandbox) BlockOnPhone(jid string, block bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &s.contacts
-	c.blocked = blocklistWith(c.blocked, jid, block)
+	c.blocked = BlocklistWith(c.blocked, jid, block)
 	ev := &BlocklistChanged{Unblocked: []string{jid}}
 	if block {
 		ev = &BlocklistChanged{Blocked: []string{jid}}
 	}
 	s.emit(ev)
-}
-
-// blocklistWith is list with jid in it (block) or not.
-func blocklistWith(list []string, jid string, block bool) []string {
-	i := slices.Index(list, jid)
-	switch {
-	case block && i < 0:
-		return append(list, jid)
-	case !block && i >= 0:
-		return slices.Delete(list, i, i+1)
-	}
-	return list
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"time"
 
 	"app/internal/msg"
@@ -153,6 +154,19 @@ type BlocklistChanged struct {
 }
 
 func (*BlocklistChanged) isEvent() {}
+
+// BlocklistWith is list with jid in it (block) or not: a blocklist after
+// one change, as the primary stores it and the sandbox keeps it.
+func BlocklistWith(list []string, jid string, block bool) []string {
+	i := slices.Index(list, jid)
+	switch {
+	case block && i < 0:
+		return append(list, jid)
+	case !block && i >= 0:
+		return slices.Delete(list, i, i+1)
+	}
+	return list
+}
 
 // Handler receives a driver's events in order. For *Incoming and *Receipt
 // a nil return acknowledges the event to WhatsApp.
