@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,33 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	if len(served) < 12 {
 		t.Errorf("only %d routes recorded: %v", len(served), s.routeList)
+	}
+}
+
+// The event types a webhook may ask for are the ones the API accepts
+// (store.EventTypes), so a client generated from the document can
+// subscribe to every one of them.
+func TestOpenAPIListsEveryEventType(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				WebhookRequest struct {
+					Properties struct {
+						Types struct {
+							Items struct {
+								Enum []string `json:"enum"`
+							} `json:"items"`
+						} `json:"types"`
+					} `json:"properties"`
+				} `json:"WebhookRequest"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := doc.Components.Schemas.WebhookRequest.Properties.Types.Items.Enum
+	if !slices.Equal(got, store.EventTypes) {
+		t.Errorf("WebhookRequest.types lists %v, the API takes %v", got, store.EventTypes)
 	}
 }
