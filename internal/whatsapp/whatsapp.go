@@ -48,7 +48,8 @@ type Session struct {
 }
 
 // Event is something a driver reports: *SessionChanged, *Incoming,
-// *Receipt, *Call or *MediaRetried.
+// *Receipt, *Call, *MediaRetried, *BlocklistChanged, *GroupChanged,
+// *ChatSettingChanged or *PictureChanged.
 type Event interface{ isEvent() }
 
 // SessionChanged reports a new session state (a new QR code included).
@@ -154,6 +155,26 @@ type BlocklistChanged struct {
 }
 
 func (*BlocklistChanged) isEvent() {}
+
+// ChatSettingChanged reports a chat archived, pinned or muted (or undone)
+// on another device (the phone).
+type ChatSettingChanged struct {
+	Chat    string      `json:"chat"`
+	Setting ChatSetting `json:"setting"`
+}
+
+func (*ChatSettingChanged) isEvent() {}
+
+// PictureChanged reports a user's or group's picture changed (Removed: it
+// was removed); the new one is asked with ProfilePicture.
+type PictureChanged struct {
+	JID     string `json:"jid"`
+	Author  string `json:"author,omitempty"` // who changed it (a group's member)
+	Removed bool   `json:"removed,omitempty"`
+	ID      string `json:"id,omitempty"` // the new picture's id
+}
+
+func (*PictureChanged) isEvent() {}
 
 // BlocklistWith is list with jid in it (block) or not: a blocklist after
 // one change, as the primary stores it and the sandbox keeps it.
@@ -312,6 +333,65 @@ type Driver interface {
 	// country code) have an account: one NumberInfo per phone WhatsApp
 	// answered for, in no set order (match them by Query).
 	CheckNumbers(ctx context.Context, phones []string) ([]NumberInfo, error)
+
+	// Profiles (issue 19; profiles.go).
+	//
+	// Profiles asks WhatsApp about users (JIDs): one Profile per user it
+	// answered for.
+	Profiles(ctx context.Context, jids []string) ([]Profile, error)
+	// ProfilePicture is a user's or group's picture (the small one with
+	// preview): ErrNoPicture or ErrPictureHidden when there is none to show.
+	ProfilePicture(ctx context.Context, jid string, preview bool) (Picture, error)
+	// FetchPicture reads a picture's image (JPEG), at most maxBytes; the
+	// caller closes it.
+	FetchPicture(ctx context.Context, p Picture, maxBytes int64) (io.ReadCloser, error)
+	// BusinessProfile is a business account's profile; ErrNotBusiness
+	// for other users.
+	BusinessProfile(ctx context.Context, jid string) (BusinessProfile, error)
+	// SetPushName sets our own name, which others see beside our messages.
+	SetPushName(ctx context.Context, name string) error
+	// SetAbout sets our own about text.
+	SetAbout(ctx context.Context, text string) error
+	// SetProfilePicture sets our own picture (a JPEG) and returns its id;
+	// nil removes it.
+	SetProfilePicture(ctx context.Context, jpeg []byte) (string, error)
+
+	// Groups (issue 19; groups.go). Changes of a group that need admin
+	// rights we lack return ErrNotGroupAdmin; an unknown group
+	// ErrGroupNotFound; one we are not in ErrNotInGroup.
+	//
+	// JoinedGroups lists the groups we are a member of.
+	JoinedGroups(ctx context.Context) ([]Group, error)
+	// GroupInfo asks WhatsApp for one group.
+	GroupInfo(ctx context.Context, group string) (Group, error)
+	// CreateGroup creates a group named name with participants (JIDs) and
+	// us as its admin: the group, and each participant's outcome.
+	CreateGroup(ctx context.Context, name string, participants []string) (Group, []ParticipantResult, error)
+	// UpdateParticipants adds, removes, promotes or demotes participants,
+	// or approves or rejects their requests to join: each one's outcome.
+	UpdateParticipants(ctx context.Context, group string, action ParticipantAction, jids []string) ([]ParticipantResult, error)
+	// GroupRequests lists who asked to join a group that needs approval.
+	GroupRequests(ctx context.Context, group string) ([]GroupRequest, error)
+	// InviteLink is the group's invite link (https://chat.whatsapp.com/...);
+	// reset makes a new one, and the old one stops working.
+	InviteLink(ctx context.Context, group string, reset bool) (string, error)
+	// GroupFromLink describes the group an invite link (or its code) leads
+	// to, without joining: ErrInviteInvalid for one that does not work.
+	GroupFromLink(ctx context.Context, link string) (Group, error)
+	// JoinGroup joins by an invite link (or its code) and returns the
+	// group's JID; ErrInviteInvalid for one that does not work.
+	JoinGroup(ctx context.Context, link string) (string, error)
+	// LeaveGroup leaves a group.
+	LeaveGroup(ctx context.Context, group string) error
+	// SetGroupName sets a group's subject.
+	SetGroupName(ctx context.Context, group, name string) error
+	// SetGroupDescription sets a group's description ("" removes it).
+	SetGroupDescription(ctx context.Context, group, text string) error
+	// SetGroupPhoto sets a group's photo (a JPEG) and returns its id; nil
+	// removes it.
+	SetGroupPhoto(ctx context.Context, group string, jpeg []byte) (string, error)
+	// SetGroupSetting turns one of a group's settings on or off.
+	SetGroupSetting(ctx context.Context, group string, s GroupSetting) error
 }
 
 // NumberInfo is WhatsApp's answer about one phone number.
