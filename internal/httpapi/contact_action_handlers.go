@@ -189,3 +189,41 @@ func (s *Server) blockedSet(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	return set, true
 }
+
+// checkPhoneChange checks the sandbox levers of changes made on the phone
+// (phone_block, phone_chat_setting), giving their JIDs the form a send to
+// the same recipient uses; on failure it has answered.
+func checkPhoneChange(w http.ResponseWriter, r *http.Request, action string, args map[string]string) bool {
+	field := "chat"
+	if action == "phone_block" {
+		field = "jid"
+	}
+	jid, err := whatsapp.NormalizeRecipient(args[field])
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "invalid", field+" must be "+err.Error(), field)
+		return false
+	}
+	args[field] = jid
+	if action == "phone_block" {
+		if !store.IsUserChat(jid) {
+			writeError(w, r, http.StatusBadRequest, "invalid", "jid must be a user (a phone number, a user JID or a LID): a group cannot be blocked", "jid")
+			return false
+		}
+		return true
+	}
+	switch whatsapp.ChatSettingKind(args["setting"]) {
+	case whatsapp.ChatArchive, whatsapp.ChatPin, whatsapp.ChatMute:
+	default:
+		writeError(w, r, http.StatusBadRequest, "invalid", "setting must be archive, pin or mute", "setting")
+		return false
+	}
+	if u, ok := args["until"]; ok {
+		t, err := time.Parse(time.RFC3339, u)
+		if err != nil || args["setting"] != string(whatsapp.ChatMute) || args["on"] != "true" {
+			writeError(w, r, http.StatusBadRequest, "invalid", "until must be an RFC 3339 time, and only with setting mute and on true", "until")
+			return false
+		}
+		args["until"] = t.UTC().Format(time.RFC3339Nano)
+	}
+	return true
+}

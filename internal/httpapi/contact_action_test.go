@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -247,5 +248,55 @@ func TestContactActionsWhatsAppRefuses(t *testing.T) {
 	}
 	if c := chatIn(t, e.url, "contacts", alice, h); c["blocked"] != nil || c["pinned"] != nil {
 		t.Errorf("contact %v, want neither blocked nor pinned", c)
+	}
+}
+
+// A chat archived, pinned, muted or a user blocked on the phone (the
+// sandbox's levers, through HTTP) shows in GET /v1/chats, /v1/contacts and
+// /v1/blocklist; bad levers are a 400 naming the field.
+func TestChatChangedOnThePhone(t *testing.T) {
+	e := actionServer(t, config.WhatsApp{}, nil, 0)
+	h := apiKey(t, e.db, store.ScopeMessagesRead)
+	e.received(t, whatsapp.Incoming{Chat: alice, Text: "hi"})
+	if got := blockedJIDs(t, e.url, h); len(got) != 0 { // fetched, so kept from now on
+		t.Fatalf("blocklist at first %v, want it empty", got)
+	}
+	until := time.Now().Add(8 * time.Hour).UTC().Truncate(time.Second)
+	for _, c := range []struct{ action, body string }{
+		{"phone_chat_setting", `{"chat":"+491701234567","setting":"pin","on":true}`},
+		{"phone_chat_setting", `{"chat":"+491701234567","setting":"mute","on":true,"until":"` + until.Format(time.RFC3339) + `"}`},
+		{"phone_block", `{"jid":"+491701234567","block":true}`},
+	} {
+		if r := do(t, "POST", e.url+"/v1/sandbox/"+c.action, strings.NewReader(c.body), e.session); r.status != 200 {
+			t.Fatalf("POST /v1/sandbox/%s %s: %d %v", c.action, c.body, r.status, r.body)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "pinned, muted and blocked from the phone", func() (bool, string) {
+		c := chatIn(t, e.url, "chats", alice, h)
+		return c["pinned"] == true && c["muted"] == true && c["muted_until"] == until.Format(time.RFC3339) && c["blocked"] == true, fmt.Sprint(c)
+	})
+	if c := chatIn(t, e.url, "contacts", alice, h); c["blocked"] != true {
+		t.Errorf("contact %v, want blocked", c)
+	}
+	// Archived on the phone: WhatsApp unpins it.
+	if r := do(t, "POST", e.url+"/v1/sandbox/phone_chat_setting", strings.NewReader(`{"chat":"`+alice+`","setting":"archive","on":true}`), e.session); r.status != 200 {
+		t.Fatalf("archive on the phone: %d %v", r.status, r.body)
+	}
+	testutil.Eventually(t, 10*time.Second, "archived and unpinned from the phone", func() (bool, string) {
+		c := chatIn(t, e.url, "chats", alice, h)
+		return c["archived"] == true && c["pinned"] == nil, fmt.Sprint(c)
+	})
+	for _, c := range []struct{ action, body, field string }{
+		{"phone_chat_setting", `{"chat":"nobody!","setting":"pin","on":true}`, "chat"},
+		{"phone_chat_setting", `{"chat":"+491701234567","setting":"star","on":true}`, "setting"},
+		{"phone_chat_setting", `{"chat":"+491701234567","setting":"pin","on":true,"until":"2030-01-01T00:00:00Z"}`, "until"},
+		{"phone_chat_setting", `{"chat":"+491701234567","setting":"mute","on":true,"until":"tomorrow"}`, "until"},
+		{"phone_block", `{"jid":"120363025246125486@g.us","block":true}`, "jid"},
+		{"phone_block", `{"jid":"+491701234567","block":"yes"}`, "block"},
+	} {
+		r := do(t, "POST", e.url+"/v1/sandbox/"+c.action, strings.NewReader(c.body), e.session)
+		if r.status != 400 || errorOf(t, r)["field"] != c.field {
+			t.Errorf("POST /v1/sandbox/%s %s: %d %v, want 400 naming %s", c.action, c.body, r.status, r.body, c.field)
+		}
 	}
 }

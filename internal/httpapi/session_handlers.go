@@ -152,6 +152,9 @@ var sandboxActions = map[string]map[string]sandboxField{
 	"replace":    nil,
 	"directory":  {"numbers": listField},
 	"silence":    {"seconds": secondsField},
+	// Changes made on the phone (contact_action_handlers.go).
+	"phone_block":        {"jid": textField, "block": flagField},
+	"phone_chat_setting": {"chat": textField, "setting": textField, "on": flagField, "until": textField},
 }
 
 type sandboxField int
@@ -222,6 +225,9 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return
 	}
 	if action == "directory" && !checkDirectory(w, r, out) {
+		return
+	}
+	if (action == "phone_block" || action == "phone_chat_setting") && !checkPhoneChange(w, r, action, out) {
 		return
 	}
 	s.command(w, r, "sandbox."+action, out)

@@ -157,6 +157,15 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		return nil, nil
 	case "sandbox.silence":
 		return nil, sb.Silence(seconds("seconds", time.Minute))
+	case "sandbox.phone_block":
+		sb.BlockOnPhone(c.Args["jid"], c.Args["block"] != "false")
+		return nil, nil
+	case "sandbox.phone_chat_setting":
+		set, err := chatSettingArgs(c.Args)
+		if err != nil {
+			return nil, err
+		}
+		return nil, sb.ChatSettingOnPhone(c.Args["chat"], set)
 	}
 	return nil, errors.New("unknown command " + strconv.Quote(c.Kind))
 }

@@ -86,18 +86,34 @@ func (w *WhatsApp) fetchBlocklistLocked(ctx context.Context) error {
 // setChatSetting changes a chat's setting, then records it on the stored
 // chat (a chat not stored yet is left: it shows nowhere).
 func (w *WhatsApp) setChatSetting(ctx context.Context, args map[string]string) error {
-	s := whatsapp.ChatSetting{Kind: whatsapp.ChatSettingKind(args["setting"]), On: args["on"] == "true"}
-	if u := args["until"]; u != "" {
-		t, err := time.Parse(time.RFC3339Nano, u)
-		if err != nil {
-			return errors.New("until is not an RFC 3339 time: " + u)
-		}
-		s.Until = t
+	s, err := chatSettingArgs(args)
+	if err != nil {
+		return err
 	}
 	chat := args["chat"]
 	if err := w.Driver.SetChatSetting(ctx, chat, s); err != nil {
 		return err
 	}
+	return w.keepChatSetting(ctx, chat, s)
+}
+
+// chatSettingArgs is the setting a command names: setting, on ("true")
+// and until (RFC 3339; none: without end).
+func chatSettingArgs(args map[string]string) (whatsapp.ChatSetting, error) {
+	s := whatsapp.ChatSetting{Kind: whatsapp.ChatSettingKind(args["setting"]), On: args["on"] == "true"}
+	if u := args["until"]; u != "" {
+		t, err := time.Parse(time.RFC3339Nano, u)
+		if err != nil {
+			return s, errors.New("until is not an RFC 3339 time: " + u)
+		}
+		s.Until = t
+	}
+	return s, nil
+}
+
+// keepChatSetting records a chat's setting on the stored chat (a chat not
+// stored yet is left: it shows nowhere).
+func (w *WhatsApp) keepChatSetting(ctx context.Context, chat string, s whatsapp.ChatSetting) error {
 	w.chatMu.Lock()
 	defer w.chatMu.Unlock()
 	c, err := w.Store.Chat(ctx, chat)
@@ -120,8 +136,16 @@ func (w *WhatsApp) setChatSetting(ctx context.Context, args map[string]string) e
 		if s.On {
 			c.MutedUntil = s.Until
 		}
+	default:
+		return nil
 	}
 	return w.Store.SaveChat(ctx, c)
+}
+
+// onChatSettingChanged keeps a chat archived, pinned or muted on the
+// phone, as one changed through the API.
+func (w *WhatsApp) onChatSettingChanged(ctx context.Context, e *whatsapp.ChatSettingChanged) error {
+	return w.keepChatSetting(ctx, e.Chat, e.Setting)
 }
 
 // onBlocklistChanged keeps a blocklist changed on the phone: the changes

@@ -211,6 +211,8 @@ func (w *WhatsApp) handle(ctx context.Context, ev whatsapp.Event) error {
 		return w.onMediaRetried(ctx, e)
 	case *whatsapp.BlocklistChanged: // contact_actions.go
 		return w.onBlocklistChanged(ctx, e)
+	case *whatsapp.ChatSettingChanged: // contact_actions.go
+		return w.onChatSettingChanged(ctx, e)
 	}
 	return nil
 }

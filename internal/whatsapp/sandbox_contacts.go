@@ -75,6 +75,13 @@ func (s *Sandbox) SetChatSetting(ctx context.Context, chat string, set ChatSetti
 	if err := s.connectedLocked(ctx); err != nil {
 		return err
 	}
+	s.setChatLocked(chat, set)
+	s.contacts.calls = append(s.contacts.calls, SandboxContactCall{Kind: "chat_setting", JID: chat, Setting: &set})
+	return nil
+}
+
+// setChatLocked keeps a chat's setting; the caller holds mu.
+func (s *Sandbox) setChatLocked(chat string, set ChatSetting) {
 	c := &s.contacts
 	if c.settings == nil {
 		c.settings = map[string]map[ChatSettingKind]ChatSetting{}
@@ -83,8 +90,6 @@ func (s *Sandbox) SetChatSetting(ctx context.Context, chat string, set ChatSetti
 		c.settings[chat] = map[ChatSettingKind]ChatSetting{}
 	}
 	c.settings[chat][set.Kind] = set
-	c.calls = append(c.calls, SandboxContactCall{Kind: "chat_setting", JID: chat, Setting: &set})
-	return nil
 }
 
 // ChatSettingOf is a chat's setting of kind as last set (zero: never).
@@ -113,4 +118,19 @@ func (s *Sandbox) BlockOnPhone(jid string, block bool) {
 		ev = &BlocklistChanged{Blocked: []string{jid}}
 	}
 	s.emit(ev)
+}
+
+// ChatSettingOnPhone archives, pins or mutes a chat (or undoes it) as the
+// phone would: the setting changes and a *ChatSettingChanged reports it.
+func (s *Sandbox) ChatSettingOnPhone(chat string, set ChatSetting) error {
+	switch set.Kind {
+	case ChatArchive, ChatPin, ChatMute:
+	default:
+		return errors.New("whatsapp: sandbox: no chat setting " + string(set.Kind))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setChatLocked(chat, set)
+	s.emit(&ChatSettingChanged{Chat: chat, Setting: set})
+	return nil
 }
