@@ -317,13 +317,17 @@ func (d *Whatsmeow) SetGroupSetting(ctx context.Context, group string, s GroupSe
 	case GroupLocked:
 		set = func(ctx context.Context, cli *whatsmeow.Client) error { return cli.SetGroupLocked(ctx, jid, s.On) }
 	case GroupJoinApproval:
-		set = func(ctx context.Context, cli *whatsmeow.Client) error { return cli.SetGroupJoinApprovalMode(ctx, jid, s.On) }
+		set = func(ctx context.Context, cli *whatsmeow.Client) error {
+			return cli.SetGroupJoinApprovalMode(ctx, jid, s.On)
+		}
 	case GroupAdminsAddMember:
 		mode := types.GroupMemberAddModeAllMember
 		if s.On {
 			mode = types.GroupMemberAddModeAdmin
 		}
-		set = func(ctx context.Context, cli *whatsmeow.Client) error { return cli.SetGroupMemberAddMode(ctx, jid, mode) }
+		set = func(ctx context.Context, cli *whatsmeow.Client) error {
+			return cli.SetGroupMemberAddMode(ctx, jid, mode)
+		}
 	default:
 		return fmt.Errorf("whatsapp: no group setting %q", s.Kind)
 	}

@@ -34,7 +34,8 @@ func (c *clientEvents) handleGroupInfo(e *events.GroupInfo) bool {
 // joinApproval is whether a group needs approval to join, asked of
 // WhatsApp: whatsmeow (at the pinned version) reports every change of the
 // setting as turned on, dropping the notification's state. nil when it
-// cannot be asked: the change is then reported without it.
+// cannot be asked: the setting is then left out of the change (a wrong
+// "on" would be worse), and the next read of the group tells it.
 func (c *clientEvents) joinApproval(group types.JID) *bool {
 	if c.cli == nil {
 		return nil
@@ -44,7 +45,7 @@ func (c *clientEvents) joinApproval(group types.JID) *bool {
 	info, err := c.cli.GetGroupInfo(ctx, group)
 	if err != nil {
 		c.d.log.Info().Err(err).Str("group", group.String()).
-			Msg("A group's join approval changed, but the group cannot be asked whether it is now on; reported without it.")
+			Msg("A group's join approval changed, but the group cannot be asked whether it is now on; the change is reported without it.")
 		return nil
 	}
 	c.d.learnGroup(info)
