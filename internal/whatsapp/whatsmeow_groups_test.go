@@ -211,11 +211,11 @@ func TestWhatsmeowGroupErrors(t *testing.T) {
 // anything else is ErrInviteInvalid before WhatsApp is asked.
 func TestWhatsmeowInviteCode(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://chat.whatsapp.com/GbKdW3aZ0x1Yq9Rt8Uv7Ab":    "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
-		" http://chat.whatsapp.com/GbKdW3aZ0x1Yq9Rt8Uv7Ab/ ":  "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
+		"https://chat.whatsapp.com/GbKdW3aZ0x1Yq9Rt8Uv7Ab":     "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
+		" http://chat.whatsapp.com/GbKdW3aZ0x1Yq9Rt8Uv7Ab/ ":   "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
 		"HTTPS://Chat.WhatsApp.com/GbKdW3aZ0x1Yq9Rt8Uv7Ab?x=1": "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
-		"chat.whatsapp.com/invite/GbKdW3aZ0x1Yq9Rt8Uv7Ab":     "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
-		"GbKdW3aZ0x1Yq9Rt8Uv7Ab":                              "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
+		"chat.whatsapp.com/invite/GbKdW3aZ0x1Yq9Rt8Uv7Ab":      "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
+		"GbKdW3aZ0x1Yq9Rt8Uv7Ab":                               "GbKdW3aZ0x1Yq9Rt8Uv7Ab",
 	} {
 		if got, err := inviteCode(in); err != nil || got != want {
 			t.Errorf("inviteCode(%q) = %q, %v; want %q", in, got, err, want)
