@@ -46,6 +46,7 @@ type fakeWhatsApp struct {
 
 	mu     sync.Mutex
 	iqs    []*waBinary.Node
+	acks   []*waBinary.Node // the client's acknowledgements
 	answer func(iq *waBinary.Node) *waBinary.Node // nil, or nil returned: an empty result
 	conn   *fakeConn
 }
@@ -117,6 +118,18 @@ func (f *fakeWhatsApp) groupIQs() []*waBinary.Node {
 	return out
 }
 
+// acked says whether the client acknowledged the stanza of id.
+func (f *fakeWhatsApp) acked(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range f.acks {
+		if a.Attrs["id"] == id {
+			return true
+		}
+	}
+	return false
+}
+
 // send pushes a node to the client (a notification, say).
 func (f *fakeWhatsApp) send(n waBinary.Node) {
 	f.t.Helper()
@@ -170,6 +183,11 @@ func (f *fakeWhatsApp) serve(w http.ResponseWriter, r *http.Request) {
 		n, err := c.read(ctx)
 		if err != nil {
 			return // the client went away
+		}
+		if n.Tag == "ack" {
+			f.mu.Lock()
+			f.acks = append(f.acks, n)
+			f.mu.Unlock()
 		}
 		if n.Tag != "iq" {
 			continue
