@@ -46,7 +46,7 @@ type fakeWhatsApp struct {
 
 	mu     sync.Mutex
 	iqs    []*waBinary.Node
-	acks   []*waBinary.Node // the client's acknowledgements
+	acks   []*waBinary.Node                       // the client's acknowledgements
 	answer func(iq *waBinary.Node) *waBinary.Node // nil, or nil returned: an empty result
 	conn   *fakeConn
 }
