@@ -24,6 +24,12 @@ package whatsapp
 //   - whatsmeow_media.go: downloads, expired media and its retry.
 //   - whatsmeow_actions.go: pairing by code, logout, read receipts,
 //     presence, calls, ping and reconnect.
+//   - whatsmeow_groups.go: groups (group IQs, whatsmeow's refusals as our
+//     group errors); whatsmeow_groups_events.go: group notifications,
+//     acknowledged only once the Handler stored them; whatsmeow_changes.go:
+//     chat settings and pictures changed elsewhere, which whatsmeow does
+//     not wait for. Their tests talk to a fake WhatsApp server
+//     (whatsmeow_fakeserver_test.go), the IQs sent kept as golden files.
 
 import (
 	"context"

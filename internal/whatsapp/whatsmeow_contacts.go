@@ -105,9 +105,11 @@ func chatSettingPatch(chat string, s ChatSetting, now time.Time) (appstate.Patch
 	return appstate.PatchInfo{}, fmt.Errorf("no chat setting %q", s.Kind)
 }
 
-// handleBlocklist reports a blocklist changed on the phone.
-func (c *clientEvents) handleBlocklist(e *events.Blocklist) bool {
-	return c.deliver(blocklistChanged(e), "blocklist change")
+// handleBlocklist reports a blocklist changed on the phone. whatsmeow
+// acknowledged the notification already (account_sync): a failed Handler
+// is logged, not answered with a redelivery.
+func (c *clientEvents) handleBlocklist(e *events.Blocklist) {
+	c.notify(blocklistChanged(e), "blocklist change")
 }
 
 // blocklistChanged is e as the driver reports it.

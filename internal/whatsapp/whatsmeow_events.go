@@ -44,14 +44,22 @@ func (c *clientEvents) handle(raw any) bool {
 		return c.handleMediaRetry(e)
 	case *events.UndecryptableMessage:
 		c.handleUndecryptable(e)
-	case *events.GroupInfo:
-		c.handleGroupInfo(e)
+	case *events.GroupInfo: // whatsmeow_groups_events.go
+		return c.handleGroupInfo(e)
 	case *events.JoinedGroup:
-		c.handleJoinedGroup(e)
+		return c.handleJoinedGroup(e)
+	case *events.Archive: // whatsmeow_changes.go
+		c.handleArchive(e)
+	case *events.Pin:
+		c.handlePin(e)
+	case *events.Mute:
+		c.handleMute(e)
+	case *events.Picture:
+		c.handlePicture(e)
 	case *events.PushNameSetting:
 		c.handlePushNameSetting(e)
 	case *events.Blocklist: // whatsmeow_contacts.go
-		return c.handleBlocklist(e)
+		c.handleBlocklist(e)
 	case *events.Connected:
 		c.handleConnected(e)
 	case *events.KeepAliveRestored:
@@ -78,8 +86,8 @@ func (c *clientEvents) handle(raw any) bool {
 		c.handlePairError(e)
 	}
 	// QR codes come through the QR channel (the supervisor reports them);
-	// presences, history syncs, app state and the rest are not ours to
-	// report.
+	// presences, history syncs, the rest of the app state and the rest
+	// are not ours to report.
 	return true
 }
 
@@ -91,6 +99,18 @@ func (c *clientEvents) deliver(ev Event, what string) bool {
 	}
 	return true
 }
+
+// notify hands ev to the Handler for a change whatsmeow does not wait
+// for (it acknowledged it already, or it came from an app-state sync): a
+// failure is only logged, as WhatsApp would not send it again.
+func (c *clientEvents) notify(ev Event, what string) {
+	if err := c.d.deliver(c.ctx, c.h, ev); err != nil {
+		c.d.log.Warn().Err(err).Str("event", what).Msg("The handler failed on a change WhatsApp does not send again; it is not reported.")
+	}
+}
+
+// lids is the LID map of this client.
+func (c *clientEvents) lids() lidMap { return lidMap{ctx: c.ctx, cli: c.cli, log: c.d.log} }
 
 func (c *clientEvents) handleMessage(e *events.Message) bool {
 	if e == nil {
@@ -150,17 +170,6 @@ func (c *clientEvents) handleUndecryptable(e *events.UndecryptableMessage) {
 	// then comes as an ordinary one.
 	c.d.log.Info().Str("id", e.Info.ID).Str("chat", e.Info.Chat.String()).Bool("unavailable", e.IsUnavailable).
 		Msg("A message could not be decrypted; WhatsApp is asked for it again.")
-}
-
-func (c *clientEvents) handleGroupInfo(e *events.GroupInfo) {
-	if e.Name != nil {
-		c.d.setGroupName(e.JID, e.Name.Name)
-	}
-}
-
-func (c *clientEvents) handleJoinedGroup(e *events.JoinedGroup) {
-	c.d.setGroupName(e.JID, e.Name)
-	c.d.setGroupMode(e.JID, e.AddressingMode)
 }
 
 func (c *clientEvents) handlePushNameSetting(*events.PushNameSetting) {
