@@ -189,8 +189,10 @@ func BlocklistWith(list []string, jid string, block bool) []string {
 	return list
 }
 
-// Handler receives a driver's events in order. For *Incoming and *Receipt
-// a nil return acknowledges the event to WhatsApp.
+// Handler receives a driver's events in order. For *Incoming, *Receipt
+// and *GroupChanged a nil return acknowledges the event to WhatsApp (an
+// error leaves it to be delivered again); for the others an error is
+// logged.
 type Handler func(ctx context.Context, ev Event) error
 
 // Outgoing is a message to send. ID is chosen before the first attempt
