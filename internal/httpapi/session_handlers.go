@@ -151,7 +151,10 @@ var sandboxActions = map[string]map[string]sandboxField{
 	"ban":        {"reason": textField, "seconds": secondsField},
 	"replace":    nil,
 	"directory":  {"numbers": listField},
-	"silence":    {"seconds": secondsField},
+	// Profiles (sandbox_profiles.go).
+	"profiles":       {"profiles": listField},
+	"picture_change": {"jid": textField, "removed": flagField, "picture": textField, "author": textField},
+	"silence":        {"seconds": secondsField},
 }
 
 type sandboxField int
@@ -222,6 +225,9 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return
 	}
 	if action == "directory" && !checkDirectory(w, r, out) {
+		return
+	}
+	if (action == "profiles" && !checkSandboxProfiles(w, r, out)) || (action == "picture_change" && !checkPictureChange(w, r, out)) {
 		return
 	}
 	s.command(w, r, "sandbox."+action, out)
