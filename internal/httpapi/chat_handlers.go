@@ -36,7 +36,7 @@ func (s *Server) chatRoutes(r routes) {
 		s.chatActionRoutes(r) // commands for the primary
 		// Contact and chat changes (issue 19).
 		s.contactActionRoutes(r)
-		s.numberRoutes(r) // number_handlers.go
+		s.numberRoutes(r)  // number_handlers.go
 		s.profileRoutes(r) // profile_handlers.go
 	}
 }
