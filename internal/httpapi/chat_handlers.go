@@ -25,6 +25,7 @@ type ChatBackend interface {
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
 	Blocklist(ctx context.Context) (store.Blocklist, error)
 	NumberChecks(ctx context.Context, numbers []string) ([]store.NumberCheck, error)
+	Profiles(ctx context.Context, jids []string) ([]store.Profile, error)
 }
 
 func (s *Server) chatRoutes(r routes) {
@@ -35,7 +36,8 @@ func (s *Server) chatRoutes(r routes) {
 		s.chatActionRoutes(r) // commands for the primary
 		// Contact and chat changes (issue 19).
 		s.contactActionRoutes(r)
-		s.numberRoutes(r) // number_handlers.go
+		s.numberRoutes(r)  // number_handlers.go
+		s.profileRoutes(r) // profile_handlers.go
 	}
 }
 

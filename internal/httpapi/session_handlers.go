@@ -155,6 +155,9 @@ var sandboxActions = map[string]map[string]sandboxField{
 	// Changes made on the phone (contact_action_handlers.go).
 	"phone_block":        {"jid": textField, "block": flagField},
 	"phone_chat_setting": {"chat": textField, "setting": textField, "on": flagField, "until": textField},
+	// Profiles (sandbox_profiles.go).
+	"profiles":       {"profiles": listField},
+	"picture_change": {"jid": textField, "removed": flagField, "picture": textField, "author": textField},
 }
 
 type sandboxField int
@@ -228,6 +231,9 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return
 	}
 	if (action == "phone_block" || action == "phone_chat_setting") && !checkPhoneChange(w, r, action, out) {
+		return
+	}
+	if (action == "profiles" && !checkSandboxProfiles(w, r, out)) || (action == "picture_change" && !checkPictureChange(w, r, out)) {
 		return
 	}
 	s.command(w, r, "sandbox."+action, out)

@@ -2,6 +2,7 @@ package primary
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strconv"
 	"time"
@@ -104,6 +105,9 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 	case cmdCheckNumbers:
 		return w.checkNumbers(cctx, c)
 	}
+	if isProfileCommand(c.Kind) {
+		return w.profileAction(cctx, c)
+	}
 	sb, ok := w.Driver.(*whatsapp.Sandbox)
 	if !ok {
 		return nil, ErrNotSandbox
@@ -119,6 +123,17 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		return nil, sb.Scan()
 	case "sandbox.directory":
 		return nil, sandboxDirectory(sb, c.Args["numbers"])
+	case "sandbox.profiles":
+		return nil, sandboxProfiles(sb, c.Args["profiles"])
+	case "sandbox.picture_change":
+		var jpeg []byte
+		if c.Args["removed"] != "true" {
+			var err error
+			if jpeg, err = base64.StdEncoding.DecodeString(c.Args["picture"]); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]string{"picture_id": sb.ChangePicture(c.Args["jid"], c.Args["author"], jpeg)}, nil
 	case "sandbox.incoming":
 		// The message id comes from the command's: a primary that stops
 		// before recording the outcome runs the command again on the next

@@ -68,8 +68,11 @@ type WhatsApp struct {
 	// expired files (media_retry.go).
 	lids      *lidCache
 	mediaAsks mediaAsks
-	// numberPace paces number checks (numbers.go).
+	// numberPace paces number checks (numbers.go) and profile lookups
+	// (profile_actions.go); profileMu makes each profile update a read
+	// and a write no other interleaves.
 	numberPace numberPace
+	profileMu  sync.Mutex
 
 	// Test hooks around a send, to stop the task as a crash would.
 	beforeSend, afterSend func(id string)
@@ -213,6 +216,8 @@ func (w *WhatsApp) handle(ctx context.Context, ev whatsapp.Event) error {
 		return w.onBlocklistChanged(ctx, e)
 	case *whatsapp.ChatSettingChanged: // contact_actions.go
 		return w.onChatSettingChanged(ctx, e)
+	case *whatsapp.PictureChanged: // profile_actions.go
+		return w.onPictureChanged(ctx, e)
 	}
 	return nil
 }

@@ -200,6 +200,13 @@ type Store interface {
 	// NumberChecks reads the stored checks of numbers ("+" and digits),
 	// in no set order; a number never checked is left out.
 	NumberChecks(ctx context.Context, numbers []string) ([]NumberCheck, error)
+	// Profiles (profiles.go; issue 19), written by the primary.
+	//
+	// SaveProfile stores a profile, replacing the one of the same JID.
+	SaveProfile(ctx context.Context, p Profile) error
+	// Profiles reads the stored profiles of jids, in no set order; a JID
+	// never asked about is left out.
+	Profiles(ctx context.Context, jids []string) ([]Profile, error)
 }
 
 // Engine opens one kind of database.

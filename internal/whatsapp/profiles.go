@@ -11,6 +11,9 @@ type Profile struct {
 	About        string `json:"about,omitempty"`         // the about text (whatsmeow's Status)
 	PictureID    string `json:"picture_id,omitempty"`    // the current picture's id; empty when none is shown to us
 	BusinessName string `json:"business_name,omitempty"` // a business account's verified name
+	// PushName is our own account's name, in our own Profile only (others'
+	// push names come with their messages).
+	PushName string `json:"push_name,omitempty"`
 }
 
 // Picture is a user's profile picture or a group's photo: its id, and

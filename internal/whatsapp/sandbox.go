@@ -73,7 +73,8 @@ type Sandbox struct {
 
 	// contacts: the blocklist and chat settings (sandbox_contacts.go).
 	contacts sandboxContacts
-	nums     sandboxNumbers // the number directory (sandbox_numbers.go)
+	nums     sandboxNumbers  // the number directory (sandbox_numbers.go)
+	profiles sandboxProfiles // profiles, and our own (sandbox_profiles.go)
 }
 
 // SandboxJID is the account the sandbox pairs as.
