@@ -15,8 +15,9 @@ const (
 	ScopeMessagesRead  = "messages:read"
 	ScopeMessagesWrite = "messages:write"
 	ScopeSession       = "session"
-	// ScopeContactsWrite changes contacts and chats: block, archive, pin,
-	// mute.
+	// ScopeContactsWrite changes contacts, chats, groups and our own
+	// profile: block, archive, pin, mute; create and manage groups, join
+	// and leave them; set our push name, about text and picture.
 	ScopeContactsWrite = "contacts:write"
 	ScopeAdmin         = "admin"
 )
