@@ -45,11 +45,26 @@ func (d *Whatsmeow) Profiles(ctx context.Context, jids []string) ([]Profile, err
 	if cli.Store != nil && cli.Store.ID != nil {
 		self, pushName = cli.Store.ID.ToNonAD(), cli.Store.PushName
 	}
-	return profiles(got, self, pushName), nil
+	return profiles(got, self, pushName, func(jid types.JID) string {
+		if cli.Store == nil || cli.Store.Contacts == nil {
+			return ""
+		}
+		c, err := cli.Store.Contacts.GetContact(ctx, jid)
+		if err != nil {
+			d.log.Warn().Err(err).Str("jid", jid.String()).Msg("Cannot read a business name from the device store; the profile goes without it.")
+			return ""
+		}
+		return c.BusinessName
+	}), nil
 }
 
 // profiles maps GetUserInfo's answers; self, our own JID, gets pushName.
-func profiles(got map[types.JID]types.UserInfo, self types.JID, pushName string) []Profile {
+// GetUserInfo parses a business's verified name but does not put it in
+// UserInfo.VerifiedName (whatsmeow of 2025-12): it stores it as the
+// contact's business name, which businessName reads. (A name once stored
+// stays after its user stopped being a business; whatsmeow never clears
+// it.)
+func profiles(got map[types.JID]types.UserInfo, self types.JID, pushName string, businessName func(types.JID) string) []Profile {
 	out := make([]Profile, 0, len(got))
 	for jid, info := range got {
 		p := Profile{JID: jid.ToNonAD().String(), About: info.Status, PictureID: info.PictureID}
@@ -58,6 +73,8 @@ func profiles(got map[types.JID]types.UserInfo, self types.JID, pushName string)
 		}
 		if info.VerifiedName != nil && info.VerifiedName.Details != nil {
 			p.BusinessName = info.VerifiedName.Details.GetVerifiedName()
+		} else {
+			p.BusinessName = businessName(jid.ToNonAD())
 		}
 		if !self.IsEmpty() && jid.ToNonAD() == self {
 			p.PushName = pushName
@@ -100,7 +117,20 @@ func pictureError(jid string, err error) error {
 
 // pictureHTTP fetches pictures from WhatsApp's CDN: whatsmeow keeps its
 // media client to itself, and a picture is a plain GET of a signed URL.
-var pictureHTTP = &http.Client{Transport: cloneDefaultTransport(), Timeout: time.Minute}
+var pictureHTTP = newPictureClient(cloneDefaultTransport())
+
+// newPictureClient is the client of pictureHTTP over transport: it
+// follows a redirect only to WhatsApp's CDN, as FetchPicture takes a URL
+// only of it.
+func newPictureClient(transport http.RoundTripper) *http.Client {
+	return &http.Client{Transport: transport, Timeout: time.Minute,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("whatsapp: fetch picture: too many redirects")
+			}
+			return pictureURL(req.URL.String())
+		}}
+}
 
 // errPictureTooLarge is what a picture's reader fails with past maxBytes.
 var errPictureTooLarge = errors.New("whatsapp: the picture is larger than allowed")
@@ -135,7 +165,19 @@ func (d *Whatsmeow) FetchPicture(ctx context.Context, p Picture, maxBytes int64)
 		_ = resp.Body.Close()
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", errPictureTooLarge, resp.ContentLength, maxBytes)
 	}
-	return &limitedBody{ReadCloser: resp.Body, left: maxBytes}, nil
+	return &pictureBody{limitedBody{ReadCloser: resp.Body, left: maxBytes}}, nil
+}
+
+// pictureBody is a picture's body, read to at most its limit: past it,
+// errPictureTooLarge (as when the length said so before).
+type pictureBody struct{ limitedBody }
+
+func (b *pictureBody) Read(p []byte) (int, error) {
+	n, err := b.limitedBody.Read(p)
+	if errors.Is(err, errMediaTooLarge) {
+		err = errPictureTooLarge
+	}
+	return n, err
 }
 
 // pictureURL refuses a URL that is not WhatsApp's CDN: the fetch runs
@@ -169,21 +211,27 @@ func (d *Whatsmeow) BusinessProfile(ctx context.Context, jid string) (BusinessPr
 	return out, nil
 }
 
-// businessError names whatsmeow's answers for a user who is no business:
-// WhatsApp answers without a profile element (whatsmeow's "missing jid
-// in business profile", or an element missing), or with item-not-found.
+// businessError names whatsmeow's answer for a user who is no business.
+// WhatsApp answers them with a business_profile holding no profile
+// element, and whatsmeow's parser fails on the profile's missing jid with
+// errNoBusinessProfile's text (a plain errors.New of its own, so matched
+// by text; the wire test pins it). Anything else (an IQ error, an answer
+// without business_profile) is a failure, not a verdict.
 func businessError(jid string, err error) error {
-	var missing *whatsmeow.ElementMissingError
-	if errors.Is(err, whatsmeow.ErrIQNotFound) || errors.As(err, &missing) ||
-		strings.Contains(err.Error(), "missing jid in business profile") {
+	if err.Error() == errNoBusinessProfile {
 		return fmt.Errorf("whatsapp: business profile of %s: %w", jid, ErrNotBusiness)
 	}
 	return fmt.Errorf("whatsapp: business profile of %s: %w", jid, err)
 }
 
-// businessProfile maps GetBusinessProfile's answer; false when it holds
-// nothing a business has (every business has a category). whatsmeow does
-// not read the description and websites, which stay empty.
+// errNoBusinessProfile is the text of whatsmeow's parseBusinessProfile
+// error for an answer without a profile element.
+const errNoBusinessProfile = "missing jid in business profile"
+
+// businessProfile maps GetBusinessProfile's answer: a profile element,
+// which WhatsApp sends for businesses only (what it holds is what the
+// business filled in). whatsmeow does not read the description and
+// websites, which stay empty.
 func businessProfile(jid string, bp *types.BusinessProfile) (BusinessProfile, bool) {
 	if bp == nil {
 		return BusinessProfile{}, false
@@ -200,9 +248,6 @@ func businessProfile(jid string, bp *types.BusinessProfile) (BusinessProfile, bo
 			bh.Open, bh.Close = clockTime(h.OpenTime), clockTime(h.CloseTime)
 		}
 		out.Hours = append(out.Hours, bh)
-	}
-	if len(out.Categories) == 0 && out.Address == "" && out.Email == "" && len(out.Hours) == 0 {
-		return BusinessProfile{}, false
 	}
 	return out, true
 }

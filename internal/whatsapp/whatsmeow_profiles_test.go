@@ -20,17 +20,25 @@ func TestProfilesFromUserInfo(t *testing.T) {
 	alice := types.NewJID("491701234567", types.DefaultUserServer)
 	shop := types.NewJID("4930123456", types.DefaultUserServer)
 	self := types.NewJID("15550000001", types.DefaultUserServer)
+	other := types.NewJID("4930999999", types.DefaultUserServer)
 	got := profiles(map[types.JID]types.UserInfo{
 		alice: {Status: "Hey there", PictureID: "1700000001", LID: types.NewJID("201001234567", types.HiddenUserServer)},
 		shop: {VerifiedName: &types.VerifiedName{Details: &waVnameCert.VerifiedNameCertificate_Details{
 			VerifiedName: proto.String("Bäckerei Schmidt")}}},
-		self: {Status: "At work"},
-	}, self, "Support")
+		self:  {Status: "At work"},
+		other: {},
+	}, self, "Support", func(jid types.JID) string {
+		if jid == other {
+			return "Stored GmbH" // whatsmeow's copy, where UserInfo has none
+		}
+		return ""
+	})
 	slices.SortFunc(got, func(a, b Profile) int { return strings.Compare(a.JID, b.JID) })
 	want := []Profile{
 		{JID: "15550000001@s.whatsapp.net", About: "At work", PushName: "Support"},
 		{JID: "491701234567@s.whatsapp.net", LID: "201001234567@lid", About: "Hey there", PictureID: "1700000001"},
 		{JID: "4930123456@s.whatsapp.net", BusinessName: "Bäckerei Schmidt"},
+		{JID: "4930999999@s.whatsapp.net", BusinessName: "Stored GmbH"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
@@ -53,21 +61,22 @@ func TestPictureErrors(t *testing.T) {
 	}
 }
 
-// WhatsApp's answers for a user who is no business (no profile element,
-// item-not-found, a profile with nothing in it) are ErrNotBusiness; a
-// business's profile is mapped with its hours as HH:MM.
+// whatsmeow's answer for a user who is no business (its parser's error
+// for a business_profile without a profile) is ErrNotBusiness; other
+// failures stay what they were; a business's profile is mapped with its
+// hours as HH:MM.
 func TestBusinessProfiles(t *testing.T) {
-	for _, err := range []error{errors.New("missing jid in business profile"), whatsmeow.ErrIQNotFound,
+	if got := businessError("a", errors.New("missing jid in business profile")); !errors.Is(got, ErrNotBusiness) {
+		t.Errorf("no profile element: %v", got)
+	}
+	for _, err := range []error{whatsmeow.ErrIQTimedOut, whatsmeow.ErrIQNotFound,
 		&whatsmeow.ElementMissingError{Tag: "business_profile", In: "response"}} {
-		if got := businessError("a", err); !errors.Is(got, ErrNotBusiness) {
-			t.Errorf("%v: %v", err, got)
+		if got := businessError("a", err); errors.Is(got, ErrNotBusiness) || !errors.Is(got, err) {
+			t.Errorf("%v is not 'not a business': %v", err, got)
 		}
 	}
-	if got := businessError("a", whatsmeow.ErrIQTimedOut); errors.Is(got, ErrNotBusiness) {
-		t.Errorf("a timeout is not 'not a business': %v", got)
-	}
-	if _, ok := businessProfile("a", &types.BusinessProfile{Categories: []types.Category{}}); ok {
-		t.Error("an empty profile is a business")
+	if _, ok := businessProfile("a", nil); ok {
+		t.Error("no profile is a business")
 	}
 	got, ok := businessProfile("4930123456@s.whatsapp.net", &types.BusinessProfile{
 		Address: "Hauptstr. 1", Email: "b@example.com", BusinessHoursTimeZone: "Europe/Berlin",
