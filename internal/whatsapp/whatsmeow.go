@@ -295,3 +295,15 @@ func (d *Whatsmeow) loggedIn() (*whatsmeow.Client, error) {
 	}
 	return cli, nil
 }
+
+// connected is the current client when it is logged in and connected.
+func (d *Whatsmeow) connected() (*whatsmeow.Client, error) {
+	cli, err := d.loggedIn()
+	if err != nil {
+		return nil, err
+	}
+	if !cli.IsConnected() {
+		return nil, ErrNotConnected
+	}
+	return cli, nil
+}

@@ -224,12 +224,9 @@ var errNoPong = errors.New("whatsapp: ping: WhatsApp's server did not answer")
 // consumes without an event, so nothing could wait for it; and a linked
 // device works while the phone is off (for about two weeks).
 func (d *Whatsmeow) Ping(ctx context.Context) error {
-	cli, err := d.loggedIn()
+	cli, err := d.connected()
 	if err != nil {
 		return err
-	}
-	if !cli.IsConnected() {
-		return ErrNotConnected
 	}
 	//lint:ignore SA1019 the keep-alive IQ is the lightest round trip to WhatsApp; whatsmeow exposes it only here
 	ok, _ := cli.DangerousInternals().SendKeepAlive(ctx)

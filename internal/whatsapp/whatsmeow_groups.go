@@ -17,21 +17,9 @@ import (
 // (a group's subject, its addressing mode) goes into the driver's group
 // cache, which names chats and addresses replies (whatsmeow_events.go).
 
-// groupClient is the current client when it can ask WhatsApp now.
-func (d *Whatsmeow) groupClient() (*whatsmeow.Client, error) {
-	cli, err := d.loggedIn()
-	if err != nil {
-		return nil, err
-	}
-	if !cli.IsConnected() {
-		return nil, ErrNotConnected
-	}
-	return cli, nil
-}
-
 // JoinedGroups implements Driver.
 func (d *Whatsmeow) JoinedGroups(ctx context.Context) ([]Group, error) {
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +45,7 @@ func (d *Whatsmeow) GroupInfo(ctx context.Context, group string) (Group, error) 
 	if err != nil {
 		return Group{}, fmt.Errorf("whatsapp: group info: %w", err)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return Group{}, err
 	}
@@ -80,7 +68,7 @@ func (d *Whatsmeow) CreateGroup(ctx context.Context, name string, participants [
 	if err != nil {
 		return Group{}, nil, fmt.Errorf("whatsapp: create group: %w", err)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return Group{}, nil, err
 	}
@@ -126,7 +114,7 @@ func (d *Whatsmeow) UpdateParticipants(ctx context.Context, group string, action
 	default:
 		return nil, fmt.Errorf("whatsapp: no participant action %q", action)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +141,7 @@ func (d *Whatsmeow) GroupRequests(ctx context.Context, group string) ([]GroupReq
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: group requests: %w", err)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +158,7 @@ func (d *Whatsmeow) InviteLink(ctx context.Context, group string, reset bool) (s
 	if err != nil {
 		return "", fmt.Errorf("whatsapp: invite link: %w", err)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return "", err
 	}
@@ -187,7 +175,7 @@ func (d *Whatsmeow) GroupFromLink(ctx context.Context, link string) (Group, erro
 	if err != nil {
 		return Group{}, err
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return Group{}, err
 	}
@@ -207,7 +195,7 @@ func (d *Whatsmeow) JoinGroup(ctx context.Context, link string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return "", err
 	}
@@ -224,7 +212,7 @@ func (d *Whatsmeow) LeaveGroup(ctx context.Context, group string) error {
 	if err != nil {
 		return fmt.Errorf("whatsapp: leave group: %w", err)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return err
 	}
@@ -243,7 +231,7 @@ func (d *Whatsmeow) SetGroupName(ctx context.Context, group, name string) error 
 	if strings.TrimSpace(name) == "" {
 		return errors.New("whatsapp: set group name: no name")
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return err
 	}
@@ -263,7 +251,7 @@ func (d *Whatsmeow) SetGroupDescription(ctx context.Context, group, text string)
 	if err != nil {
 		return fmt.Errorf("whatsapp: set group description: %w", err)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return err
 	}
@@ -284,7 +272,7 @@ func (d *Whatsmeow) SetGroupPhoto(ctx context.Context, group string, jpeg []byte
 	if err != nil {
 		return "", fmt.Errorf("whatsapp: set group photo: %w", err)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return "", err
 	}
@@ -331,7 +319,7 @@ func (d *Whatsmeow) SetGroupSetting(ctx context.Context, group string, s GroupSe
 	default:
 		return fmt.Errorf("whatsapp: no group setting %q", s.Kind)
 	}
-	cli, err := d.groupClient()
+	cli, err := d.connected()
 	if err != nil {
 		return err
 	}

@@ -11,12 +11,9 @@ import (
 // have an account, with a business's verified name; the LID comes from
 // whatsmeow's LID map, which the answer itself may have filled.
 func (d *Whatsmeow) CheckNumbers(ctx context.Context, phones []string) ([]NumberInfo, error) {
-	cli, err := d.loggedIn()
+	cli, err := d.connected()
 	if err != nil {
 		return nil, err
-	}
-	if !cli.IsConnected() {
-		return nil, ErrNotConnected
 	}
 	got, err := cli.IsOnWhatsApp(ctx, phones)
 	if err != nil {

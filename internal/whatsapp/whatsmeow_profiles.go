@@ -312,18 +312,6 @@ func (d *Whatsmeow) SetProfilePicture(ctx context.Context, jpeg []byte) (string,
 	return id, nil
 }
 
-// connected is the current client when it is logged in and connected.
-func (d *Whatsmeow) connected() (*whatsmeow.Client, error) {
-	cli, err := d.loggedIn()
-	if err != nil {
-		return nil, err
-	}
-	if !cli.IsConnected() {
-		return nil, ErrNotConnected
-	}
-	return cli, nil
-}
-
 // userTarget is jid as a user (a phone-number JID or a LID), never a group.
 func userTarget(jid string) (types.JID, error) {
 	t, err := parseRecipient(jid)
