@@ -74,6 +74,7 @@ type Sandbox struct {
 	// contacts: the blocklist and chat settings (sandbox_contacts.go).
 	contacts sandboxContacts
 	nums     sandboxNumbers // the number directory (sandbox_numbers.go)
+	groups   sandboxGroups  // the group directory (sandbox_groups.go)
 }
 
 // SandboxJID is the account the sandbox pairs as.
@@ -665,6 +666,9 @@ func (s *Sandbox) Receive(m Incoming) (Incoming, error) {
 	}
 	if m.Kind == "" {
 		m.Kind = "text"
+	}
+	if m.ChatName == "" {
+		m.ChatName = s.groupNameLocked(m.Chat)
 	}
 	return m, s.holdLocked(&held{In: &m})
 }
