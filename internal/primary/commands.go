@@ -104,6 +104,9 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 	case cmdCheckNumbers:
 		return w.checkNumbers(cctx, c)
 	}
+	if isGroupCommand(c.Kind) {
+		return w.groupCommand(cctx, c)
+	}
 	sb, ok := w.Driver.(*whatsapp.Sandbox)
 	if !ok {
 		return nil, ErrNotSandbox
@@ -119,6 +122,10 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		return nil, sb.Scan()
 	case "sandbox.directory":
 		return nil, sandboxDirectory(sb, c.Args["numbers"])
+	case "sandbox.groups":
+		return sandboxGroups(sb, c.Args)
+	case "sandbox.group_change":
+		return nil, sandboxGroupChange(sb, c.Args)
 	case "sandbox.incoming":
 		// The message id comes from the command's: a primary that stops
 		// before recording the outcome runs the command again on the next

@@ -35,6 +35,8 @@ type Group struct {
 	// Member says we are in the group; false once we left or were
 	// removed (the record stays, for its history).
 	Member bool `bson:"member" json:"member"`
+	// Admin says we are one of its admins.
+	Admin bool `bson:"admin" json:"admin"`
 	// FetchedAt is when WhatsApp last described the whole group (zero: it
 	// was built from changes only, and is asked for at the next read).
 	FetchedAt time.Time `bson:"fetched_at,omitempty" json:"fetched_at,omitzero"`
@@ -53,8 +55,8 @@ type GroupParticipant struct {
 	JID        string `bson:"jid" json:"jid"`
 	PN         string `bson:"pn,omitempty" json:"pn,omitempty"`
 	LID        string `bson:"lid,omitempty" json:"lid,omitempty"`
-	Admin      bool   `bson:"admin,omitempty" json:"admin,omitempty"`
-	SuperAdmin bool   `bson:"super_admin,omitempty" json:"super_admin,omitempty"`
+	Admin      bool   `bson:"admin,omitempty" json:"admin"`
+	SuperAdmin bool   `bson:"super_admin,omitempty" json:"super_admin"`
 }
 
 // GroupEvent is one event of the log announcing a group's change: its
@@ -73,4 +75,43 @@ const GroupFresh = time.Hour
 // Fresh says whether the group may still be served at now.
 func (g Group) Fresh(now time.Time) bool {
 	return !g.FetchedAt.IsZero() && now.Before(g.FetchedAt.Add(GroupFresh))
+}
+
+// GroupView is a group as the API and the group events show it: the
+// record without the primary's bookkeeping.
+type GroupView struct {
+	JID              string             `json:"jid"`
+	Name             string             `json:"name"`
+	NameSetAt        time.Time          `json:"name_set_at,omitzero"`
+	NameSetBy        string             `json:"name_set_by,omitempty"`
+	Description      string             `json:"description"`
+	DescriptionSetAt time.Time          `json:"description_set_at,omitzero"`
+	DescriptionSetBy string             `json:"description_set_by,omitempty"`
+	Owner            string             `json:"owner,omitempty"`
+	CreatedAt        time.Time          `json:"created_at,omitzero"`
+	Announce         bool               `json:"announce"`
+	Locked           bool               `json:"locked"`
+	JoinApproval     bool               `json:"join_approval"`
+	AdminsAddMembers bool               `json:"admins_add_members"`
+	Community        bool               `json:"community,omitempty"`
+	Parent           string             `json:"parent,omitempty"`
+	Size             int                `json:"size"`
+	Participants     []GroupParticipant `json:"participants"`
+	Member           bool               `json:"member"`
+	Admin            bool               `json:"admin"`
+	InviteLink       string             `json:"invite_link,omitempty"`
+	FetchedAt        time.Time          `json:"fetched_at,omitzero"`
+}
+
+// View is g as the API shows it.
+func (g Group) View() GroupView {
+	ps := g.Participants
+	if ps == nil {
+		ps = []GroupParticipant{}
+	}
+	return GroupView{JID: g.JID, Name: g.Name, NameSetAt: g.NameSetAt, NameSetBy: g.NameSetBy,
+		Description: g.Description, DescriptionSetAt: g.DescriptionSetAt, DescriptionSetBy: g.DescriptionSetBy,
+		Owner: g.Owner, CreatedAt: g.CreatedAt, Announce: g.Announce, Locked: g.Locked, JoinApproval: g.JoinApproval,
+		AdminsAddMembers: g.AdminsAddMembers, Community: g.Community, Parent: g.Parent, Size: len(ps),
+		Participants: ps, Member: g.Member, Admin: g.Admin, InviteLink: g.InviteLink, FetchedAt: g.FetchedAt}
 }
