@@ -25,6 +25,7 @@ type ChatBackend interface {
 	OutboxPage(ctx context.Context, chat, status string, beforeNS int64, beforeID string, limit int) ([]store.OutboxMessage, error)
 	Blocklist(ctx context.Context) (store.Blocklist, error)
 	NumberChecks(ctx context.Context, numbers []string) ([]store.NumberCheck, error)
+	GroupBackend // group_handlers.go
 }
 
 func (s *Server) chatRoutes(r routes) {
@@ -36,6 +37,7 @@ func (s *Server) chatRoutes(r routes) {
 		// Contact and chat changes (issue 19).
 		s.contactActionRoutes(r)
 		s.numberRoutes(r) // number_handlers.go
+		s.groupRoutes(r)  // group_handlers.go
 	}
 }
 

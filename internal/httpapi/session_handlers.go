@@ -152,6 +152,9 @@ var sandboxActions = map[string]map[string]sandboxField{
 	"replace":    nil,
 	"directory":  {"numbers": listField},
 	"silence":    {"seconds": secondsField},
+	// Groups (sandbox_groups.go).
+	"groups":       sandboxGroupsFields,
+	"group_change": sandboxChangeFields,
 }
 
 type sandboxField int
@@ -222,6 +225,12 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return
 	}
 	if action == "directory" && !checkDirectory(w, r, out) {
+		return
+	}
+	if action == "groups" && !checkSandboxGroups(w, r, out) {
+		return
+	}
+	if action == "group_change" && !checkGroupChange(w, r, out) {
 		return
 	}
 	s.command(w, r, "sandbox."+action, out)

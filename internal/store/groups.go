@@ -96,7 +96,7 @@ type GroupView struct {
 	Community        bool               `json:"community,omitempty"`
 	Parent           string             `json:"parent,omitempty"`
 	Size             int                `json:"size"`
-	Participants     []GroupParticipant `json:"participants"`
+	Participants     []GroupParticipant `json:"participants,omitempty"` // left out of lists
 	Member           bool               `json:"member"`
 	Admin            bool               `json:"admin"`
 	InviteLink       string             `json:"invite_link,omitempty"`

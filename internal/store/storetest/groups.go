@@ -41,7 +41,7 @@ func testGroupsComeBackAsSavedAndListByName(t *testing.T, h Harness) {
 	at := ms(1_750_000_000_000)
 	fam := store.Group{JID: family, Name: "Family", NameSetAt: at, NameSetBy: alice, Description: "Sundays",
 		Owner: alice, CreatedAt: at, Announce: true, JoinApproval: true, Member: true, FetchedAt: at,
-		InviteLink: "https://chat.whatsapp.com/AbC123",
+		InviteLink:   "https://chat.whatsapp.com/AbC123",
 		Participants: []store.GroupParticipant{{JID: alice, LID: aliceLID, Admin: true, SuperAdmin: true}, {JID: bob}}}
 	for _, g := range []store.Group{fam,
 		{JID: groupB, Name: "Book club", Member: true},
