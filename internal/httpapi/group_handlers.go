@@ -601,15 +601,14 @@ func (s *Server) groupRequests(w http.ResponseWriter, r *http.Request, ps httpro
 // inviteCode is what WhatsApp's invite codes look like.
 var inviteCode = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
 
-// codeParam is the route's invite code, given as the code or as the
-// whole link (URL-encoded); on failure it has answered.
+// codeParam is the route's invite code: the part of an invite link
+// after https://chat.whatsapp.com/ (a whole link cannot be given in the
+// path: its slashes, even encoded, split it); on failure it has
+// answered.
 func codeParam(w http.ResponseWriter, r *http.Request, ps httprouter.Params) (string, bool) {
 	c := strings.TrimSpace(ps.ByName("code"))
-	for _, p := range []string{whatsapp.InviteLinkPrefix, "http://chat.whatsapp.com/", "chat.whatsapp.com/"} {
-		c = strings.TrimPrefix(c, p)
-	}
 	if !inviteCode.MatchString(c) {
-		writeError(w, r, http.StatusBadRequest, "invalid", "code must be an invite code, or its link https://chat.whatsapp.com/{code} URL-encoded", "code")
+		writeError(w, r, http.StatusBadRequest, "invalid", "code must be an invite code: the part of the link after https://chat.whatsapp.com/", "code")
 		return "", false
 	}
 	return c, true

@@ -437,6 +437,32 @@ func (w *WhatsApp) editGroup(ctx context.Context, jid string, ch groupChange, ba
 	return w.saveGroup(ctx, old, found, g, ch)
 }
 
+// ensureGroup fetches a group not stored yet before a change of ours, so
+// that the change is compared with the group as it was and announced;
+// WhatsApp's refusal to describe it (no such group, not a member) is the
+// change's answer. A read the pace holds back is skipped: the group is
+// then built from the change.
+func (w *WhatsApp) ensureGroup(ctx context.Context, jid string) error {
+	_, found, err := w.loadGroup(ctx, jid)
+	if err != nil || found {
+		return err
+	}
+	if w.paceRead() != nil {
+		return nil
+	}
+	g, err := w.Driver.GroupInfo(ctx, jid)
+	if err != nil {
+		return err
+	}
+	w.groups.mu.Lock()
+	defer w.groups.mu.Unlock()
+	old, found, err := w.loadGroup(ctx, jid)
+	if err != nil || found {
+		return err
+	}
+	return w.saveGroup(ctx, old, false, w.storedGroup(g, time.Now()), groupChange{read: true})
+}
+
 // fetchGroups stores the list of our groups as WhatsApp has it, silently:
 // a resynchronisation, not news (the changes came as events).
 func (w *WhatsApp) fetchGroups(ctx context.Context) error {
@@ -542,6 +568,9 @@ func (w *WhatsApp) createGroup(ctx context.Context, name string, participants []
 // updateParticipants changes participants and applies the outcomes that
 // WhatsApp did to the stored group.
 func (w *WhatsApp) updateParticipants(ctx context.Context, jid string, action whatsapp.ParticipantAction, jids []string) (map[string]string, error) {
+	if err := w.ensureGroup(ctx, jid); err != nil {
+		return nil, err
+	}
 	results, err := w.Driver.UpdateParticipants(ctx, jid, action, jids)
 	if err != nil {
 		return nil, err
@@ -594,6 +623,9 @@ func applyParticipants(g *store.Group, action whatsapp.ParticipantAction, jids [
 
 // inviteLink is the group's invite link, kept on the stored group.
 func (w *WhatsApp) inviteLink(ctx context.Context, jid string, reset bool) (map[string]string, error) {
+	if err := w.ensureGroup(ctx, jid); err != nil {
+		return nil, err
+	}
 	link, err := w.Driver.InviteLink(ctx, jid, reset)
 	if err != nil {
 		return nil, err
@@ -656,6 +688,9 @@ func (w *WhatsApp) joinGroup(ctx context.Context, link string) (map[string]strin
 
 // leaveGroup leaves a group; the stored one says we are no longer in it.
 func (w *WhatsApp) leaveGroup(ctx context.Context, jid string) error {
+	if err := w.ensureGroup(ctx, jid); err != nil {
+		return err
+	}
 	if err := w.Driver.LeaveGroup(ctx, jid); err != nil {
 		return err
 	}
@@ -686,6 +721,9 @@ func (w *WhatsApp) updateGroup(ctx context.Context, a map[string]string) (map[st
 	jid := a["jid"]
 	var done []string
 	result := func() map[string]string { return map[string]string{"done": strings.Join(done, ",")} }
+	if err := w.ensureGroup(ctx, jid); err != nil {
+		return result(), err
+	}
 	ch := groupChange{sender: w.selfJID()}
 	if name, ok := a["name"]; ok {
 		if err := w.Driver.SetGroupName(ctx, jid, name); err != nil {
