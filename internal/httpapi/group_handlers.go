@@ -546,13 +546,9 @@ func (s *Server) photoMedia(w http.ResponseWriter, r *http.Request) (string, boo
 	if mt != "image/jpeg" {
 		return notJPEG("")
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxGroupPhoto+1))
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "invalid", "cannot read the body: "+err.Error(), "")
-		return "", false
-	}
-	if len(data) > maxGroupPhoto {
-		writeError(w, r, http.StatusRequestEntityTooLarge, "too_large", "a group photo is at most "+strconv.Itoa(maxGroupPhoto)+" bytes", "")
+	r.Body = http.MaxBytesReader(w, r.Body, maxGroupPhoto)
+	data, ok := readBody(w, r) // 413 past the worker's or the photo's limit
+	if !ok {
 		return "", false
 	}
 	if !bytes.HasPrefix(data, jpegMagic) {
