@@ -66,7 +66,7 @@ lint:
 # /healthz through 2 workers, one process and a hello-world pair on one
 # socket, with wrk, in turns (3 rounds); the messages API; a worker's start
 # to READY and idle memory; 2,000 SSE clients (3 runs); the outbox (3 runs);
-# the scheduler with 10,000 schedules; a check of 500 numbers. wrk is Debian's package, installed
+# the scheduler with 10,000 schedules; a check of 500 numbers; a stored group's info. wrk is Debian's package, installed
 # here when missing (as root).
 RAW := docs/benchmarks/raw.txt
 bench:
@@ -80,6 +80,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'Outbox' -benchtime 1x -count 3 ./internal/primary/ | tee -a $(RAW)
 	$(GO) test -run '^$$' -bench 'Scheduler10k' -benchtime 1x ./internal/primary/ | tee -a $(RAW)
 	$(GO) test -run '^$$' -bench 'NumberCheck' -benchtime 1x -count 3 ./internal/httpapi/ | tee -a $(RAW)
+	$(GO) test -run '^$$' -bench 'GroupInfo' -benchtime 5000x -count 3 ./internal/httpapi/ | tee -a $(RAW)
 	$(GO) test -run '^$$' -bench 'History' -benchtime 1x -timeout 40m ./internal/cluster/ | tee -a $(RAW)
 	$(GO) run ./cmd/benchreport -raw $(RAW) -out docs/BENCHMARKS.md
 

@@ -229,6 +229,11 @@ func report(s series) string {
 	w("| first asked (the primary asks the sandbox, stores the answers) | %s ms |\n", s.cell("NumberCheck", "first_ms", num))
 	w("| asked again (from the cache, no primary needed) | %s ms |\n", s.cell("NumberCheck", "cached_ms", num))
 
+	w("\n## Group info served from the database (embedded database)\n\n")
+	w("`GET /v1/groups/{jid}` with 8 clients, 200 groups of 256 participants stored (no primary needed).\n\n")
+	w("| figure | value |\n|---|---|\n")
+	w("| requests a second | %s |\n", s.cell("GroupInfo", "req/s", num))
+
 	w("\n## Memory and start\n\n| figure | value |\n|---|---|\n")
 	w("| worker start (exec) to `READY=1` | %s ms |\n", s.cell("WorkerStartToReady", "ms-to-READY", num))
 	w("| idle worker VmRSS / private (RssAnon) | %s / %s MB |\n", s.cell("WorkerStartToReady", "idle-RSS-MB", num), s.cell("WorkerStartToReady", "idle-private-MB", num))

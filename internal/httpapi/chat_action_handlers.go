@@ -195,6 +195,16 @@ func (s *Server) primaryCommand(w http.ResponseWriter, r *http.Request, kind str
 			notConnected(w, r, "not_connected", "the primary is not connected to WhatsApp", 5*time.Second)
 		case got.Result["code"] == "unknown_message":
 			notFound(w, r, "ids: "+got.Error, "ids")
+		case got.Result["status"] != "":
+			// A refusal the primary sorted (groups): its status, code and field.
+			status, err := strconv.Atoi(got.Result["status"])
+			if err != nil || status < 400 || status > 499 {
+				status = http.StatusBadGateway
+			}
+			if ra := got.Result["retry_after"]; ra != "" {
+				w.Header().Set("Retry-After", ra)
+			}
+			writeError(w, r, status, got.Result["code"], got.Error, got.Result["field"])
 		default:
 			writeError(w, r, http.StatusBadGateway, "whatsapp_failed", "WhatsApp did not take it: "+got.Error, "")
 		}

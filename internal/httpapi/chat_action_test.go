@@ -48,7 +48,7 @@ func actionServer(t *testing.T, wc config.WhatsApp, wrap func(*whatsapp.Sandbox)
 	runPrimary(t, st, driver, wc, time.Hour)
 	api := db.Connect(nil)
 	env := actionEnv{db: st, sb: sb}
-	env.url = serve(t, &Server{Backend: api, Sessions: api, Chats: api, Keys: api, Sandbox: true, Log: zerolog.Nop(), Worker: "1",
+	env.url = serve(t, &Server{Backend: api, Sessions: api, Chats: api, Keys: api, Media: api, Sandbox: true, Log: zerolog.Nop(), Worker: "1",
 		MaxBodyBytes: 1 << 20, actionWait: actionWait}, nil)
 	env.writer, env.session = apiKey(t, st, store.ScopeMessagesWrite), apiKey(t, st, store.ScopeSession)
 	testutil.Eventually(t, 10*time.Second, "the session connected", func() (bool, string) {

@@ -26,6 +26,7 @@ type ChatBackend interface {
 	Blocklist(ctx context.Context) (store.Blocklist, error)
 	NumberChecks(ctx context.Context, numbers []string) ([]store.NumberCheck, error)
 	Profiles(ctx context.Context, jids []string) ([]store.Profile, error)
+	GroupBackend // group_handlers.go
 }
 
 func (s *Server) chatRoutes(r routes) {
@@ -38,6 +39,7 @@ func (s *Server) chatRoutes(r routes) {
 		s.contactActionRoutes(r)
 		s.numberRoutes(r)  // number_handlers.go
 		s.profileRoutes(r) // profile_handlers.go
+		s.groupRoutes(r)   // group_handlers.go
 	}
 }
 

@@ -158,6 +158,9 @@ var sandboxActions = map[string]map[string]sandboxField{
 	// Profiles (sandbox_profiles.go).
 	"profiles":       {"profiles": listField},
 	"picture_change": {"jid": textField, "removed": flagField, "picture": textField, "author": textField},
+	// Groups (sandbox_groups.go).
+	"groups":       sandboxGroupsFields,
+	"group_change": sandboxChangeFields,
 }
 
 type sandboxField int
@@ -234,6 +237,12 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return
 	}
 	if (action == "profiles" && !checkSandboxProfiles(w, r, out)) || (action == "picture_change" && !checkPictureChange(w, r, out)) {
+		return
+	}
+	if action == "groups" && !checkSandboxGroups(w, r, out) {
+		return
+	}
+	if action == "group_change" && !checkGroupChange(w, r, out) {
 		return
 	}
 	s.command(w, r, "sandbox."+action, out)

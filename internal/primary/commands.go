@@ -108,6 +108,9 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 	if isProfileCommand(c.Kind) {
 		return w.profileAction(cctx, c)
 	}
+	if isGroupCommand(c.Kind) {
+		return w.groupCommand(cctx, c)
+	}
 	sb, ok := w.Driver.(*whatsapp.Sandbox)
 	if !ok {
 		return nil, ErrNotSandbox
@@ -134,6 +137,10 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 			}
 		}
 		return map[string]string{"picture_id": sb.ChangePicture(c.Args["jid"], c.Args["author"], jpeg)}, nil
+	case "sandbox.groups":
+		return sandboxGroups(sb, c.Args)
+	case "sandbox.group_change":
+		return nil, sandboxGroupChange(sb, c.Args)
 	case "sandbox.incoming":
 		// The message id comes from the command's: a primary that stops
 		// before recording the outcome runs the command again on the next

@@ -73,6 +73,8 @@ type WhatsApp struct {
 	// and a write no other interleaves.
 	numberPace numberPace
 	profileMu  sync.Mutex
+	// groups guards and paces the stored groups (group_actions.go).
+	groups groupState
 
 	// Test hooks around a send, to stop the task as a crash would.
 	beforeSend, afterSend func(id string)
@@ -218,6 +220,8 @@ func (w *WhatsApp) handle(ctx context.Context, ev whatsapp.Event) error {
 		return w.onChatSettingChanged(ctx, e)
 	case *whatsapp.PictureChanged: // profile_actions.go
 		return w.onPictureChanged(ctx, e)
+	case *whatsapp.GroupChanged: // group_actions.go
+		return w.onGroupChanged(ctx, e)
 	}
 	return nil
 }
@@ -387,6 +391,9 @@ func (w *WhatsApp) touchChat(ctx context.Context, jid string, at time.Time, outg
 		return err
 	}
 	c.JID = jid
+	if n := w.groupChatName(ctx, jid); n != "" {
+		name = n // a group's chat is named after the stored group
+	}
 	if name != "" {
 		c.Name = name
 	}
@@ -989,6 +996,13 @@ func (l *EventLog) reconcile(ctx context.Context) error {
 			return err
 		}
 		changes = append(changes, change{seq: m.EventSeq, id: m.Key, evs: evs})
+	}
+	groups, err := l.store.GroupsUnannounced(ctx, end)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		changes = append(changes, change{seq: g.EventSeq, id: g.JID, evs: groupEntries(g)})
 	}
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.seq, b.seq) })
 	for _, c := range changes {

@@ -61,4 +61,4 @@ func EventData(typ string, data any) (json.RawMessage, error) {
 
 // EventTypes are the types the log holds (docs/EVENTS.md).
 var EventTypes = []string{"session.state", "session.qr", "message.status", "message.incoming", "message.updated",
-	"call.offered", "profile.updated", "sending.paused", "schedule.run", "webhook.disabled"}
+	"call.offered", "profile.updated", "sending.paused", "schedule.run", "webhook.disabled", "group.joined", "group.updated", "group.left"}

@@ -207,6 +207,25 @@ type Store interface {
 	// Profiles reads the stored profiles of jids, in no set order; a JID
 	// never asked about is left out.
 	Profiles(ctx context.Context, jids []string) ([]Profile, error)
+	// Groups (groups.go; issue 19), written by the primary.
+	//
+	// SaveGroup stores g, replacing the record of its JID.
+	SaveGroup(ctx context.Context, g Group) error
+	// Group is the stored group jid; ErrNotFound when none is.
+	Group(ctx context.Context, jid string) (Group, error)
+	// GroupsPage lists the groups we are a member of by (name, jid),
+	// strictly after the cursor (empty: from the first).
+	GroupsPage(ctx context.Context, afterName, afterJID string, limit int) ([]Group, error)
+	// SaveGroupList stores the list of our groups as WhatsApp gave it at
+	// at: each replaces its record, and every other group stored as ours
+	// is no longer (Member false).
+	SaveGroupList(ctx context.Context, gs []Group, at time.Time) error
+	// GroupListFetchedAt is when SaveGroupList was last called (zero:
+	// never).
+	GroupListFetchedAt(ctx context.Context) (time.Time, error)
+	// GroupsUnannounced lists groups stored for an event log position
+	// after seq (the log's end): their events are missing.
+	GroupsUnannounced(ctx context.Context, seq int64) ([]Group, error)
 }
 
 // Engine opens one kind of database.

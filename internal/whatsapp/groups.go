@@ -2,6 +2,8 @@ package whatsapp
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -175,3 +177,27 @@ const MaxGroupSize = 1024
 
 // errNotBuilt is TEMPORARY, while issue 19's groups and profiles are built.
 var errNotBuilt = errors.New("whatsapp: not built yet")
+
+// inviteCode is the code of an invite link (https://chat.whatsapp.com/CODE,
+// with or without the scheme, or the code alone).
+func inviteCode(link string) (string, error) {
+	code := strings.TrimSpace(link)
+	for _, prefix := range []string{"https://", "http://"} {
+		if len(code) >= len(prefix) && strings.EqualFold(code[:len(prefix)], prefix) {
+			code = code[len(prefix):]
+			break
+		}
+	}
+	const host = "chat.whatsapp.com/"
+	if len(code) >= len(host) && strings.EqualFold(code[:len(host)], host) {
+		code = strings.TrimPrefix(code[len(host):], "invite/")
+	}
+	if i := strings.IndexAny(code, "?#"); i >= 0 {
+		code = code[:i]
+	}
+	code = strings.TrimSuffix(code, "/")
+	if code == "" || strings.Trim(code, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
+		return "", fmt.Errorf("%w: %q", ErrInviteInvalid, link)
+	}
+	return code, nil
+}

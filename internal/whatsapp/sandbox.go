@@ -75,6 +75,7 @@ type Sandbox struct {
 	contacts sandboxContacts
 	nums     sandboxNumbers  // the number directory (sandbox_numbers.go)
 	profiles sandboxProfiles // profiles, and our own (sandbox_profiles.go)
+	groups   sandboxGroups   // the group directory (sandbox_groups.go)
 }
 
 // SandboxJID is the account the sandbox pairs as.
@@ -666,6 +667,9 @@ func (s *Sandbox) Receive(m Incoming) (Incoming, error) {
 	}
 	if m.Kind == "" {
 		m.Kind = "text"
+	}
+	if m.ChatName == "" {
+		m.ChatName = s.groupNameLocked(m.Chat)
 	}
 	return m, s.holdLocked(&held{In: &m})
 }

@@ -196,7 +196,7 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{"media.chunks", mongo.IndexModel{Keys: bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetUnique(true)}},
 		{"media.files", mongo.IndexModel{Keys: bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}}}},
 	}
-	for _, sp := range append(specs, lidIndexes...) {
+	for _, sp := range append(append(specs, lidIndexes...), groupIndexes...) {
 		name, err := s.db.Collection(sp.coll).Indexes().CreateOne(ctx, sp.model)
 		if err != nil {
 			return fmt.Errorf("store: create index on %s: %w", sp.coll, err)
