@@ -175,9 +175,6 @@ var (
 // as its clients show it).
 const MaxGroupSize = 1024
 
-// errNotBuilt is TEMPORARY, while issue 19's groups and profiles are built.
-var errNotBuilt = errors.New("whatsapp: not built yet")
-
 // inviteCode is the code of an invite link (https://chat.whatsapp.com/CODE,
 // with or without the scheme, or the code alone).
 func inviteCode(link string) (string, error) {
