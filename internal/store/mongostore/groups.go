@@ -21,14 +21,14 @@ const (
 	colGroupList = "wa_group_list"
 )
 
-// groupIndexes are the indexes of this file's queries (EnsureIndexes).
-var groupIndexes = []struct {
-	coll  string
-	model mongo.IndexModel
-}{
-	{colGroups, mongo.IndexModel{Keys: bson.D{{Key: "member", Value: 1}, {Key: "name", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("member_name")}},
-	// Sparse: event_seq is stored only once a change was announced.
-	{colGroups, mongo.IndexModel{Keys: bson.D{{Key: "event_seq", Value: 1}}, Options: options.Index().SetName("event_seq").SetSparse(true)}},
+// groupIndexes are the indexes of this file's queries (EnsureIndexes): made
+// anew for each call, as the driver writes to their options.
+func groupIndexes() []indexSpec {
+	return []indexSpec{
+		{colGroups, mongo.IndexModel{Keys: bson.D{{Key: "member", Value: 1}, {Key: "name", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("member_name")}},
+		// Sparse: event_seq is stored only once a change was announced.
+		{colGroups, mongo.IndexModel{Keys: bson.D{{Key: "event_seq", Value: 1}}, Options: options.Index().SetName("event_seq").SetSparse(true)}},
+	}
 }
 
 func groupDoc(g store.Group) store.Group {

@@ -16,15 +16,15 @@ import (
 // index lid) WhatsApp told us.
 const colLIDs = "lids"
 
-// lidIndexes are the indexes of this file's queries (EnsureIndexes).
-var lidIndexes = []struct {
-	coll  string
-	model mongo.IndexModel
-}{
-	{colLIDs, mongo.IndexModel{Keys: bson.D{{Key: "lid", Value: 1}}, Options: options.Index().SetName("lid").SetUnique(true)}},
-	// Sparse: media.pending is stored only while true, so the index holds
-	// just the few messages whose file was asked for again.
-	{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "media.pending", Value: 1}}, Options: options.Index().SetName("media_pending").SetSparse(true)}},
+// lidIndexes are the indexes of this file's queries (EnsureIndexes): made
+// anew for each call, as the driver writes to their options.
+func lidIndexes() []indexSpec {
+	return []indexSpec{
+		{colLIDs, mongo.IndexModel{Keys: bson.D{{Key: "lid", Value: 1}}, Options: options.Index().SetName("lid").SetUnique(true)}},
+		// Sparse: media.pending is stored only while true, so the index holds
+		// just the few messages whose file was asked for again.
+		{colMessages, mongo.IndexModel{Keys: bson.D{{Key: "media.pending", Value: 1}}, Options: options.Index().SetName("media_pending").SetSparse(true)}},
+	}
 }
 
 // SaveLIDPair records that pn and lid are one person, replacing any pair

@@ -145,14 +145,17 @@ func (s *Store) Server(ctx context.Context) (store.ServerInfo, error) {
 	return info, nil
 }
 
+// indexSpec is an index of a collection.
+type indexSpec struct {
+	coll  string
+	model mongo.IndexModel
+}
+
 // EnsureIndexes creates the indexes the project needs. Creating an index
 // that exists with the same definition is a no-op on the server, so this
 // runs at every primary start.
 func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
-	specs := []struct {
-		coll  string
-		model mongo.IndexModel
-	}{
+	specs := []indexSpec{
 		{colHeartbeats, mongo.IndexModel{Keys: bson.D{{Key: "last_seen", Value: 1}}, Options: options.Index().SetName("last_seen")}},
 		// The outbox's indexes end in _id where a query sorts by it after
 		// queued_ns: an index that gives only part of the order would leave
@@ -196,7 +199,7 @@ func (s *Store) EnsureIndexes(ctx context.Context, log zerolog.Logger) error {
 		{"media.chunks", mongo.IndexModel{Keys: bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetUnique(true)}},
 		{"media.files", mongo.IndexModel{Keys: bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}}}},
 	}
-	for _, sp := range append(append(specs, lidIndexes...), groupIndexes...) {
+	for _, sp := range append(append(specs, lidIndexes()...), groupIndexes()...) {
 		name, err := s.db.Collection(sp.coll).Indexes().CreateOne(ctx, sp.model)
 		if err != nil {
 			return fmt.Errorf("store: create index on %s: %w", sp.coll, err)
