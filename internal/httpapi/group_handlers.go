@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -45,8 +43,6 @@ const groupWait = 20 * time.Second
 const (
 	maxGroupName        = 100
 	maxGroupDescription = 2048
-	// maxGroupPhoto bounds a group photo: WhatsApp shows 640x640 JPEGs.
-	maxGroupPhoto = 5 << 20
 )
 
 func (s *Server) groupRoutes(r routes) {
@@ -59,7 +55,9 @@ func (s *Server) groupRoutes(r routes) {
 	r.handle("GET", "/v1/groups/:jid/invite", s.auth(read, s.groupInvite(false)))
 	r.handle("POST", "/v1/groups/:jid/invite/reset", s.auth(write, s.groupInvite(true)))
 	r.handle("POST", "/v1/groups/:jid/leave", s.auth(write, s.leaveGroup))
-	r.handle("PUT", "/v1/groups/:jid/photo", s.auth(write, s.groupPhoto))
+	if s.Media != nil {
+		r.handle("PUT", "/v1/groups/:jid/photo", s.auth(write, s.groupPhoto))
+	}
 	r.handle("DELETE", "/v1/groups/:jid/photo", s.auth(write, s.groupPhoto))
 	r.handle("GET", "/v1/groups/:jid/requests", s.auth(read, s.groupRequests))
 	r.handle("POST", "/v1/groups/:jid/requests", s.auth(write, s.groupParticipants(true)))
@@ -467,9 +465,6 @@ func (s *Server) leaveGroup(w http.ResponseWriter, r *http.Request, ps httproute
 	s.groupAfter(w, r, jid, http.StatusOK, nil)
 }
 
-// jpegMagic begins every JPEG file.
-var jpegMagic = []byte{0xFF, 0xD8, 0xFF}
-
 // groupPhoto sets the group's photo (PUT: a JPEG body, or JSON naming an
 // uploaded JPEG by media_id) or removes it (DELETE).
 func (s *Server) groupPhoto(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
@@ -479,7 +474,7 @@ func (s *Server) groupPhoto(w http.ResponseWriter, r *http.Request, ps httproute
 	}
 	args := map[string]string{"jid": jid}
 	if r.Method == http.MethodPut {
-		id, ok := s.photoMedia(w, r)
+		id, ok := s.pictureUpload(w, r, "group-photo.jpg")
 		if !ok {
 			return
 		}
@@ -494,75 +489,6 @@ func (s *Server) groupPhoto(w http.ResponseWriter, r *http.Request, ps httproute
 		res["photo_id"] = id
 	}
 	writeJSON(w, http.StatusOK, res)
-}
-
-// photoMedia is the stored JPEG a photo request gives: its body stored
-// now, or the upload its media_id names; on failure it has answered.
-func (s *Server) photoMedia(w http.ResponseWriter, r *http.Request) (string, bool) {
-	if s.Media == nil {
-		writeError(w, r, http.StatusServiceUnavailable, "unavailable", "this worker does not keep media", "")
-		return "", false
-	}
-	notJPEG := func(field string) (string, bool) {
-		writeError(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type", "a group photo must be a JPEG", field)
-		return "", false
-	}
-	mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
-	mt = strings.TrimSpace(strings.ToLower(mt))
-	if mt == "application/json" {
-		var req struct {
-			MediaID string `json:"media_id"`
-		}
-		if !decodeJSON(w, r, &req) {
-			return "", false
-		}
-		if req.MediaID == "" {
-			writeError(w, r, http.StatusBadRequest, "invalid", "media_id must name an uploaded JPEG (POST /v1/media)", "media_id")
-			return "", false
-		}
-		ctx, cancel := dbContext(r)
-		defer cancel()
-		info, body, err := s.Media.OpenMedia(ctx, req.MediaID)
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, r, http.StatusNotFound, "not_found", "no media "+req.MediaID, "media_id")
-			return "", false
-		}
-		if err != nil {
-			s.storeFailed(w, r, err)
-			return "", false
-		}
-		defer body.Close()
-		head := make([]byte, 3)
-		n, _ := io.ReadFull(body, head)
-		if info.Size > maxGroupPhoto {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "too_large", "a group photo is at most "+strconv.Itoa(maxGroupPhoto)+" bytes", "media_id")
-			return "", false
-		}
-		if !bytes.Equal(head[:n], jpegMagic) {
-			return notJPEG("media_id")
-		}
-		return req.MediaID, true
-	}
-	if mt != "image/jpeg" {
-		return notJPEG("")
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxGroupPhoto)
-	data, ok := readBody(w, r) // 413 past the worker's or the photo's limit
-	if !ok {
-		return "", false
-	}
-	if !bytes.HasPrefix(data, jpegMagic) {
-		return notJPEG("")
-	}
-	k, _ := KeyOf(r)
-	ctx, cancel := dbContext(r)
-	defer cancel()
-	id, err := s.Media.PutMediaOf(ctx, "group-photo.jpg", "image/jpeg", k.ID, bytes.NewReader(data))
-	if err != nil {
-		s.writeFailed(w, r, err, "", "")
-		return "", false
-	}
-	return id, true
 }
 
 // requestView is a request to join.

@@ -337,7 +337,7 @@ func TestGroupSettingsPhotoAndRequests(t *testing.T) {
 		t.Errorf("WhatsApp has %+v", sg.Group)
 	}
 
-	jpeg := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, bytes.Repeat([]byte{1}, 100)...)
+	jpeg := testJPEG(t, 64, 64, 10)
 	put := func(ct string, body []byte) reply {
 		h := map[string]string{"Authorization": e.h["Authorization"], "Content-Type": ct}
 		return do(t, "PUT", e.url+"/v1/groups/"+jid+"/photo", bytes.NewReader(body), h)
@@ -350,6 +350,9 @@ func TestGroupSettingsPhotoAndRequests(t *testing.T) {
 	}
 	if r := put("image/jpeg", []byte("not a jpeg")); r.status != 415 {
 		t.Errorf("PUT a body that is no JPEG: %d %v, want 415", r.status, r.body)
+	}
+	if r := put("image/jpeg", testJPEG(t, 64, 48, 10)); r.status != 422 || errorOf(t, r)["code"] != "picture_not_square" {
+		t.Errorf("PUT a photo that is not square: %d %v, want 422 picture_not_square", r.status, r.body)
 	}
 	if r := e.call(t, "DELETE", "/v1/groups/"+jid+"/photo", ""); r.status != 200 || e.sb.GroupPhoto(jid) != "" {
 		t.Errorf("DELETE photo: %d %v (WhatsApp's photo %q)", r.status, r.body, e.sb.GroupPhoto(jid))

@@ -1,16 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"image"
 	_ "image/gif" // to name what a picture is instead
-	"image/jpeg"
 	_ "image/png"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,16 +32,11 @@ import (
 const profileWait = 20 * time.Second
 
 // Limits of our own profile, as WhatsApp's apps keep them: a name of 25
-// characters, an about text of 139; a picture a square JPEG of at most
-// 640×640 pixels (what WhatsApp serves as the full picture), and here at
-// most 2 MiB.
+// characters, an about text of 139 (the picture's: picture_upload.go).
 const (
-	maxPushName       = 25
-	maxAbout          = 139
-	maxPictureSide    = 640
-	maxPictureBytes   = 2 << 20
-	ownPictureName    = "profile-picture.jpg"
-	pictureSideAdvice = "; crop and scale it first"
+	maxPushName    = 25
+	maxAbout       = 139
+	ownPictureName = "profile-picture.jpg"
 )
 
 func (s *Server) profileRoutes(r routes) {
@@ -390,113 +379,16 @@ func (s *Server) patchOwnProfile(w http.ResponseWriter, r *http.Request, _ httpr
 	writeJSON(w, http.StatusOK, res)
 }
 
-// checkPicture says what keeps b from being our picture; "" when nothing.
-func checkPicture(b []byte) (status int, code, msg string) {
-	cfg, err := jpeg.DecodeConfig(bytes.NewReader(b))
-	if err != nil {
-		if _, format, err := image.DecodeConfig(bytes.NewReader(b)); err == nil {
-			return http.StatusUnsupportedMediaType, "unsupported_media_type", "the picture must be a JPEG, not " + format
-		}
-		return http.StatusUnsupportedMediaType, "unsupported_media_type", "the picture must be a JPEG image"
-	}
-	size := strconv.Itoa(cfg.Width) + "×" + strconv.Itoa(cfg.Height)
-	switch {
-	case cfg.Width != cfg.Height:
-		return http.StatusUnprocessableEntity, "picture_not_square", "the picture must be square (it is " + size + ")" + pictureSideAdvice
-	case cfg.Width > maxPictureSide:
-		return http.StatusUnprocessableEntity, "picture_too_large", "the picture must be at most " +
-			strconv.Itoa(maxPictureSide) + "×" + strconv.Itoa(maxPictureSide) + " (it is " + size + ")" + pictureSideAdvice
-	}
-	return 0, "", ""
-}
-
 func (s *Server) putOwnPicture(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var mediaID string
-	var pic []byte
-	field := "picture"
-	switch mt {
-	case "image/jpeg":
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPictureBytes))
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "too_large", "the picture is over "+strconv.Itoa(maxPictureBytes)+" bytes", "picture")
-			return
-		}
-		if err != nil {
-			writeError(w, r, http.StatusBadRequest, "invalid", "cannot read the picture: "+err.Error(), "picture")
-			return
-		}
-		pic = b
-	case "application/json":
-		var req struct {
-			MediaID string `json:"media_id"`
-		}
-		if !decodeJSON(w, r, &req) {
-			return
-		}
-		if req.MediaID == "" {
-			writeError(w, r, http.StatusBadRequest, "invalid", "media_id is required: the id POST /v1/media returned for a JPEG", "media_id")
-			return
-		}
-		field, mediaID = "media_id", req.MediaID
-		b, ok := s.readOwnPicture(w, r, mediaID)
-		if !ok {
-			return
-		}
-		pic = b
-	default:
-		writeError(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type",
-			"send the picture as image/jpeg, or application/json with the media_id of an uploaded JPEG", "")
+	mediaID, ok := s.pictureUpload(w, r, ownPictureName)
+	if !ok {
 		return
-	}
-	if status, code, msg := checkPicture(pic); status != 0 {
-		writeError(w, r, status, code, msg, field)
-		return
-	}
-	if mediaID == "" {
-		k, _ := KeyOf(r)
-		ctx, cancel := dbContext(r)
-		id, err := s.Media.PutMediaOf(ctx, ownPictureName, "image/jpeg", k.ID, bytes.NewReader(pic))
-		cancel()
-		if err != nil {
-			s.writeFailed(w, r, err, "", "")
-			return
-		}
-		mediaID = id
 	}
 	got, ok := s.primaryCommand(w, r, "set_profile_picture", map[string]string{"media_id": mediaID}, profileWait)
 	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "picture_id": got.Result["picture_id"], "media_id": mediaID})
-}
-
-// readOwnPicture reads an uploaded file to become our picture; on failure
-// it has answered.
-func (s *Server) readOwnPicture(w http.ResponseWriter, r *http.Request, id string) ([]byte, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	info, rd, err := s.Media.OpenMedia(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		notFound(w, r, "no media "+strconv.Quote(id)+": media_id must be the id POST /v1/media returned", "media_id")
-		return nil, false
-	}
-	if err != nil {
-		s.storeFailed(w, r, err)
-		return nil, false
-	}
-	defer rd.Close()
-	if info.Size > maxPictureBytes {
-		writeError(w, r, http.StatusRequestEntityTooLarge, "too_large", "the picture is over "+strconv.Itoa(maxPictureBytes)+" bytes", "media_id")
-		return nil, false
-	}
-	b, err := io.ReadAll(rd)
-	if err != nil {
-		s.storeFailed(w, r, err)
-		return nil, false
-	}
-	return b, true
 }
 
 func (s *Server) deleteOwnPicture(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
