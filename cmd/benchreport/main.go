@@ -232,7 +232,7 @@ func report(s series) string {
 	w("\n## Group info served from the database (embedded database)\n\n")
 	w("`GET /v1/groups/{jid}` with 8 clients, 200 groups of 256 participants stored (no primary needed).\n\n")
 	w("| figure | value |\n|---|---|\n")
-	w("| requests a second | %s |\n", s.cell("GroupInfo", "req/s", num))
+	w("| requests a second | %s |\n", s.cell("GroupInfo", "req/s", kilo))
 
 	w("\n## Memory and start\n\n| figure | value |\n|---|---|\n")
 	w("| worker start (exec) to `READY=1` | %s ms |\n", s.cell("WorkerStartToReady", "ms-to-READY", num))
