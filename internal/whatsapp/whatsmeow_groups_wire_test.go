@@ -315,20 +315,7 @@ func TestWhatsmeowGroupIQs(t *testing.T) {
 				lines = append(lines, xmlOf(iq))
 			}
 			got := strings.Join(lines, "\n") + "\n"
-			file := filepath.Join(goldenIQDir, c.name+".xml")
-			if *update {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("no golden file (run with -update): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("sent\n%s\nwant (%s)\n%s", got, file, want)
-			}
+			checkGoldenIQ(t, c.name+".xml", got)
 		})
 	}
 	entries, err := os.ReadDir(goldenIQDir)
@@ -399,5 +386,25 @@ func TestWhatsmeowGroupNotificationsOverTheWire(t *testing.T) {
 	})
 	if f.acked("N2") {
 		t.Error("a group change the handler failed on was acknowledged")
+	}
+}
+
+// checkGoldenIQ compares what was sent with its golden file in
+// testdata/golden_iq (-update writes it instead).
+func checkGoldenIQ(t *testing.T, name, got string) {
+	t.Helper()
+	file := filepath.Join(goldenIQDir, name)
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("no golden file (run with -update): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("sent\n%s\nwant (%s)\n%s", got, file, want)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -555,20 +554,7 @@ func TestWhatsmeowProfileIQs(t *testing.T) {
 				lines = append(lines, profileXML(iq))
 			}
 			got := strings.Join(lines, "\n") + "\n"
-			path := filepath.Join(goldenIQDir, file)
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("no golden file (run with -update): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("sent\n%s\nwant (%s)\n%s", got, path, want)
-			}
+			checkGoldenIQ(t, file, got)
 		})
 	}
 	if reqs := cdn.requests(); len(reqs) != 2 {
