@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"app/internal/store"
@@ -51,12 +50,5 @@ func (s *Store) SaveNumberChecks(ctx context.Context, cs []store.NumberCheck) er
 
 // NumberChecks reads the stored checks of numbers in one query.
 func (s *Store) NumberChecks(ctx context.Context, numbers []string) ([]store.NumberCheck, error) {
-	if len(numbers) == 0 {
-		return nil, nil
-	}
-	list, err := json.Marshal(numbers)
-	if err != nil {
-		return nil, err
-	}
-	return all[store.NumberCheck](ctx, s, "read number checks", sqlNumberChecks, string(list))
+	return allOf[store.NumberCheck](ctx, s, "read number checks", sqlNumberChecks, numbers)
 }

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"app/internal/store"
@@ -42,12 +41,5 @@ func (s *Store) SaveProfile(ctx context.Context, p store.Profile) error {
 
 // Profiles reads the stored profiles of jids in one query.
 func (s *Store) Profiles(ctx context.Context, jids []string) ([]store.Profile, error) {
-	if len(jids) == 0 {
-		return nil, nil
-	}
-	list, err := json.Marshal(jids)
-	if err != nil {
-		return nil, err
-	}
-	return all[store.Profile](ctx, s, "read profiles", sqlProfiles, string(list))
+	return allOf[store.Profile](ctx, s, "read profiles", sqlProfiles, jids)
 }

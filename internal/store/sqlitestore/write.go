@@ -283,6 +283,19 @@ func all[T any](ctx context.Context, s *Store, what string, st *stmt, args ...an
 	return out, nil
 }
 
+// allOf is all for the records whose keys are among keys, which the
+// statement takes as one JSON array (json_each): none for no keys.
+func allOf[T any](ctx context.Context, s *Store, what string, st *stmt, keys []string) ([]T, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	return all[T](ctx, s, what, st, string(list))
+}
+
 // scalar reads one value.
 func scalar[T any](ctx context.Context, s *Store, what string, st *stmt, args ...any) (T, error) {
 	var v T
