@@ -260,3 +260,13 @@ func notConnected(w http.ResponseWriter, r *http.Request, code, msg string, retr
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
 	writeError(w, r, http.StatusServiceUnavailable, code, msg, "")
 }
+
+// decodeResult reads the JSON of a command's result key into v; on
+// failure it has answered.
+func (s *Server) decodeResult(w http.ResponseWriter, r *http.Request, res map[string]string, key string, v any) bool {
+	if err := json.Unmarshal([]byte(res[key]), v); err != nil {
+		s.storeFailed(w, r, errors.New("the primary's answer ("+key+") is not JSON: "+err.Error()))
+		return false
+	}
+	return true
+}

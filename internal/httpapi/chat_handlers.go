@@ -56,16 +56,22 @@ type chatView struct {
 	chatSettings
 }
 
+// phoneOf is the phone number ("+" and digits) of a phone-number JID;
+// "" for any other JID.
+func phoneOf(jid string) string {
+	if n, ok := strings.CutSuffix(jid, "@s.whatsapp.net"); ok && n != "" {
+		return "+" + n
+	}
+	return ""
+}
+
 func chatOf(c store.Chat) chatView {
 	v := chatView{JID: c.JID, Name: cmp.Or(c.Name, c.PushName), PN: c.PN, LID: c.LID, LastMessageAt: c.LastMessageAt, LastIncomingAt: c.LastIncomingAt, FirstOutgoing: c.FirstOutgoing}
 	switch _, server, _ := strings.Cut(c.JID, "@"); server {
 	case "s.whatsapp.net":
-		v.Kind, v.Phone = "user", "+"+strings.TrimSuffix(c.JID, "@s.whatsapp.net")
+		v.Kind, v.Phone = "user", phoneOf(c.JID)
 	case "lid": // a user known by their LID, whose number WhatsApp hides
-		v.Kind = "user"
-		if c.PN != "" { // learned since
-			v.Phone = "+" + strings.TrimSuffix(c.PN, "@s.whatsapp.net")
-		}
+		v.Kind, v.Phone = "user", phoneOf(c.PN) // the number, once learned
 	case "g.us":
 		v.Kind = "group"
 	case "newsletter":

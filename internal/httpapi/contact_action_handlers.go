@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -74,11 +73,7 @@ func (s *Server) blocklist(w http.ResponseWriter, r *http.Request, _ httprouter.
 	}
 	list := make([]entry, 0, len(b.JIDs))
 	for _, j := range b.JIDs {
-		e := entry{JID: j}
-		if n, ok := strings.CutSuffix(j, "@s.whatsapp.net"); ok {
-			e.Phone = "+" + n
-		}
-		list = append(list, e)
+		list = append(list, entry{JID: j, Phone: phoneOf(j)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"blocklist": list, "updated_at": b.UpdatedAt})
 }

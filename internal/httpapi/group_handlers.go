@@ -305,13 +305,6 @@ func checkGroupName(w http.ResponseWriter, r *http.Request, name string) bool {
 	return false
 }
 
-// participantResults decodes a command's per-participant outcomes.
-func participantResults(res map[string]string) []whatsapp.ParticipantResult {
-	out := []whatsapp.ParticipantResult{}
-	_ = json.Unmarshal([]byte(res["results"]), &out)
-	return out
-}
-
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	var req struct {
 		Name         string          `json:"name"`
@@ -328,8 +321,12 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, _ httproute
 	if !ok {
 		return
 	}
+	results := []whatsapp.ParticipantResult{}
+	if !s.decodeResult(w, r, got.Result, "results", &results) {
+		return
+	}
 	w.Header().Set("Location", "/v1/groups/"+got.Result["jid"])
-	s.groupAfter(w, r, got.Result["jid"], http.StatusCreated, map[string]any{"participants": participantResults(got.Result)})
+	s.groupAfter(w, r, got.Result["jid"], http.StatusCreated, map[string]any{"participants": results})
 }
 
 func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
@@ -410,7 +407,11 @@ func (s *Server) groupParticipants(requests bool) httprouter.Handle {
 		if !ok {
 			return
 		}
-		s.groupAfter(w, r, jid, http.StatusOK, map[string]any{"participants": participantResults(got.Result)})
+		results := []whatsapp.ParticipantResult{}
+		if !s.decodeResult(w, r, got.Result, "results", &results) {
+			return
+		}
+		s.groupAfter(w, r, jid, http.StatusOK, map[string]any{"participants": results})
 	}
 }
 
@@ -508,14 +509,12 @@ func (s *Server) groupRequests(w http.ResponseWriter, r *http.Request, ps httpro
 		return
 	}
 	var reqs []whatsapp.GroupRequest
-	_ = json.Unmarshal([]byte(got.Result["requests"]), &reqs)
+	if !s.decodeResult(w, r, got.Result, "requests", &reqs) {
+		return
+	}
 	out := make([]requestView, 0, len(reqs))
 	for _, q := range reqs {
-		v := requestView{JID: q.JID, RequestedAt: q.RequestedAt}
-		if n, ok := strings.CutSuffix(q.JID, "@s.whatsapp.net"); ok {
-			v.Phone = "+" + n
-		}
-		out = append(out, v)
+		out = append(out, requestView{JID: q.JID, Phone: phoneOf(q.JID), RequestedAt: q.RequestedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"requests": out})
 }
@@ -546,8 +545,9 @@ func (s *Server) previewInvite(w http.ResponseWriter, r *http.Request, ps httpro
 		return
 	}
 	var g store.GroupView
-	_ = json.Unmarshal([]byte(got.Result["group"]), &g)
-	writeJSON(w, http.StatusOK, g)
+	if s.decodeResult(w, r, got.Result, "group", &g) {
+		writeJSON(w, http.StatusOK, g)
+	}
 }
 
 func (s *Server) joinInvite(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {

@@ -194,8 +194,7 @@ func (s *Server) askNumbers(w http.ResponseWriter, r *http.Request, numbers []st
 			return false
 		}
 		var checks []store.NumberCheck
-		if err := json.Unmarshal([]byte(got.Result["checks"]), &checks); err != nil {
-			s.storeFailed(w, r, errors.New("the primary's answer to a number check is not JSON: "+err.Error()))
+		if !s.decodeResult(w, r, got.Result, "checks", &checks) {
 			return false
 		}
 		for _, ch := range checks {

@@ -145,16 +145,6 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, kind string, arg
 	return got.Result, true
 }
 
-// decodeResult reads the JSON of a command's result key into v; on
-// failure it has answered.
-func (s *Server) decodeResult(w http.ResponseWriter, r *http.Request, res map[string]string, key string, v any) bool {
-	if err := json.Unmarshal([]byte(res[key]), v); err != nil {
-		s.storeFailed(w, r, errors.New("the primary's answer ("+key+") is not JSON: "+err.Error()))
-		return false
-	}
-	return true
-}
-
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	jid, ok := userParam(w, r, ps, false)
 	if !ok {

@@ -3,6 +3,7 @@ package primary
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -190,4 +191,18 @@ func (w *WhatsApp) execute(ctx context.Context, c *store.Command) (map[string]st
 		return nil, sb.ChatSettingOnPhone(c.Args["chat"], set)
 	}
 	return nil, errors.New("unknown command " + strconv.Quote(c.Kind))
+}
+
+// withJSON sets res[key] to v's JSON, a command's structured result (the
+// worker's decodeResult reads it), and returns res (a new map for nil).
+func withJSON(res map[string]string, key string, v any) (map[string]string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		res = map[string]string{}
+	}
+	res[key] = string(b)
+	return res, nil
 }

@@ -114,7 +114,7 @@ func (w *WhatsApp) groupCommand(ctx context.Context, c *store.Command) (map[stri
 	case cmdGroupRequests:
 		var reqs []whatsapp.GroupRequest
 		if reqs, err = w.Driver.GroupRequests(ctx, a["jid"]); err == nil {
-			res, err = jsonResult("requests", reqs)
+			res, err = withJSON(nil, "requests", reqs)
 		}
 	case cmdGroupInvite:
 		res, err = w.inviteLink(ctx, a["jid"], a["reset"] == "true")
@@ -162,19 +162,12 @@ func groupFailure(err error, res map[string]string) map[string]string {
 	return out
 }
 
+// splitList is a command's comma-separated list argument (none for "").
 func splitList(s string) []string {
 	if s == "" {
 		return nil
 	}
 	return strings.Split(s, ",")
-}
-
-func jsonResult(key string, v any) (map[string]string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{key: string(b)}, nil
 }
 
 // paceRead takes one group read from the pace.
@@ -549,7 +542,7 @@ func (w *WhatsApp) createGroup(ctx context.Context, name string, participants []
 	if err != nil {
 		return nil, err
 	}
-	res, err := jsonResult("results", results)
+	res, err := withJSON(nil, "results", results)
 	if err != nil {
 		return nil, err
 	}
@@ -575,7 +568,7 @@ func (w *WhatsApp) updateParticipants(ctx context.Context, jid string, action wh
 	if err != nil {
 		return nil, err
 	}
-	res, err := jsonResult("results", results)
+	res, err := withJSON(nil, "results", results)
 	if err != nil {
 		return nil, err
 	}
@@ -657,7 +650,7 @@ func (w *WhatsApp) previewGroup(ctx context.Context, link string) (map[string]st
 	}
 	sg := w.storedGroup(g, time.Now())
 	sg.Member, sg.Admin, sg.InviteLink = w.selfIndex(sg) >= 0, false, ""
-	return jsonResult("group", sg.View())
+	return withJSON(nil, "group", sg.View())
 }
 
 // joinGroup joins by an invite and stores the group we joined (one read

@@ -71,10 +71,7 @@ func (w *WhatsApp) checkNumbers(ctx context.Context, c *store.Command) (map[stri
 	if w.Session().State != whatsapp.StateConnected {
 		return notConnected, whatsapp.ErrNotConnected
 	}
-	var numbers []string
-	if c.Args["numbers"] != "" {
-		numbers = strings.Split(c.Args["numbers"], ",")
-	}
+	numbers := splitList(c.Args["numbers"])
 	perMinute := w.Cfg.ChecksPerMinute
 	if perMinute <= 0 {
 		perMinute = defaultChecksPerMinute
@@ -111,11 +108,10 @@ func (w *WhatsApp) checkNumbers(ctx context.Context, c *store.Command) (map[stri
 		}
 		return nil, failed
 	}
-	b, err := json.Marshal(checks)
+	res, err := withJSON(res, "checks", checks)
 	if err != nil {
 		return nil, err
 	}
-	res["checks"] = string(b)
 	w.Log.Debug().Int("asked", n).Int("held", len(numbers)-n).Msg("Numbers checked.")
 	return res, nil
 }

@@ -74,11 +74,7 @@ func (w *WhatsApp) profileAction(ctx context.Context, c *store.Command) (map[str
 	var err error
 	switch c.Kind {
 	case cmdProfiles:
-		var jids []string
-		if c.Args["jids"] != "" {
-			jids = strings.Split(c.Args["jids"], ",")
-		}
-		res, err = w.lookupProfiles(ctx, jids)
+		res, err = w.lookupProfiles(ctx, splitList(c.Args["jids"]))
 	case cmdProfilePicture:
 		res, err = w.lookupPicture(ctx, c.Args["jid"], c.Args["preview"] == "true")
 	case cmdBusinessProfile:
@@ -159,12 +155,7 @@ func (w *WhatsApp) lookupProfiles(ctx context.Context, jids []string) (map[strin
 			saved = append(saved, p)
 		}
 	}
-	b, err := json.Marshal(saved)
-	if err != nil {
-		return nil, err
-	}
-	res["profiles"] = string(b)
-	return res, nil
+	return withJSON(res, "profiles", saved)
 }
 
 // lookupPicture asks WhatsApp for jid's picture, fetches its image into
@@ -235,12 +226,7 @@ func (w *WhatsApp) lookupPicture(ctx context.Context, jid string, preview bool) 
 	if err := w.Store.SaveProfile(ctx, p); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(got)
-	if err != nil {
-		return nil, err
-	}
-	res["picture"] = string(b)
-	return res, nil
+	return withJSON(res, "picture", got)
 }
 
 // fetchPicture reads a picture's image from WhatsApp into the media
@@ -291,12 +277,7 @@ func (w *WhatsApp) lookupBusiness(ctx context.Context, jid string) (map[string]s
 		res["missing"] = "not_business"
 		return res, nil
 	}
-	b, err := json.Marshal(p.Business)
-	if err != nil {
-		return nil, err
-	}
-	res["business"] = string(b)
-	return res, nil
+	return withJSON(res, "business", p.Business)
 }
 
 func storedBusiness(bp whatsapp.BusinessProfile) *store.BusinessProfile {
