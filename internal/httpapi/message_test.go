@@ -147,21 +147,7 @@ func (e msgEnv) inject(t *testing.T, body string) string {
 // eventsOf are the data of the log's events of typ, in order.
 func (e msgEnv) eventsOf(t *testing.T, typ string) []map[string]any {
 	t.Helper()
-	evs, err := e.st.Events(context.Background(), 0, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for _, ev := range evs {
-		if ev.Type == typ {
-			var d map[string]any
-			if err := ev.DecodeData(&d); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, d)
-		}
-	}
-	return out
+	return eventData(t, e.st, typ)
 }
 
 func with(h map[string]string, kv ...string) map[string]string {
