@@ -338,7 +338,7 @@ func owned(path string, log zerolog.Logger) {
 // burst of writes is signalled at once and again a few times after its
 // last write (settleAfter), by when the commit is visible; a loop that
 // found nothing at the first signal finds it at a later one, not at its
-// next poll.
+// next poll. The same holds where the WAL file is looked at instead.
 func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 	ch := make(chan struct{}, 1)
 	signal := func() {
@@ -347,24 +347,25 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 		default:
 		}
 	}
+	// One of the watchers below tells of writes of the WAL on written
+	// and closes it when it ends; settle alone sends on ch, and closes it
+	// then.
+	written := make(chan struct{}, 1)
+	wrote := func() {
+		select {
+		case written <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		defer close(ch)
+		settle(ctx, written, signal)
+	}()
 	if f, err := inotifyWAL(filepath.Dir(s.path)); err == nil {
-		written := make(chan struct{}, 1)
 		go func() {
 			<-ctx.Done()
 			_ = f.Close() // ends the read below
 		}()
-		// settle alone sends on ch, and closes it once the reads below
-		// ended (they close written).
-		go func() {
-			defer close(ch)
-			settle(ctx, written, signal)
-		}()
-		wrote := func() {
-			select {
-			case written <- struct{}{}:
-			default:
-			}
-		}
 		go func() {
 			defer close(written)
 			name := filepath.Base(s.path) + "-wal"
@@ -399,7 +400,7 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 	}
 	size, mod := look()
 	go func() {
-		defer close(ch)
+		defer close(written)
 		t := time.NewTicker(watchInterval)
 		defer t.Stop()
 		for {
@@ -410,7 +411,7 @@ func (s *Store) WatchChanges(ctx context.Context) (<-chan struct{}, error) {
 			}
 			if sz, m := look(); sz != size || !m.Equal(mod) {
 				size, mod = sz, m
-				signal()
+				wrote()
 			}
 		}
 	}()
